@@ -1,0 +1,6 @@
+"""Python side of ferrocorn, frozen into the binary.
+
+``ferrocorn.loader`` finds the WSGI callable named on the command line;
+``ferrocorn.wsgi`` holds what the server hands the app besides native types
+(``wsgi.file_wrapper``).
+"""

@@ -1,0 +1,172 @@
+//! Every setting, declared once: its flag (Gunicorn's name), default and doc.
+//! `--help`, parsing and the README's flag table all come from here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::http::head::HeadLimits;
+use crate::log::Level;
+use crate::worker::connection::ConnectionSettings;
+use crate::worker::listener::BindAddress;
+
+/// A Gunicorn-compatible WSGI server with a Python interpreter inside.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ferrocorn", version, about, max_term_width = 100)]
+pub struct Config {
+    /// The WSGI app: MODULE, MODULE:NAME or MODULE:FACTORY(ARGS).
+    #[arg(value_name = "APP_MODULE")]
+    pub app: String,
+
+    /// Address to listen on: HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N.
+    /// Repeat to listen on several. Default: 127.0.0.1:8000, or 0.0.0.0:$PORT
+    /// when PORT is set.
+    #[arg(short = 'b', long = "bind", value_name = "ADDRESS")]
+    pub bind: Vec<BindAddress>,
+
+    /// Interpreter threads per worker, each with its own Python interpreter.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: u32,
+
+    /// Change to this directory before loading the app; it goes first on sys.path.
+    #[arg(long, value_name = "DIR")]
+    pub chdir: Option<PathBuf>,
+
+    /// Comma-separated directories, .zip or .whl files to add to sys.path
+    /// (after the working directory).
+    #[arg(long, value_name = "PATHS")]
+    pub pythonpath: Option<String>,
+
+    /// Seconds to wait for the next request on a kept-alive connection (0 disables keep-alive).
+    #[arg(long = "keep-alive", default_value_t = 2, value_name = "SECONDS")]
+    pub keep_alive: u64,
+
+    /// Seconds a client may stall while sending a request before it gets 408.
+    #[arg(long = "read-timeout", default_value_t = 30, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub read_timeout: u64,
+
+    /// Seconds to let requests in flight finish after SIGTERM.
+    #[arg(
+        long = "graceful-timeout",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    pub graceful_timeout: u64,
+
+    /// Longest request line in bytes (0 means 8190, the largest allowed).
+    #[arg(long = "limit-request-line", default_value_t = 4094, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(0..=8190))]
+    pub limit_request_line: u64,
+
+    /// Most header fields in a request (0 means 32768, the largest allowed).
+    #[arg(long = "limit-request-fields", default_value_t = 100, value_name = "COUNT",
+          value_parser = clap::value_parser!(u64).range(0..=32768))]
+    pub limit_request_fields: u64,
+
+    /// Longest header line in bytes (0 means the default, 8190).
+    #[arg(
+        long = "limit-request-field_size",
+        alias = "limit-request-field-size",
+        default_value_t = 8190,
+        value_name = "BYTES"
+    )]
+    pub limit_request_field_size: u64,
+
+    /// Largest request body in bytes; larger ones get 413 (0: no limit).
+    #[arg(long = "limit-request-body", default_value_t = 1 << 30, value_name = "BYTES")]
+    pub limit_request_body: u64,
+
+    /// Request bodies larger than this are kept in a temporary file, not in memory.
+    #[arg(long = "body-spill-size", default_value_t = 1 << 20, value_name = "BYTES")]
+    pub body_spill_size: u64,
+
+    /// Most simultaneous client connections per worker.
+    #[arg(long = "worker-connections", default_value_t = 1000, value_name = "COUNT",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub worker_connections: u64,
+
+    /// Length of the listen queue.
+    #[arg(long, default_value_t = 2048, value_name = "COUNT")]
+    pub backlog: i32,
+
+    /// Error log level: debug, info, warning, error or critical.
+    #[arg(long = "log-level", default_value = "info", value_name = "LEVEL")]
+    pub log_level: Level,
+}
+
+impl Config {
+    /// The bind addresses, with Gunicorn's default when none was given.
+    pub fn binds(&self) -> Vec<BindAddress> {
+        if !self.bind.is_empty() {
+            return self.bind.clone();
+        }
+        let default = match std::env::var("PORT") {
+            Ok(port) if !port.is_empty() => format!("0.0.0.0:{port}"),
+            _ => "127.0.0.1:8000".to_owned(),
+        };
+        default.parse().map(|a| vec![a]).unwrap_or_default()
+    }
+
+    pub fn head_limits(&self) -> HeadLimits {
+        let field_size = if self.limit_request_field_size == 0 {
+            8190
+        } else {
+            self.limit_request_field_size
+        };
+        HeadLimits {
+            request_line: if self.limit_request_line == 0 {
+                8190
+            } else {
+                self.limit_request_line as usize
+            },
+            fields: if self.limit_request_fields == 0 {
+                32768
+            } else {
+                self.limit_request_fields as usize
+            },
+            field_size: field_size as usize,
+            body: self.limit_request_body,
+        }
+    }
+
+    pub fn connection_settings(&self) -> ConnectionSettings {
+        ConnectionSettings {
+            limits: self.head_limits(),
+            keep_alive: Duration::from_secs(self.keep_alive),
+            read_timeout: Duration::from_secs(self.read_timeout),
+            spill_at: self.body_spill_size.min(usize::MAX as u64) as usize,
+        }
+    }
+
+    /// `sys.path` for the app: the working directory, then `--pythonpath`,
+    /// then `$PYTHONPATH`.
+    pub fn sys_path(&self, working_dir: &std::path::Path) -> Vec<String> {
+        let mut paths = vec![working_dir.display().to_string()];
+        if let Some(extra) = &self.pythonpath {
+            paths.extend(
+                extra
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let path = std::path::Path::new(p);
+                        if path.is_absolute() {
+                            p.to_owned()
+                        } else {
+                            working_dir.join(path).display().to_string()
+                        }
+                    }),
+            );
+        }
+        if let Some(env) = std::env::var_os("PYTHONPATH") {
+            paths.extend(
+                std::env::split_paths(&env)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map(|p| p.display().to_string()),
+            );
+        }
+        paths
+    }
+}

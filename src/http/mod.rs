@@ -1,0 +1,13 @@
+//! Strict HTTP/1.x: request heads, body framing and decoding, response heads.
+
+pub mod body;
+pub mod chunked;
+pub mod date;
+pub mod error;
+pub mod framing;
+pub mod head;
+pub mod response;
+pub mod syntax;
+pub mod target;
+
+pub use error::ParseError;

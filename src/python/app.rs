@@ -1,0 +1,83 @@
+//! Loading the WSGI callable named by APP_MODULE (see `pylib/ferrocorn/loader.py`).
+
+use std::fmt;
+
+use rustpython_vm::builtins::PyBaseExceptionRef;
+use rustpython_vm::{AsObject, PyObjectRef, VirtualMachine};
+
+/// Why the app could not be loaded.
+#[derive(Debug, Clone)]
+pub enum LoadError {
+    /// APP_MODULE does not name a usable callable (one line says why).
+    Spec(String),
+    /// The app's own code raised while being imported or built.
+    Python { summary: String, traceback: String },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Spec(message) => f.write_str(message),
+            LoadError::Python { summary, .. } => f.write_str(summary),
+        }
+    }
+}
+
+/// Imports APP_MODULE and returns its WSGI callable.
+pub fn load_app(vm: &VirtualMachine, spec: &str) -> Result<PyObjectRef, LoadError> {
+    let loader =
+        import_module(vm, "ferrocorn.loader", "load").map_err(|e| python_error(vm, spec, &e))?;
+    let load = loader
+        .get_attr("load", vm)
+        .map_err(|e| python_error(vm, spec, &e))?;
+    match load.call((vm.ctx.new_str(spec),), vm) {
+        Ok(app) => Ok(app),
+        Err(exception) => {
+            let is_spec_error = loader
+                .get_attr("AppLoadError", vm)
+                .is_ok_and(|class| exception.class().fast_issubclass(&class));
+            if is_spec_error {
+                Err(LoadError::Spec(exception_message(vm, &exception)))
+            } else {
+                Err(python_error(vm, spec, &exception))
+            }
+        }
+    }
+}
+
+/// `from module import name`, returning the module itself.
+pub fn import_module(
+    vm: &VirtualMachine,
+    module: &'static str,
+    name: &str,
+) -> Result<PyObjectRef, PyBaseExceptionRef> {
+    let from_list = vm.ctx.new_tuple(vec![vm.ctx.new_str(name).into()]);
+    vm.import_from(module, from_list, 0)
+}
+
+fn python_error(vm: &VirtualMachine, spec: &str, exception: &PyBaseExceptionRef) -> LoadError {
+    LoadError::Python {
+        summary: format!(
+            "loading {spec} failed: {}: {}",
+            exception.class().name(),
+            exception_message(vm, exception)
+        ),
+        traceback: format_exception(vm, exception),
+    }
+}
+
+/// `str(exception)`.
+pub fn exception_message(vm: &VirtualMachine, exception: &PyBaseExceptionRef) -> String {
+    exception
+        .as_object()
+        .str(vm)
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "<unprintable exception>".to_owned())
+}
+
+/// The traceback as Python would print it.
+pub fn format_exception(vm: &VirtualMachine, exception: &PyBaseExceptionRef) -> String {
+    let mut text = String::new();
+    let _ = vm.write_exception(&mut text, exception);
+    text
+}

@@ -1,0 +1,4 @@
+//! RustPython: interpreter setup (frozen stdlib and pylib/) and app loading.
+
+pub mod app;
+pub mod interpreter;

@@ -1,0 +1,468 @@
+//! One client connection: reads and checks requests (head, then the whole
+//! body), hands complete ones out as jobs, and writes responses back in order.
+//! One request per connection is with the app at a time, so pipelined
+//! responses cannot overtake each other.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::exchange::{ConnectionId, ConnectionInfo, FlowControl, Job, ResponseEnd};
+use super::listener::Stream;
+use crate::http::ParseError;
+use crate::http::body::{BodyBuffer, BodyDecoder, RequestBody};
+use crate::http::head::{HeadLimits, HeadScanner, RequestHead, parse_head};
+use crate::http::response::{error_response, reason_phrase};
+use crate::log;
+
+/// Settings the connections of a worker share.
+#[derive(Debug, Clone)]
+pub struct ConnectionSettings {
+    pub limits: HeadLimits,
+    /// Idle time allowed between requests; zero disables keep-alive.
+    pub keep_alive: Duration,
+    /// Time a client may stall while sending a request, or while we wait to write.
+    pub read_timeout: Duration,
+    /// Bodies larger than this go to a temporary file.
+    pub spill_at: usize,
+}
+
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 64 * 1024;
+/// Input buffered ahead (pipelined requests) while a request is with the app.
+const MAX_READ_AHEAD: usize = 64 * 1024;
+/// Most buffers written in one `writev`.
+const MAX_IOVECS: usize = 16;
+/// How long unread input is drained after an error response before closing,
+/// so the kernel does not answer the client's unread data with a reset that
+/// destroys our response (RFC 9112 §9.6).
+const LINGER: Duration = Duration::from_secs(2);
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+enum State {
+    /// Waiting for (more of) a request head.
+    Head(HeadScanner),
+    /// Receiving the body of `head`.
+    Body {
+        head: Box<RequestHead>,
+        decoder: BodyDecoder,
+        buffer: BodyBuffer,
+    },
+    /// The request is with an interpreter thread; replies stream in.
+    InApp,
+    /// Sending the last response, then closing.
+    Closing,
+    /// Write side shut; discarding input until EOF or the linger time passes.
+    Lingering {
+        since: Instant,
+    },
+    Closed,
+}
+
+pub struct Connection {
+    pub stream: Stream,
+    pub id: ConnectionId,
+    info: ConnectionInfo,
+    flow: Arc<FlowControl>,
+    input: Vec<u8>,
+    consumed: usize,
+    output: VecDeque<Vec<u8>>,
+    output_offset: usize,
+    /// App bytes in `output` not yet released to the flow control.
+    app_bytes_queued: usize,
+    state: State,
+    /// Edge-triggered readiness not yet used up by a WouldBlock.
+    may_read: bool,
+    peer_closed: bool,
+    /// Close after the current response (graceful shutdown).
+    close_after_response: bool,
+    responses: u64,
+    last_activity: Instant,
+}
+
+impl Connection {
+    pub fn new(stream: Stream, id: ConnectionId, info: ConnectionInfo) -> Connection {
+        Connection {
+            stream,
+            id,
+            info,
+            flow: Arc::new(FlowControl::default()),
+            input: Vec::new(),
+            consumed: 0,
+            output: VecDeque::new(),
+            output_offset: 0,
+            app_bytes_queued: 0,
+            state: State::Head(HeadScanner::default()),
+            may_read: true,
+            peer_closed: false,
+            close_after_response: false,
+            responses: 0,
+            last_activity: Instant::now(),
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Head(_))
+            && self.consumed == self.input.len()
+            && self.output.is_empty()
+    }
+
+    /// The socket may have data: read and parse what it can. Returns a job
+    /// when a request is complete.
+    pub fn on_readable(&mut self, settings: &ConnectionSettings) -> Option<Job> {
+        self.may_read = true;
+        self.drive(settings)
+    }
+
+    /// The socket may take data again.
+    pub fn on_writable(&mut self) {
+        self.flush();
+    }
+
+    /// Response bytes from the app.
+    pub fn on_reply(
+        &mut self,
+        bytes: Vec<u8>,
+        end: Option<ResponseEnd>,
+        settings: &ConnectionSettings,
+    ) -> Option<Job> {
+        if !bytes.is_empty() {
+            self.app_bytes_queued += bytes.len();
+            self.output.push_back(bytes);
+        }
+        let mut job = None;
+        if let (Some(end), State::InApp) = (end, &self.state) {
+            self.responses += 1;
+            if end == ResponseEnd::KeepAlive && !self.close_after_response {
+                self.state = State::Head(HeadScanner::default());
+                self.last_activity = Instant::now();
+                job = self.drive(settings);
+            } else {
+                self.state = State::Closing;
+            }
+        }
+        self.flush();
+        job
+    }
+
+    /// Graceful shutdown: idle connections close now, busy ones after their response.
+    pub fn shut_down(&mut self) {
+        self.close_after_response = true;
+        if self.is_idle() {
+            self.state = State::Closed;
+        } else if matches!(self.state, State::Head(_) | State::Body { .. })
+            && self.output.is_empty()
+        {
+            self.reject(ParseError::Incomplete, 503);
+        }
+    }
+
+    /// The connection is being dropped: tell a running app to stop.
+    pub fn abandon(&mut self) {
+        self.flow.abort();
+        self.state = State::Closed;
+    }
+
+    /// Applies the timeouts; called about once a second.
+    pub fn check_timeouts(&mut self, now: Instant, settings: &ConnectionSettings) {
+        let quiet = now.saturating_duration_since(self.last_activity);
+        match self.state {
+            State::Head(_) if self.is_idle() => {
+                let limit = if self.responses == 0 {
+                    settings.read_timeout
+                } else {
+                    settings.keep_alive
+                };
+                if quiet > limit {
+                    self.state = State::Closed;
+                }
+            }
+            State::Head(_) | State::Body { .. } if quiet > settings.read_timeout => {
+                self.reject(ParseError::Incomplete, 408);
+            }
+            State::Lingering { since } if now.saturating_duration_since(since) > LINGER => {
+                self.state = State::Closed;
+            }
+            // A client that stopped reading its response.
+            _ if !self.output.is_empty() && quiet > settings.read_timeout => {
+                self.flow.abort();
+                self.state = State::Closed;
+            }
+            _ => {}
+        }
+    }
+
+    fn drive(&mut self, settings: &ConnectionSettings) -> Option<Job> {
+        loop {
+            if let Some(job) = self.advance(settings) {
+                self.flush();
+                return Some(job);
+            }
+            if !self.may_read || !self.wants_input() {
+                break;
+            }
+            if let Err(error) = self.read_some() {
+                log::debug(&format!(
+                    "read error from {}: {error}",
+                    self.info.remote_addr
+                ));
+                self.abandon();
+                return None;
+            }
+        }
+        self.flush();
+        None
+    }
+
+    fn wants_input(&self) -> bool {
+        match self.state {
+            State::Head(_) | State::Body { .. } => !self.peer_closed,
+            State::InApp => !self.peer_closed && self.input.len() - self.consumed < MAX_READ_AHEAD,
+            State::Lingering { .. } => true,
+            State::Closing | State::Closed => false,
+        }
+    }
+
+    /// Reads until the socket would block or the buffer has enough.
+    fn read_some(&mut self) -> io::Result<()> {
+        if self.consumed > 0 && self.consumed == self.input.len() {
+            self.input.clear();
+            self.consumed = 0;
+        } else if self.consumed > READ_CHUNK {
+            self.input.drain(..self.consumed);
+            self.consumed = 0;
+        }
+        let start = self.input.len();
+        self.input.resize(start + READ_CHUNK, 0);
+        let read = match self.stream.read(&mut self.input[start..]) {
+            Ok(0) => {
+                self.peer_closed = true;
+                0
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.may_read = false;
+                0
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => {
+                self.input.truncate(start);
+                return Err(e);
+            }
+        };
+        self.input.truncate(start + read);
+        if read > 0 {
+            self.last_activity = Instant::now();
+            if let State::Lingering { .. } = self.state {
+                self.consumed = self.input.len();
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses buffered input as far as it goes.
+    fn advance(&mut self, settings: &ConnectionSettings) -> Option<Job> {
+        loop {
+            match &mut self.state {
+                State::Head(scanner) => {
+                    let buffered = &self.input[self.consumed..];
+                    match scanner.scan(buffered, &settings.limits) {
+                        Ok(Some(end)) => {
+                            let (start, lines) = (scanner.start(), scanner.field_lines());
+                            match parse_head(buffered, start, end, lines, &settings.limits) {
+                                Ok(head) => {
+                                    self.consumed += end;
+                                    if let Some(job) = self.begin_body(head, settings) {
+                                        return Some(job);
+                                    }
+                                }
+                                Err(error) => return self.reject_parse(error),
+                            }
+                        }
+                        Ok(None) => {
+                            if self.peer_closed {
+                                if buffered.iter().all(|&b| b == b'\r' || b == b'\n') {
+                                    self.state = State::Closed;
+                                } else {
+                                    return self.reject_parse(ParseError::Incomplete);
+                                }
+                            }
+                            return None;
+                        }
+                        Err(error) => return self.reject_parse(error),
+                    }
+                }
+                State::Body {
+                    decoder, buffer, ..
+                } => {
+                    let progress =
+                        decoder.decode(&self.input[self.consumed..], &mut |data| buffer.push(data));
+                    match progress {
+                        Ok(progress) => {
+                            self.consumed += progress.consumed;
+                            if progress.done {
+                                let State::Body { head, buffer, .. } =
+                                    std::mem::replace(&mut self.state, State::InApp)
+                                else {
+                                    return None;
+                                };
+                                return match buffer.finish() {
+                                    Ok(body) => Some(self.job(*head, body)),
+                                    Err(error) => {
+                                        log::error(&format!(
+                                            "cannot store a request body: {error}"
+                                        ));
+                                        self.reject(ParseError::Incomplete, 500);
+                                        None
+                                    }
+                                };
+                            }
+                            if self.peer_closed {
+                                return self.reject_parse(ParseError::Incomplete);
+                            }
+                            return None;
+                        }
+                        Err(error) => return self.reject_parse(error),
+                    }
+                }
+                State::Lingering { .. } => {
+                    self.consumed = self.input.len();
+                    if self.peer_closed {
+                        self.state = State::Closed;
+                    }
+                    return None;
+                }
+                State::InApp | State::Closing | State::Closed => return None,
+            }
+        }
+    }
+
+    /// A head is complete: dispatch it, or start receiving its body.
+    fn begin_body(&mut self, mut head: RequestHead, settings: &ConnectionSettings) -> Option<Job> {
+        if settings.keep_alive.is_zero() || self.close_after_response {
+            head.keep_alive = false;
+        }
+        let Some(decoder) = BodyDecoder::for_framing(head.framing, &settings.limits) else {
+            self.state = State::InApp;
+            return Some(self.job(head, RequestBody::empty()));
+        };
+        // RFC 9110 §10.1.1: answer 100-continue only if the body is not already arriving.
+        if head.expect_continue && self.consumed == self.input.len() {
+            self.output.push_back(CONTINUE.to_vec());
+        }
+        let expected = match head.framing {
+            crate::http::framing::BodyFraming::Length(n) => Some(n),
+            _ => None,
+        };
+        let buffer = BodyBuffer::new(
+            settings.spill_at,
+            expected.filter(|_| !decoder.is_chunked()),
+        );
+        self.state = State::Body {
+            head: Box::new(head),
+            decoder,
+            buffer,
+        };
+        None
+    }
+
+    fn job(&self, head: RequestHead, body: RequestBody) -> Job {
+        Job {
+            connection: self.id,
+            head,
+            body,
+            info: self.info.clone(),
+            flow: self.flow.clone(),
+        }
+    }
+
+    fn reject_parse(&mut self, error: ParseError) -> Option<Job> {
+        let status = error.status();
+        log::debug(&format!(
+            "invalid request from {}: {error}",
+            self.info.remote_addr
+        ));
+        self.reject(error, status);
+        None
+    }
+
+    /// Answers with an error and closes; nothing after it on the connection is read.
+    fn reject(&mut self, error: ParseError, status: u16) {
+        let detail = if status == 408 {
+            "timed out waiting for the request".to_owned()
+        } else {
+            error.to_string()
+        };
+        self.output
+            .push_back(error_response(status, reason_phrase(status), &detail));
+        self.consumed = self.input.len();
+        self.state = State::Closing;
+        self.flush();
+    }
+
+    /// Writes queued output until the socket would block.
+    fn flush(&mut self) {
+        while !self.output.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (index, buffer) in self.output.iter().take(MAX_IOVECS).enumerate() {
+                let start = if index == 0 { self.output_offset } else { 0 };
+                slices[index] = IoSlice::new(&buffer[start..]);
+                count += 1;
+            }
+            match self.stream.write_vectored(&slices[..count]) {
+                Ok(0) => {
+                    self.abandon();
+                    return;
+                }
+                Ok(written) => {
+                    self.last_activity = Instant::now();
+                    self.consume_output(written);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug(&format!("write error to {}: {e}", self.info.remote_addr));
+                    self.abandon();
+                    return;
+                }
+            }
+        }
+        if let State::Closing = self.state {
+            if self.peer_closed {
+                self.state = State::Closed;
+            } else {
+                self.stream.shutdown_write();
+                self.state = State::Lingering {
+                    since: Instant::now(),
+                };
+            }
+        }
+    }
+
+    fn consume_output(&mut self, mut written: usize) {
+        let released = written.min(self.app_bytes_queued);
+        self.app_bytes_queued -= released;
+        self.flow.release(released);
+        while written > 0 {
+            let Some(front) = self.output.front() else {
+                break;
+            };
+            let left = front.len() - self.output_offset;
+            if written >= left {
+                written -= left;
+                self.output.pop_front();
+                self.output_offset = 0;
+            } else {
+                self.output_offset += written;
+                written = 0;
+            }
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! The worker's event loop: one mio `Poll` owns every socket. It accepts,
+//! reads and parses, hands complete requests to the interpreter threads, and
+//! writes the replies they send back.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use super::connection::{Connection, ConnectionSettings};
+use super::exchange::{ConnectionId, JobQueue, Reply, ReplyQueue};
+use super::listener::Listener;
+use super::signals::SignalPipe;
+use crate::log;
+
+const WAKER: Token = Token(usize::MAX);
+const SIGNALS: Token = Token(usize::MAX - 1);
+/// Listener `i` has token `LISTENER_BASE - i`; connections use their slab key.
+const LISTENER_BASE: usize = usize::MAX - 2;
+/// How often timeouts are checked.
+const TICK: Duration = Duration::from_secs(1);
+
+/// How the loop was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Finish in-flight requests (up to the graceful timeout), then exit.
+    Graceful,
+    /// Exit now.
+    Immediate,
+}
+
+pub struct EventLoop {
+    poll: Poll,
+    listeners: Vec<(Listener, (Arc<str>, Arc<str>))>,
+    connections: Slab<Connection>,
+    jobs: Arc<JobQueue>,
+    replies: Arc<ReplyQueue>,
+    signals: SignalPipe,
+    settings: ConnectionSettings,
+    max_connections: usize,
+    accepting: bool,
+    next_generation: u64,
+    graceful_timeout: Duration,
+}
+
+impl EventLoop {
+    /// The poll must be the one whose registry made the reply queue's waker.
+    pub fn new(
+        poll: Poll,
+        listeners: Vec<Listener>,
+        jobs: Arc<JobQueue>,
+        replies: Arc<ReplyQueue>,
+        settings: ConnectionSettings,
+        max_connections: usize,
+        graceful_timeout: Duration,
+    ) -> io::Result<EventLoop> {
+        let mut signals = SignalPipe::install(&[libc::SIGTERM, libc::SIGINT, libc::SIGQUIT])?;
+        poll.registry()
+            .register(signals.receiver(), SIGNALS, Interest::READABLE)?;
+        let mut named = Vec::with_capacity(listeners.len());
+        for (index, mut listener) in listeners.into_iter().enumerate() {
+            poll.registry().register(
+                &mut listener,
+                Token(LISTENER_BASE - index),
+                Interest::READABLE,
+            )?;
+            let name = listener.server_name_port();
+            named.push((listener, name));
+        }
+        Ok(EventLoop {
+            poll,
+            listeners: named,
+            connections: Slab::new(),
+            jobs,
+            replies,
+            signals,
+            settings,
+            max_connections,
+            accepting: true,
+            next_generation: 0,
+            graceful_timeout,
+        })
+    }
+
+    /// Serves until a stop signal; returns how it was asked to stop.
+    pub fn run(&mut self) -> io::Result<Stop> {
+        let mut events = Events::with_capacity(1024);
+        let mut replies = Vec::new();
+        let mut last_tick = Instant::now();
+        let mut stopping: Option<Instant> = None;
+        loop {
+            let timeout = TICK.saturating_sub(last_tick.elapsed());
+            if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    SIGNALS => {
+                        for signal in self.signals.drain() {
+                            if signal == libc::SIGTERM {
+                                if stopping.is_none() {
+                                    log::info(
+                                        "Received SIGTERM: finishing requests in flight, then stopping",
+                                    );
+                                    stopping = Some(Instant::now());
+                                    self.begin_graceful_stop();
+                                }
+                            } else {
+                                log::info(&format!("Received signal {signal}: stopping now"));
+                                return Ok(Stop::Immediate);
+                            }
+                        }
+                    }
+                    Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
+                        self.accept(LISTENER_BASE - t);
+                    }
+                    Token(slot) => {
+                        self.on_connection_event(slot, event.is_readable(), event.is_writable())
+                    }
+                }
+            }
+            self.replies.drain_into(&mut replies);
+            for reply in replies.drain(..) {
+                self.on_reply(reply);
+            }
+            if last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                self.check_timeouts(last_tick);
+            }
+            if let Some(since) = stopping {
+                if self.connections.is_empty() {
+                    return Ok(Stop::Graceful);
+                }
+                if since.elapsed() > self.graceful_timeout {
+                    log::warning(&format!(
+                        "graceful timeout: closing {} connections still busy",
+                        self.connections.len()
+                    ));
+                    return Ok(Stop::Graceful);
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, index: usize) {
+        while self.accepting {
+            if self.connections.len() >= self.max_connections {
+                // Stop accepting; resumed when a connection closes. The kernel
+                // queues further clients in the listen backlog meanwhile.
+                self.accepting = false;
+                return;
+            }
+            let (listener, name) = &self.listeners[index];
+            match listener.accept(name) {
+                Ok((mut stream, info)) => {
+                    let entry = self.connections.vacant_entry();
+                    let slot = entry.key();
+                    let registered = self.poll.registry().register(
+                        &mut stream,
+                        Token(slot),
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                    if let Err(error) = registered {
+                        log::error(&format!("cannot register a connection: {error}"));
+                        continue;
+                    }
+                    self.next_generation += 1;
+                    let id = ConnectionId {
+                        slot,
+                        generation: self.next_generation,
+                    };
+                    entry.insert(Connection::new(stream, id, info));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: log and retry on the next event or tick.
+                    log::error(&format!("accept failed: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_connection_event(&mut self, slot: usize, readable: bool, writable: bool) {
+        let Some(connection) = self.connections.get_mut(slot) else {
+            return;
+        };
+        if writable {
+            connection.on_writable();
+        }
+        if readable && !connection.is_closed() {
+            if let Some(job) = connection.on_readable(&self.settings) {
+                self.jobs.push(job);
+            }
+        }
+        self.remove_if_closed(slot);
+    }
+
+    fn on_reply(&mut self, reply: Reply) {
+        let Reply {
+            connection: ConnectionId { slot, generation },
+            bytes,
+            end,
+        } = reply;
+        let Some(connection) = self.connections.get_mut(slot) else {
+            return;
+        };
+        if connection.id.generation != generation {
+            return;
+        }
+        if let Some(job) = connection.on_reply(bytes, end, &self.settings) {
+            self.jobs.push(job);
+        }
+        self.remove_if_closed(slot);
+    }
+
+    fn check_timeouts(&mut self, now: Instant) {
+        let mut closed = Vec::new();
+        for (slot, connection) in self.connections.iter_mut() {
+            connection.check_timeouts(now, &self.settings);
+            if connection.is_closed() {
+                closed.push(slot);
+            }
+        }
+        for slot in closed {
+            self.remove_if_closed(slot);
+        }
+        if !self.accepting && self.connections.len() < self.max_connections {
+            self.resume_accepting();
+        }
+    }
+
+    fn remove_if_closed(&mut self, slot: usize) {
+        if !self
+            .connections
+            .get(slot)
+            .is_some_and(Connection::is_closed)
+        {
+            return;
+        }
+        let mut connection = self.connections.remove(slot);
+        connection.abandon();
+        let _ = self.poll.registry().deregister(&mut connection.stream);
+        if !self.accepting && self.connections.len() < self.max_connections {
+            self.resume_accepting();
+        }
+    }
+
+    fn resume_accepting(&mut self) {
+        self.accepting = true;
+        for index in 0..self.listeners.len() {
+            self.accept(index);
+        }
+    }
+
+    fn begin_graceful_stop(&mut self) {
+        self.accepting = false;
+        for (mut listener, _) in self.listeners.drain(..) {
+            let _ = self.poll.registry().deregister(&mut listener);
+            listener.unlink();
+        }
+        let slots: Vec<usize> = self.connections.iter().map(|(slot, _)| slot).collect();
+        for slot in slots {
+            if let Some(connection) = self.connections.get_mut(slot) {
+                connection.shut_down();
+            }
+            self.remove_if_closed(slot);
+        }
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Removes unix socket files of the listeners still open.
+    pub fn unlink_listeners(&self) {
+        for (listener, _) in &self.listeners {
+            listener.unlink();
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! Listening sockets: the `--bind` address forms, binding them, and the
+//! accepted streams the event loop serves.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+use super::exchange::ConnectionInfo;
+
+/// One `--bind` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindAddress {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+    Fd(RawFd),
+}
+
+/// Why a `--bind` value is not usable.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BindError {
+    Syntax(String),
+}
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BindError::Syntax(value) => write!(
+                f,
+                "invalid bind address {value:?}: expected HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BindError {}
+
+impl std::str::FromStr for BindAddress {
+    type Err = BindError;
+
+    fn from_str(value: &str) -> Result<Self, BindError> {
+        let invalid = || BindError::Syntax(value.to_owned());
+        if let Some(path) = value.strip_prefix("unix:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            return if path.is_empty() {
+                Err(invalid())
+            } else {
+                Ok(BindAddress::Unix(path.into()))
+            };
+        }
+        if let Some(fd) = value.strip_prefix("fd://") {
+            return fd.parse().map(BindAddress::Fd).map_err(|_| invalid());
+        }
+        let (host, port) = match value.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse::<u16>().map_err(|_| invalid())?),
+            None => (value, 8000),
+        };
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let ip = match host {
+            "" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            // Names other than localhost would need the resolver, which a
+            // static binary cannot load; addresses are what servers bind anyway.
+            _ => host.parse().map_err(|_| invalid())?,
+        };
+        Ok(BindAddress::Tcp(SocketAddr::new(ip, port)))
+    }
+}
+
+impl std::fmt::Display for BindAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BindAddress::Tcp(addr) => write!(f, "http://{addr}"),
+            BindAddress::Unix(path) => write!(f, "unix:{}", path.display()),
+            BindAddress::Fd(fd) => write!(f, "fd://{fd}"),
+        }
+    }
+}
+
+/// A bound, listening socket.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, Option<PathBuf>),
+}
+
+impl Listener {
+    /// Binds and listens. A unix socket path left over by a previous run is
+    /// removed first (only if it is a socket).
+    pub fn bind(address: &BindAddress, backlog: i32) -> io::Result<Listener> {
+        use socket2::{Domain, Socket, Type};
+        match address {
+            BindAddress::Tcp(addr) => {
+                let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, None)?;
+                socket.set_reuse_address(true)?;
+                if addr.is_ipv6() {
+                    socket.set_only_v6(true)?;
+                }
+                socket.bind(&(*addr).into())?;
+                socket.listen(backlog)?;
+                socket.set_nonblocking(true)?;
+                Ok(Listener::Tcp(TcpListener::from_std(socket.into())))
+            }
+            BindAddress::Unix(path) => {
+                remove_stale_socket(path)?;
+                let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+                socket.bind(&socket2::SockAddr::unix(path)?)?;
+                socket.listen(backlog)?;
+                socket.set_nonblocking(true)?;
+                Ok(Listener::Unix(
+                    UnixListener::from_std(socket.into()),
+                    Some(path.clone()),
+                ))
+            }
+            BindAddress::Fd(fd) => {
+                // SAFETY: the operator handed us this descriptor with `fd://N`
+                // to use as a listening socket; nothing else in the process owns it.
+                let socket = unsafe { Socket::from_raw_fd(*fd) };
+                socket.set_nonblocking(true)?;
+                let is_unix = socket.local_addr()?.is_unix();
+                Ok(if is_unix {
+                    Listener::Unix(UnixListener::from_std(socket.into()), None)
+                } else {
+                    Listener::Tcp(TcpListener::from_std(socket.into()))
+                })
+            }
+        }
+    }
+
+    /// The name and port requests on this listener report without a Host.
+    pub fn server_name_port(&self) -> (Arc<str>, Arc<str>) {
+        match self {
+            Listener::Tcp(listener) => match listener.local_addr() {
+                Ok(addr) => (addr.ip().to_string().into(), addr.port().to_string().into()),
+                Err(_) => ("".into(), "".into()),
+            },
+            Listener::Unix(_, path) => {
+                let name = path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                (name.into(), "".into())
+            }
+        }
+    }
+
+    /// Accepts one connection.
+    pub fn accept(&self, server: &(Arc<str>, Arc<str>)) -> io::Result<(Stream, ConnectionInfo)> {
+        match self {
+            Listener::Tcp(listener) => {
+                let (stream, peer) = listener.accept()?;
+                let _ = stream.set_nodelay(true);
+                let info = ConnectionInfo {
+                    remote_addr: peer.ip().to_string().into(),
+                    remote_port: peer.port().to_string().into(),
+                    server_name: server.0.clone(),
+                    server_port: server.1.clone(),
+                };
+                Ok((Stream::Tcp(stream), info))
+            }
+            Listener::Unix(listener, _) => {
+                let (stream, _) = listener.accept()?;
+                let info = ConnectionInfo {
+                    remote_addr: "".into(),
+                    remote_port: "".into(),
+                    server_name: server.0.clone(),
+                    server_port: server.1.clone(),
+                };
+                Ok((Stream::Unix(stream), info))
+            }
+        }
+    }
+
+    /// Removes the socket file of a unix listener.
+    pub fn unlink(&self) {
+        if let Listener::Unix(_, Some(path)) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl mio::event::Source for Listener {
+    fn register(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.register(registry, token, interests),
+            Listener::Unix(l, _) => l.register(registry, token, interests),
+        }
+    }
+    fn reregister(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.reregister(registry, token, interests),
+            Listener::Unix(l, _) => l.reregister(registry, token, interests),
+        }
+    }
+    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.deregister(registry),
+            Listener::Unix(l, _) => l.deregister(registry),
+        }
+    }
+}
+
+fn remove_stale_socket(path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket", path.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// An accepted connection.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => s.write_vectored(bufs),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl mio::event::Source for Stream {
+    fn register(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(registry, token, interests),
+            Stream::Unix(s) => s.register(registry, token, interests),
+        }
+    }
+    fn reregister(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(registry, token, interests),
+            Stream::Unix(s) => s.reregister(registry, token, interests),
+        }
+    }
+    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(registry),
+            Stream::Unix(s) => s.deregister(registry),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bind_forms() {
+        assert_eq!(
+            "127.0.0.1:9000".parse(),
+            Ok(BindAddress::Tcp("127.0.0.1:9000".parse().unwrap()))
+        );
+        assert_eq!(
+            "[::1]:9000".parse(),
+            Ok(BindAddress::Tcp("[::1]:9000".parse().unwrap()))
+        );
+        assert_eq!(
+            ":9000".parse(),
+            Ok(BindAddress::Tcp("0.0.0.0:9000".parse().unwrap()))
+        );
+        assert_eq!(
+            "localhost:80".parse(),
+            Ok(BindAddress::Tcp("127.0.0.1:80".parse().unwrap()))
+        );
+        assert_eq!(
+            "unix:/tmp/a.sock".parse(),
+            Ok(BindAddress::Unix("/tmp/a.sock".into()))
+        );
+        assert_eq!("fd://3".parse(), Ok(BindAddress::Fd(3)));
+        assert!("example.com:80".parse::<BindAddress>().is_err());
+        assert!("127.0.0.1:99999".parse::<BindAddress>().is_err());
+        assert!("unix:".parse::<BindAddress>().is_err());
+    }
+}

@@ -1,0 +1,162 @@
+//! The interpreter thread's side of a response: frames the app's body bytes
+//! (Content-Length, chunked or close-delimited) and hands them to the event
+//! loop, within the connection's flow-control window.
+
+use std::sync::Arc;
+
+use super::exchange::{ConnectionId, FlowControl, Reply, ReplyQueue, ResponseEnd};
+use crate::http::response::{
+    EncodedHead, LAST_CHUNK, ResponseContext, ResponseFraming, chunk_header, encode_head,
+    error_response, reason_phrase,
+};
+use crate::wsgi::headers::ResponseHeaders;
+
+pub struct ResponseOutput {
+    connection: ConnectionId,
+    flow: Arc<FlowControl>,
+    replies: Arc<ReplyQueue>,
+    context: ResponseContext,
+    /// Set once the head is encoded.
+    framing: Option<ResponseFraming>,
+    keep_alive: bool,
+    body_sent: u64,
+    pending: Vec<u8>,
+    pushed: bool,
+    client_gone: bool,
+}
+
+impl ResponseOutput {
+    pub fn new(
+        connection: ConnectionId,
+        flow: Arc<FlowControl>,
+        replies: Arc<ReplyQueue>,
+        context: ResponseContext,
+    ) -> ResponseOutput {
+        ResponseOutput {
+            connection,
+            flow,
+            replies,
+            keep_alive: context.keep_alive,
+            context,
+            framing: None,
+            body_sent: 0,
+            pending: Vec::new(),
+            pushed: false,
+            client_gone: false,
+        }
+    }
+
+    pub fn head_started(&self) -> bool {
+        self.framing.is_some()
+    }
+
+    /// The client has gone (or the response was cut short): produce no more.
+    pub fn is_closed(&self) -> bool {
+        self.client_gone || self.flow.is_aborted()
+    }
+
+    /// Encodes the head; `known_length` is a length the server computed from a
+    /// body it holds whole, used when the app gave no Content-Length.
+    pub fn start(&mut self, head: &ResponseHeaders, known_length: Option<u64>) {
+        let length = head.content_length.or(known_length);
+        let EncodedHead {
+            bytes,
+            framing,
+            keep_alive,
+        } = encode_head(self.context, &head.status, &head.headers, length);
+        self.framing = Some(framing);
+        self.keep_alive = keep_alive;
+        self.pending = bytes;
+    }
+
+    /// Appends body bytes in the response's framing. Bytes past a declared
+    /// Content-Length are dropped and the connection will close.
+    pub fn body(&mut self, data: &[u8]) {
+        match self.framing {
+            None | Some(ResponseFraming::NoBody) => {}
+            Some(ResponseFraming::Length(length)) => {
+                let room = length.saturating_sub(self.body_sent);
+                let take = (data.len() as u64).min(room) as usize;
+                if take < data.len() {
+                    self.keep_alive = false;
+                }
+                self.pending.extend_from_slice(&data[..take]);
+                self.body_sent += take as u64;
+            }
+            Some(ResponseFraming::Chunked) => {
+                if !data.is_empty() {
+                    self.pending.extend_from_slice(&chunk_header(data.len()));
+                    self.pending.extend_from_slice(data);
+                    self.pending.extend_from_slice(b"\r\n");
+                    self.body_sent += data.len() as u64;
+                }
+            }
+            Some(ResponseFraming::UntilClose) => {
+                self.pending.extend_from_slice(data);
+                self.body_sent += data.len() as u64;
+            }
+        }
+    }
+
+    /// Whether any bytes went to the loop already (the head, at least).
+    pub fn pushed_anything(&self) -> bool {
+        self.pushed
+    }
+
+    /// Whether more body bytes would exceed the declared Content-Length.
+    pub fn length_reached(&self) -> bool {
+        matches!(self.framing, Some(ResponseFraming::Length(n)) if self.body_sent >= n)
+    }
+
+    /// Sends what is pending to the loop now.
+    pub fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            self.push(None);
+        }
+    }
+
+    /// Ends the response. `complete` is false when the app failed part way:
+    /// the connection then closes, which tells the client the body is cut short.
+    pub fn finish(&mut self, complete: bool) -> ResponseEnd {
+        if complete && self.framing == Some(ResponseFraming::Chunked) {
+            self.pending.extend_from_slice(LAST_CHUNK);
+        }
+        if let Some(ResponseFraming::Length(length)) = self.framing {
+            if self.body_sent < length {
+                crate::log::warning(&format!(
+                    "response body ended after {} of {} bytes (Content-Length); closing the connection",
+                    self.body_sent, length
+                ));
+                self.keep_alive = false;
+            }
+        }
+        let end = if complete && self.keep_alive {
+            ResponseEnd::KeepAlive
+        } else {
+            ResponseEnd::Close
+        };
+        self.push(Some(end));
+        end
+    }
+
+    /// Replaces anything not yet sent with a complete error response.
+    pub fn fail(&mut self, status: u16, detail: &str) {
+        self.pending = error_response(status, reason_phrase(status), detail);
+        self.framing = Some(ResponseFraming::NoBody);
+        self.keep_alive = false;
+        self.push(Some(ResponseEnd::Close));
+    }
+
+    fn push(&mut self, end: Option<ResponseEnd>) {
+        let bytes = std::mem::take(&mut self.pending);
+        self.pushed = true;
+        if !self.flow.acquire(bytes.len()) {
+            self.client_gone = true;
+        }
+        self.replies.push(Reply {
+            connection: self.connection,
+            bytes,
+            end,
+        });
+    }
+}

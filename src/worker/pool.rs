@@ -1,0 +1,106 @@
+//! Interpreter threads: each creates its own RustPython interpreter, imports
+//! the app once, then serves jobs from the queue until it is closed.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use super::exchange::{JobQueue, ReplyQueue};
+use crate::python::app::{LoadError, load_app};
+use crate::python::interpreter::new_interpreter;
+use crate::wsgi::bridge::{WsgiHost, describe};
+use crate::wsgi::environ::EnvironSettings;
+
+/// Stack for interpreter threads: RustPython derives its recursion limit
+/// from the stack it runs on, and deep framework stacks need room.
+const INTERPRETER_STACK: usize = 16 << 20;
+
+pub struct PoolSettings {
+    pub app_spec: String,
+    pub sys_path: Vec<String>,
+    pub environ: EnvironSettings,
+}
+
+pub struct InterpreterPool {
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl InterpreterPool {
+    /// Starts `count` threads and waits until each has loaded the app; the
+    /// first load error is returned (the process should then exit).
+    pub fn start(
+        count: usize,
+        settings: Arc<PoolSettings>,
+        jobs: Arc<JobQueue>,
+        replies: Arc<ReplyQueue>,
+    ) -> Result<InterpreterPool, LoadError> {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let mut threads = Vec::with_capacity(count);
+        for index in 0..count {
+            let (settings, jobs, replies, ready) = (
+                settings.clone(),
+                jobs.clone(),
+                replies.clone(),
+                ready_tx.clone(),
+            );
+            let spawned = std::thread::Builder::new()
+                .name(format!("interpreter-{index}"))
+                .stack_size(INTERPRETER_STACK)
+                .spawn(move || serve(&settings, &jobs, replies, ready));
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(error) => {
+                    return Err(LoadError::Spec(format!(
+                        "cannot start an interpreter thread: {error}"
+                    )));
+                }
+            }
+        }
+        drop(ready_tx);
+        for _ in 0..count {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => return Err(error),
+                Err(_) => {
+                    return Err(LoadError::Spec(
+                        "an interpreter thread died while starting".into(),
+                    ));
+                }
+            }
+        }
+        Ok(InterpreterPool { threads })
+    }
+
+    /// Waits for the threads to finish (after the job queue was closed).
+    pub fn join(self) {
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(
+    settings: &PoolSettings,
+    jobs: &JobQueue,
+    replies: Arc<ReplyQueue>,
+    ready: mpsc::Sender<Result<(), LoadError>>,
+) {
+    let interpreter = new_interpreter(&settings.sys_path);
+    interpreter.enter(|vm| {
+        let host = load_app(vm, &settings.app_spec).and_then(|app| {
+            WsgiHost::new(vm, app, &settings.environ, replies)
+                .map_err(|e| LoadError::Spec(describe(vm, &e)))
+        });
+        let host = match host {
+            Ok(host) => host,
+            Err(error) => {
+                let _ = ready.send(Err(error));
+                return;
+            }
+        };
+        let _ = ready.send(Ok(()));
+        while let Some(job) = jobs.pop() {
+            host.handle(vm, job);
+        }
+    });
+}

@@ -1,0 +1,240 @@
+//! One interpreter's WSGI host: runs a request through the app (PEP 3333)
+//! and streams the response to the event loop.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use rustpython_vm::builtins::{PyBaseExceptionRef, PyBytes, PyList, PyTuple};
+use rustpython_vm::class::PyClassImpl;
+use rustpython_vm::function::OptionalArg;
+use rustpython_vm::protocol::PyIterReturn;
+use rustpython_vm::{AsObject, PyObjectRef, PyPayload, VirtualMachine};
+
+use super::environ::{EnvironBuilder, EnvironSettings};
+use super::errors::ErrorStream;
+use super::input::Input;
+use super::start_response::{self, Exchange};
+use crate::http::response::ResponseContext;
+use crate::log;
+use crate::python::app::{exception_message, format_exception, import_module};
+use crate::worker::exchange::{Job, ReplyQueue};
+use crate::worker::output::ResponseOutput;
+
+/// Why a request's app run failed.
+enum Failure {
+    Python(PyBaseExceptionRef),
+    Contract(&'static str),
+}
+
+pub struct WsgiHost {
+    app: PyObjectRef,
+    start_response: PyObjectRef,
+    environ: EnvironBuilder,
+    replies: Arc<ReplyQueue>,
+}
+
+impl WsgiHost {
+    pub fn new(
+        vm: &VirtualMachine,
+        app: PyObjectRef,
+        settings: &EnvironSettings,
+        replies: Arc<ReplyQueue>,
+    ) -> Result<WsgiHost, PyBaseExceptionRef> {
+        let _ = Input::make_static_type();
+        let _ = ErrorStream::make_static_type();
+        let errors: PyObjectRef = ErrorStream::default().into_ref(&vm.ctx).into();
+        let file_wrapper =
+            import_module(vm, "ferrocorn.wsgi", "FileWrapper")?.get_attr("FileWrapper", vm)?;
+        let environ = EnvironBuilder::new(vm, settings, errors, file_wrapper)?;
+        let write: PyObjectRef = vm.new_function("write", start_response::write).into();
+        let start_response = vm
+            .new_function(
+                "start_response",
+                move |status: PyObjectRef,
+                      headers: PyObjectRef,
+                      exc_info: OptionalArg<PyObjectRef>,
+                      vm: &VirtualMachine| {
+                    start_response::start_response(vm, status, headers, exc_info, &write)
+                },
+            )
+            .into();
+        Ok(WsgiHost {
+            app,
+            start_response,
+            environ,
+            replies,
+        })
+    }
+
+    /// Serves one request. Never panics outward: a panic in our code is
+    /// logged and answered with 500 (or a closed connection).
+    pub fn handle(&self, vm: &VirtualMachine, job: Job) {
+        let Job {
+            connection,
+            head,
+            body,
+            info,
+            flow,
+        } = job;
+        let context = ResponseContext {
+            version: head.version,
+            is_head: head.method() == "HEAD",
+            keep_alive: head.keep_alive,
+        };
+        let output = ResponseOutput::new(connection, flow, self.replies.clone(), context);
+        start_response::begin(Exchange {
+            headers: None,
+            output,
+        });
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let environ = self
+                .environ
+                .build(vm, &head, body, &info)
+                .map_err(Failure::Python)?;
+            self.run(vm, environ.into())
+        }));
+        let Some(mut exchange) = start_response::end() else {
+            return;
+        };
+        let failure = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(Failure::Python(exception))) => Some(format!(
+                "Error handling request {} {}\n{}",
+                head.method(),
+                String::from_utf8_lossy(head.target_bytes()),
+                format_exception(vm, &exception)
+            )),
+            Ok(Err(Failure::Contract(rule))) => Some(format!(
+                "Error handling request {} {}: {rule}",
+                head.method(),
+                String::from_utf8_lossy(head.target_bytes())
+            )),
+            Err(panic) => Some(format!(
+                "panic while handling a request: {}",
+                panic_message(&panic)
+            )),
+        };
+        match failure {
+            None => {
+                exchange.output.finish(true);
+            }
+            Some(message) => {
+                log::error(&message);
+                if exchange.output.pushed_anything() {
+                    exchange.output.finish(false);
+                } else {
+                    exchange
+                        .output
+                        .fail(500, "The server could not complete the request.");
+                }
+            }
+        }
+    }
+
+    /// Calls the app and sends its body; the result's `close()` is called
+    /// whatever happens after the call returned.
+    fn run(&self, vm: &VirtualMachine, environ: PyObjectRef) -> Result<(), Failure> {
+        let result = self
+            .app
+            .call((environ, self.start_response.clone()), vm)
+            .map_err(Failure::Python)?;
+        let sent = self.send_body(vm, &result);
+        let closed = match vm.get_attribute_opt(&result, "close") {
+            Ok(Some(close)) => close.call((), vm).map(drop),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        sent?;
+        closed.map_err(Failure::Python)
+    }
+
+    fn send_body(&self, vm: &VirtualMachine, result: &PyObjectRef) -> Result<(), Failure> {
+        // A list or tuple is the whole body already: its length is known, so
+        // it goes out with a Content-Length in one write.
+        let items = if let Some(list) = result.downcast_ref_if_exact::<PyList>(vm) {
+            Some(list.borrow_vec().to_vec())
+        } else {
+            result
+                .downcast_ref_if_exact::<PyTuple>(vm)
+                .map(|tuple| tuple.as_slice().to_vec())
+        };
+        if let Some(items) = items {
+            let mut total = 0u64;
+            for item in &items {
+                total += body_bytes(vm, item)?.as_bytes().len() as u64;
+            }
+            for item in &items {
+                self.send_block(body_bytes(vm, item)?.as_bytes(), Some(total), false)?;
+            }
+            return self.send_block(b"", Some(total), false).map(drop);
+        }
+        let iterator = result.get_iter(vm).map_err(Failure::Python)?;
+        let mut total = 0u64;
+        loop {
+            match iterator.next(vm).map_err(Failure::Python)? {
+                PyIterReturn::Return(item) => {
+                    let bytes = body_bytes(vm, &item)?;
+                    total += bytes.as_bytes().len() as u64;
+                    if !self.send_block(bytes.as_bytes(), None, true)? {
+                        return Ok(());
+                    }
+                }
+                // Nothing was produced before the end: the length is what was seen.
+                PyIterReturn::StopIteration(_) => {
+                    return self.send_block(b"", Some(total), false).map(drop);
+                }
+            }
+        }
+    }
+
+    /// Sends one block (an empty one only starts the head once iteration
+    /// ended). `false` when the client is gone and the app should stop.
+    fn send_block(
+        &self,
+        data: &[u8],
+        known_length: Option<u64>,
+        flush: bool,
+    ) -> Result<bool, Failure> {
+        start_response::with_current(|ex| {
+            if data.is_empty() && known_length.is_none() {
+                return Ok(!ex.output.is_closed());
+            }
+            ex.ensure_head(known_length).map_err(Failure::Contract)?;
+            ex.output.body(data);
+            if flush {
+                ex.output.flush();
+            }
+            Ok(!ex.output.is_closed())
+        })
+        .unwrap_or(Ok(false))
+    }
+}
+
+fn body_bytes<'a>(
+    vm: &VirtualMachine,
+    item: &'a PyObjectRef,
+) -> Result<&'a rustpython_vm::Py<PyBytes>, Failure> {
+    item.downcast_ref::<PyBytes>().ok_or_else(|| {
+        Failure::Python(vm.new_type_error(format!(
+            "the response body must yield bytes, not {} (PEP 3333)",
+            item.class().name()
+        )))
+    })
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+/// For messages about exceptions outside a request (e.g. at start-up).
+pub fn describe(vm: &VirtualMachine, exception: &PyBaseExceptionRef) -> String {
+    format!(
+        "{}: {}",
+        exception.class().name(),
+        exception_message(vm, exception)
+    )
+}

@@ -1,0 +1,9 @@
+//! The PEP 3333 bridge: environ, wsgi.input/errors, start_response and the
+//! app's response iteration.
+
+pub mod bridge;
+pub mod environ;
+pub mod errors;
+pub mod headers;
+pub mod input;
+pub mod start_response;
