@@ -65,7 +65,11 @@ pub fn serve(config: &Config) -> Result<(), ServerError> {
                 address: address.clone(),
                 error,
             })?;
-        log::info(&format!("Listening at: {address} ({})", std::process::id()));
+        log::info(&format!(
+            "Listening at: {} ({})",
+            listener.describe(),
+            std::process::id()
+        ));
         listeners.push(listener);
     }
 

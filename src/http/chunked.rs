@@ -317,7 +317,7 @@ mod tests {
         assert_eq!(
             progress,
             Progress {
-                consumed: 13,
+                consumed: 11,
                 done: true
             }
         );

@@ -133,6 +133,18 @@ impl Listener {
         }
     }
 
+    /// The bound address as the log shows it (with the real port for port 0).
+    pub fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(listener) => match listener.local_addr() {
+                Ok(addr) => format!("http://{addr}"),
+                Err(_) => "http://?".to_owned(),
+            },
+            Listener::Unix(_, Some(path)) => format!("unix:{}", path.display()),
+            Listener::Unix(_, None) => "unix:(inherited)".to_owned(),
+        }
+    }
+
     /// The name and port requests on this listener report without a Host.
     pub fn server_name_port(&self) -> (Arc<str>, Arc<str>) {
         match self {

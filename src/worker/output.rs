@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use rustpython_vm::VirtualMachine;
+
 use super::exchange::{ConnectionId, FlowControl, Reply, ReplyQueue, ResponseEnd};
 use crate::http::response::{
     EncodedHead, LAST_CHUNK, ResponseContext, ResponseFraming, chunk_header, encode_head,
@@ -109,15 +111,15 @@ impl ResponseOutput {
     }
 
     /// Sends what is pending to the loop now.
-    pub fn flush(&mut self) {
+    pub fn flush(&mut self, vm: &VirtualMachine) {
         if !self.pending.is_empty() {
-            self.push(None);
+            self.push(vm, None);
         }
     }
 
     /// Ends the response. `complete` is false when the app failed part way:
     /// the connection then closes, which tells the client the body is cut short.
-    pub fn finish(&mut self, complete: bool) -> ResponseEnd {
+    pub fn finish(&mut self, vm: &VirtualMachine, complete: bool) -> ResponseEnd {
         if complete && self.framing == Some(ResponseFraming::Chunked) {
             self.pending.extend_from_slice(LAST_CHUNK);
         }
@@ -135,22 +137,25 @@ impl ResponseOutput {
         } else {
             ResponseEnd::Close
         };
-        self.push(Some(end));
+        self.push(vm, Some(end));
         end
     }
 
     /// Replaces anything not yet sent with a complete error response.
-    pub fn fail(&mut self, status: u16, detail: &str) {
+    pub fn fail(&mut self, vm: &VirtualMachine, status: u16, detail: &str) {
         self.pending = error_response(status, reason_phrase(status), detail);
         self.framing = Some(ResponseFraming::NoBody);
         self.keep_alive = false;
-        self.push(Some(ResponseEnd::Close));
+        self.push(vm, Some(ResponseEnd::Close));
     }
 
-    fn push(&mut self, end: Option<ResponseEnd>) {
+    fn push(&mut self, vm: &VirtualMachine, end: Option<ResponseEnd>) {
         let bytes = std::mem::take(&mut self.pending);
         self.pushed = true;
-        if !self.flow.acquire(bytes.len()) {
+        // Waiting for the window detaches from the VM, so a garbage
+        // collection elsewhere does not wait on this thread.
+        let flow = &self.flow;
+        if !vm.allow_threads(|| flow.acquire(bytes.len())) {
             self.client_gone = true;
         }
         self.replies.push(Reply {

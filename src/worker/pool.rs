@@ -86,20 +86,25 @@ fn serve(
     ready: mpsc::Sender<Result<(), LoadError>>,
 ) {
     let interpreter = new_interpreter(&settings.sys_path);
-    interpreter.enter(|vm| {
-        let host = load_app(vm, &settings.app_spec).and_then(|app| {
+    let host = interpreter.enter(|vm| {
+        load_app(vm, &settings.app_spec).and_then(|app| {
             WsgiHost::new(vm, app, &settings.environ, replies)
                 .map_err(|e| LoadError::Spec(describe(vm, &e)))
-        });
-        let host = match host {
-            Ok(host) => host,
-            Err(error) => {
-                let _ = ready.send(Err(error));
-                return;
-            }
-        };
-        let _ = ready.send(Ok(()));
-        while let Some(job) = jobs.pop() {
+        })
+    });
+    let host = match host {
+        Ok(host) => host,
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    // Wait for jobs detached from the VM: a garbage collection in any
+    // interpreter stops every thread attached to one, and a thread blocked
+    // here while attached would never answer it.
+    interpreter.enter(|vm| {
+        while let Some(job) = vm.allow_threads(|| jobs.pop()) {
             host.handle(vm, job);
         }
     });

@@ -116,16 +116,16 @@ impl WsgiHost {
         };
         match failure {
             None => {
-                exchange.output.finish(true);
+                exchange.output.finish(vm, true);
             }
             Some(message) => {
                 log::error(&message);
                 if exchange.output.pushed_anything() {
-                    exchange.output.finish(false);
+                    exchange.output.finish(vm, false);
                 } else {
                     exchange
                         .output
-                        .fail(500, "The server could not complete the request.");
+                        .fail(vm, 500, "The server could not complete the request.");
                 }
             }
         }
@@ -164,9 +164,9 @@ impl WsgiHost {
                 total += body_bytes(vm, item)?.as_bytes().len() as u64;
             }
             for item in &items {
-                self.send_block(body_bytes(vm, item)?.as_bytes(), Some(total), false)?;
+                self.send_block(vm, body_bytes(vm, item)?.as_bytes(), Some(total), false)?;
             }
-            return self.send_block(b"", Some(total), false).map(drop);
+            return self.send_block(vm, b"", Some(total), false).map(drop);
         }
         let iterator = result.get_iter(vm).map_err(Failure::Python)?;
         let mut total = 0u64;
@@ -175,13 +175,13 @@ impl WsgiHost {
                 PyIterReturn::Return(item) => {
                     let bytes = body_bytes(vm, &item)?;
                     total += bytes.as_bytes().len() as u64;
-                    if !self.send_block(bytes.as_bytes(), None, true)? {
+                    if !self.send_block(vm, bytes.as_bytes(), None, true)? {
                         return Ok(());
                     }
                 }
                 // Nothing was produced before the end: the length is what was seen.
                 PyIterReturn::StopIteration(_) => {
-                    return self.send_block(b"", Some(total), false).map(drop);
+                    return self.send_block(vm, b"", Some(total), false).map(drop);
                 }
             }
         }
@@ -191,6 +191,7 @@ impl WsgiHost {
     /// ended). `false` when the client is gone and the app should stop.
     fn send_block(
         &self,
+        vm: &VirtualMachine,
         data: &[u8],
         known_length: Option<u64>,
         flush: bool,
@@ -202,7 +203,7 @@ impl WsgiHost {
             ex.ensure_head(known_length).map_err(Failure::Contract)?;
             ex.output.body(data);
             if flush {
-                ex.output.flush();
+                ex.output.flush(vm);
             }
             Ok(!ex.output.is_closed())
         })

@@ -95,7 +95,7 @@ pub fn write(data: PyObjectRef, vm: &VirtualMachine) -> PyResult<()> {
     let outcome = with_current(|ex| -> Result<bool, &'static str> {
         ex.ensure_head(None)?;
         ex.output.body(bytes.as_bytes());
-        ex.output.flush();
+        ex.output.flush(vm);
         Ok(ex.output.is_closed())
     })
     .ok_or_else(|| outside_request(vm))?;

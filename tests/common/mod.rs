@@ -1,0 +1,346 @@
+//! Shared helpers for the integration tests: start the real binary on a
+//! loopback port, speak raw HTTP to it, read responses strictly.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ferrocorn");
+/// Upper bound on any single wait in these tests.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+pub fn apps_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
+}
+
+/// A running server process and everything it wrote to stderr.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `ferrocorn ARGS` in tests/apps on a free loopback port.
+    pub fn start(args: &[&str]) -> Server {
+        Server::start_with(&apps_dir(), args, &[])
+    }
+
+    /// Starts in `dir` with extra environment variables; `-b 127.0.0.1:0` is
+    /// added unless ARGS bind somewhere themselves.
+    pub fn start_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(BIN);
+        command
+            .current_dir(dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if !args.iter().any(|a| *a == "-b" || a.starts_with("--bind")) {
+            command.args(["-b", "127.0.0.1:0"]);
+        }
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Server::spawn(command)
+    }
+
+    /// Spawns a prepared command and waits until it serves.
+    pub fn spawn(mut command: Command) -> Server {
+        let mut child = command.spawn().expect("start ferrocorn");
+        let log = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                    log.lock().unwrap().push_str(&line);
+                    line.clear();
+                }
+            });
+        }
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let text = log.lock().unwrap().clone();
+            if text.contains("Booted worker") {
+                let addr = text
+                    .lines()
+                    .find_map(|l| l.split("Listening at: http://").nth(1))
+                    .and_then(|rest| rest.split(' ').next())
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or_else(|| "127.0.0.1:9".parse().unwrap());
+                return Server { child, addr, log };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("ferrocorn exited with {status} while starting:\n{text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ferrocorn did not start in time:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + TIMEOUT;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "ferrocorn did not exit in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).expect("connect");
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+        stream
+    }
+
+    /// One request on a fresh connection that asks to close after it.
+    pub fn get(&self, path: &str) -> Response {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        let mut client = Client::new(self.connect());
+        client.send(request.as_bytes());
+        client.response(false).expect("a response")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs ferrocorn to completion (for start-up failures), bounded in time.
+pub fn run_to_exit(dir: &Path, args: &[&str]) -> (ExitStatus, String) {
+    let mut server_args = vec!["-b", "127.0.0.1:0"];
+    server_args.extend_from_slice(args);
+    let mut child = Command::new(BIN)
+        .current_dir(dir)
+        .args(&server_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ferrocorn");
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ferrocorn kept running; expected it to exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut output = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut output)
+        .unwrap();
+    (status, output)
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A connection that reads responses one at a time.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn new(stream: TcpStream) -> Client {
+        Client {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.reader.get_mut().write_all(bytes).expect("send");
+    }
+
+    pub fn shutdown_write(&mut self) {
+        let _ = self.reader.get_ref().shutdown(Shutdown::Write);
+    }
+
+    /// Everything until the server closes (bounded by the read timeout).
+    pub fn read_to_end(&mut self) -> Vec<u8> {
+        let mut rest = Vec::new();
+        let _ = self.reader.read_to_end(&mut rest);
+        rest
+    }
+
+    /// The server closed the connection (EOF or reset) with nothing more to read.
+    pub fn is_closed_by_server(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.reader.read(&mut byte), Ok(0) | Err(_))
+    }
+
+    fn line(&mut self) -> Option<String> {
+        let mut line = Vec::new();
+        match self.reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                assert!(
+                    line.ends_with(b"\r\n"),
+                    "response line without CRLF: {line:?}"
+                );
+                line.truncate(line.len() - 2);
+                Some(String::from_utf8_lossy(&line).into_owned())
+            }
+        }
+    }
+
+    /// The next response (including a 1xx one); `None` if the server closed first.
+    pub fn response(&mut self, head_request: bool) -> Option<Response> {
+        let status_line = self.line()?;
+        let mut parts = status_line.splitn(3, ' ');
+        assert_eq!(
+            parts.next(),
+            Some("HTTP/1.1"),
+            "status line {status_line:?}"
+        );
+        let status: u16 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .expect("status code");
+        let mut headers = Vec::new();
+        loop {
+            let line = self.line().expect("header line");
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').expect("header colon");
+            headers.push((name.to_owned(), value.trim().to_owned()));
+        }
+        let mut response = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if head_request || status < 200 || status == 204 || status == 304 {
+            return Some(response);
+        }
+        if response
+            .header("transfer-encoding")
+            .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+        {
+            loop {
+                let size_line = self.line().expect("chunk size");
+                let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16)
+                    .expect("hex size");
+                if size == 0 {
+                    while !self.line().expect("trailer").is_empty() {}
+                    break;
+                }
+                let mut chunk = vec![0; size + 2];
+                self.reader.read_exact(&mut chunk).expect("chunk data");
+                assert!(chunk.ends_with(b"\r\n"));
+                response.body.extend_from_slice(&chunk[..size]);
+            }
+        } else if let Some(length) = response.header("content-length") {
+            let mut body = vec![0; length.parse().expect("content-length")];
+            self.reader.read_exact(&mut body).expect("body");
+            response.body = body;
+        } else {
+            response.body = self.read_to_end();
+        }
+        Some(response)
+    }
+}
+
+/// Sends raw bytes on a fresh connection, half-closes, and returns every
+/// response the server gives before closing.
+pub fn exchange(server: &Server, bytes: &[u8]) -> Vec<Response> {
+    let mut client = Client::new(server.connect());
+    client.send(bytes);
+    client.shutdown_write();
+    let mut responses = Vec::new();
+    while let Some(response) = client.response(false) {
+        let close = response
+            .header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close"));
+        responses.push(response);
+        if close {
+            break;
+        }
+    }
+    responses
+}
+
+/// A unique scratch directory under the system temp dir.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir =
+        std::env::temp_dir().join(format!("ferrocorn-test-{}-{name}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
