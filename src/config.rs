@@ -65,7 +65,7 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(0..=32768))]
     pub limit_request_fields: u64,
 
-    /// Longest header line in bytes (0 means the default, 8190).
+    /// Longest header line in bytes, its CRLF included (0 means the default, 8190).
     #[arg(
         long = "limit-request-field_size",
         alias = "limit-request-field-size",

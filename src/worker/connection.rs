@@ -154,6 +154,7 @@ impl Connection {
     /// Graceful shutdown: idle connections close now, busy ones after their response.
     pub fn shut_down(&mut self) {
         self.close_after_response = true;
+        self.flow.request_close();
         if self.is_idle() {
             self.state = State::Closed;
         } else if matches!(self.state, State::Head(_) | State::Body { .. })

@@ -150,6 +150,7 @@ impl ReplyQueue {
 pub struct FlowControl {
     queued: AtomicUsize,
     aborted: AtomicBool,
+    close_requested: AtomicBool,
     waiting: AtomicBool,
     lock: Mutex<()>,
     drained: Condvar,
@@ -191,6 +192,15 @@ impl FlowControl {
         self.aborted.store(true, Ordering::SeqCst);
         let _guard = lock(&self.lock);
         self.drained.notify_all();
+    }
+
+    /// The server is stopping: the response should close the connection.
+    pub fn request_close(&self) {
+        self.close_requested.store(true, Ordering::SeqCst);
+    }
+
+    pub fn close_requested(&self) -> bool {
+        self.close_requested.load(Ordering::SeqCst)
     }
 
     pub fn is_aborted(&self) -> bool {

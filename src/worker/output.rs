@@ -61,6 +61,9 @@ impl ResponseOutput {
     /// body it holds whole, used when the app gave no Content-Length.
     pub fn start(&mut self, head: &ResponseHeaders, known_length: Option<u64>) {
         let length = head.content_length.or(known_length);
+        if self.flow.close_requested() {
+            self.context.keep_alive = false;
+        }
         let EncodedHead {
             bytes,
             framing,

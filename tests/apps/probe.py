@@ -78,7 +78,7 @@ def stream_until_file(environ, start_response):
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     record("call " + path)
-    if path == "/environ":
+    if path.startswith("/environ"):
         return environ_json(environ, start_response)
     if path == "/input":
         return input_api(environ, start_response)

@@ -257,6 +257,42 @@ impl Client {
         }
     }
 
+    pub fn reader_mut(&mut self) -> &mut BufReader<TcpStream> {
+        &mut self.reader
+    }
+
+    /// Raw bytes up to and including a chunked body's last chunk.
+    pub fn read_until_last_chunk(&mut self) -> Vec<u8> {
+        let mut data = Vec::new();
+        while !data.ends_with(b"0\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            match self.reader.read(&mut byte) {
+                Ok(1) => data.push(byte[0]),
+                _ => break,
+            }
+        }
+        data
+    }
+
+    /// Reads a status line and headers, leaving the body unread.
+    pub fn response_head_only(&mut self) -> (u16, Vec<(String, String)>) {
+        let status_line = self.line().expect("status line");
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status");
+        let mut headers = Vec::new();
+        loop {
+            let line = self.line().expect("header line");
+            if line.is_empty() {
+                return (status, headers);
+            }
+            let (name, value) = line.split_once(':').expect("header colon");
+            headers.push((name.to_owned(), value.trim().to_owned()));
+        }
+    }
+
     /// The next response (including a 1xx one); `None` if the server closed first.
     pub fn response(&mut self, head_request: bool) -> Option<Response> {
         let status_line = self.line()?;

@@ -1,0 +1,34 @@
+//! The README's promises that can drift: its flag table and its commands.
+
+use std::process::Command;
+
+const README: &str = include_str!("../README.md");
+
+#[test]
+fn every_flag_in_help_is_documented_in_the_readme() {
+    let help = Command::new(env!("CARGO_BIN_EXE_ferrocorn"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let flags: Vec<&str> = help
+        .split_whitespace()
+        .filter(|word| word.starts_with("--") && word.len() > 2)
+        .map(|word| word.trim_end_matches(','))
+        .filter(|flag| *flag != "--help" && *flag != "--version")
+        .collect();
+    assert!(flags.len() > 10, "flags found in --help: {flags:?}");
+    for flag in flags {
+        assert!(
+            README.contains(&format!("`{flag}`")),
+            "README's flag table lacks {flag}"
+        );
+    }
+}
+
+#[test]
+fn ci_runs_the_readme_test_command() {
+    let ci = include_str!("../.ci/run");
+    assert!(README.contains("cargo test --release --ignore-rust-version"));
+    assert!(ci.contains("\ncargo test --release --ignore-rust-version\n"));
+}
