@@ -244,6 +244,27 @@ fn an_inherited_descriptor_can_be_the_listener() {
 }
 
 #[test]
+fn sigterm_lets_a_request_being_received_finish() {
+    let mut server = Server::start(&["probe:application"]);
+    let mut client = Client::new(server.connect());
+    client.send(b"POST /input HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhe");
+    std::thread::sleep(Duration::from_millis(200));
+    server.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(200));
+    client.send(b"llo");
+    let response = client
+        .response(false)
+        .expect("the request being received is answered");
+    assert!(
+        response.text().contains("\"length\": 5"),
+        "{}",
+        response.text()
+    );
+    assert_eq!(response.header("connection"), Some("close"));
+    assert!(server.wait().success());
+}
+
+#[test]
 fn sigterm_lets_a_request_in_flight_finish() {
     let mut server = Server::start(&["probe:application"]);
     let mut client = Client::new(server.connect());

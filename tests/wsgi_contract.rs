@@ -207,6 +207,31 @@ fn close_is_called_after_success_failure_and_disconnect() {
 }
 
 #[test]
+fn an_endless_body_stops_at_its_content_length() {
+    let dir = scratch_dir("endless");
+    let log = dir.join("probe.log");
+    let server = Server::start_with(
+        &common::apps_dir(),
+        &["probe:application"],
+        &[("PROBE_LOG", log.to_str().unwrap())],
+    );
+    let response = server.get("/endless");
+    assert_eq!(response.body, b"abcab");
+    assert!(server.wait_for_log("Booted"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("closed endless")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "close() was not called"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn wsgi_errors_goes_to_the_error_log() {
     let server = Server::start(&["probe:application"]);
     assert_eq!(server.get("/errors").text(), "logged");

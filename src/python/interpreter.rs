@@ -13,6 +13,8 @@ pub fn new_interpreter(sys_path: &[String]) -> Interpreter {
     settings.install_signal_handlers = false;
     // Without UTF-8 mode sys.stdout is ASCII and print("é") raises.
     settings.utf8_mode = 1;
+    // print() from the app reaches the log at once, not when a buffer fills.
+    settings.buffered_stdio = false;
     // RustPython would write *.cpython-314.pyc beside the app's sources, which
     // a real CPython 3.14 would then load; keep the app's tree untouched.
     settings.write_bytecode = false;

@@ -151,16 +151,13 @@ impl Connection {
         job
     }
 
-    /// Graceful shutdown: idle connections close now, busy ones after their response.
+    /// Graceful shutdown: idle connections close now; a request being
+    /// received or served completes, and its response closes the connection.
     pub fn shut_down(&mut self) {
         self.close_after_response = true;
         self.flow.request_close();
         if self.is_idle() {
             self.state = State::Closed;
-        } else if matches!(self.state, State::Head(_) | State::Body { .. })
-            && self.output.is_empty()
-        {
-            self.reject(ParseError::Incomplete, 503);
         }
     }
 

@@ -205,7 +205,9 @@ impl WsgiHost {
             if flush {
                 ex.output.flush(vm);
             }
-            Ok(!ex.output.is_closed())
+            // Past its own Content-Length nothing more can be sent: stop
+            // iterating (an endless generator would otherwise never end).
+            Ok(!ex.output.is_closed() && !ex.output.length_reached())
         })
         .unwrap_or(Ok(false))
     }

@@ -96,6 +96,9 @@ def application(environ, start_response):
     if path == "/too-long":
         start_response("200 OK", [("Content-Length", "5")])
         return [b"0123456789"]
+    if path == "/endless":
+        start_response("200 OK", [("Content-Length", "5")])
+        return Recorded("endless", iter(lambda: b"abc", None))
     if path == "/too-short":
         start_response("200 OK", [("Content-Length", "10")])
         return [b"01234"]
