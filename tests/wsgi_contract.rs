@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, Server, exchange, scratch_dir};
+use common::{Client, Server, exchange, scratch_dir, wait_for_file};
 
 fn json_field<'a>(body: &'a str, key: &str) -> Option<&'a str> {
     let marker = format!("\"{key}\": ");
@@ -189,21 +189,10 @@ fn close_is_called_after_success_failure_and_disconnect() {
     client.response_head_only();
     drop(client);
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if ["closed closing", "closed raise-late", "closed slow-closing"]
-            .iter()
-            .all(|l| text.contains(l))
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "close() not called for all:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_file(
+        &log,
+        &["closed closing", "closed raise-late", "closed slow-closing"],
+    );
 }
 
 #[test]
@@ -217,18 +206,7 @@ fn an_endless_body_stops_at_its_content_length() {
     );
     let response = server.get("/endless");
     assert_eq!(response.body, b"abcab");
-    assert!(server.wait_for_log("Booted"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("closed endless")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "close() was not called"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_file(&log, &["closed endless"]);
 }
 
 #[test]

@@ -274,27 +274,9 @@ impl Client {
         data
     }
 
-    /// Reads a status line and headers, leaving the body unread.
-    pub fn response_head_only(&mut self) -> (u16, Vec<(String, String)>) {
-        let status_line = self.line().expect("status line");
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status");
-        let mut headers = Vec::new();
-        loop {
-            let line = self.line().expect("header line");
-            if line.is_empty() {
-                return (status, headers);
-            }
-            let (name, value) = line.split_once(':').expect("header colon");
-            headers.push((name.to_owned(), value.trim().to_owned()));
-        }
-    }
-
-    /// The next response (including a 1xx one); `None` if the server closed first.
-    pub fn response(&mut self, head_request: bool) -> Option<Response> {
+    /// Reads a status line and headers, leaving the body unread; `None` if
+    /// the server closed first.
+    pub fn try_response_head(&mut self) -> Option<(u16, Vec<(String, String)>)> {
         let status_line = self.line()?;
         let mut parts = status_line.splitn(3, ' ');
         assert_eq!(
@@ -310,11 +292,20 @@ impl Client {
         loop {
             let line = self.line().expect("header line");
             if line.is_empty() {
-                break;
+                return Some((status, headers));
             }
             let (name, value) = line.split_once(':').expect("header colon");
             headers.push((name.to_owned(), value.trim().to_owned()));
         }
+    }
+
+    pub fn response_head_only(&mut self) -> (u16, Vec<(String, String)>) {
+        self.try_response_head().expect("a response head")
+    }
+
+    /// The next response (including a 1xx one); `None` if the server closed first.
+    pub fn response(&mut self, head_request: bool) -> Option<Response> {
+        let (status, headers) = self.try_response_head()?;
         let mut response = Response {
             status,
             headers,
@@ -368,6 +359,23 @@ pub fn exchange(server: &Server, bytes: &[u8]) -> Vec<Response> {
         }
     }
     responses
+}
+
+/// Waits (bounded) until the file at `path` contains every one of `needles`.
+pub fn wait_for_file(path: &Path, needles: &[&str]) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if needles.iter().all(|n| text.contains(n)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} lacks one of {needles:?}:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A unique scratch directory under the system temp dir.
