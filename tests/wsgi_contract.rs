@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use common::{Client, Server, exchange, scratch_dir, wait_for_file};
 
