@@ -25,6 +25,11 @@ pub struct Config {
     #[arg(short = 'b', long = "bind", value_name = "ADDRESS")]
     pub bind: Vec<BindAddress>,
 
+    /// Worker processes.
+    #[arg(short = 'w', long, env = "WEB_CONCURRENCY", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub workers: u32,
+
     /// Interpreter threads per worker, each with its own Python interpreter.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: u32,
@@ -46,6 +51,65 @@ pub struct Config {
     #[arg(long = "read-timeout", default_value_t = 30, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub read_timeout: u64,
+
+    /// Seconds a worker may go without progress (a request running longer
+    /// counts) before the arbiter kills and replaces it; 0 disables.
+    #[arg(short = 't', long, default_value_t = 30, value_name = "SECONDS")]
+    pub timeout: u64,
+
+    /// Requests a worker serves before it is gracefully replaced (0: never).
+    #[arg(long = "max-requests", default_value_t = 0, value_name = "COUNT")]
+    pub max_requests: u64,
+
+    /// Up to this many extra requests, chosen per worker, so workers do not all restart at once.
+    #[arg(
+        long = "max-requests-jitter",
+        default_value_t = 0,
+        value_name = "COUNT"
+    )]
+    pub max_requests_jitter: u64,
+
+    /// Load the app in the arbiter before forking: a broken app stops the
+    /// server before any worker starts (see README for what it saves).
+    #[arg(long)]
+    pub preload: bool,
+
+    /// Set SO_REUSEPORT on TCP listeners.
+    #[arg(long = "reuse-port")]
+    pub reuse_port: bool,
+
+    /// Write the arbiter's pid to this file (removed on exit).
+    #[arg(short = 'p', long = "pid", value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Run workers as this user (name or uid).
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Run workers as this group (name or gid).
+    #[arg(short = 'g', long, value_name = "GROUP")]
+    pub group: Option<String>,
+
+    /// File mode mask for files the server creates, e.g. 0o007 or 007.
+    #[arg(short = 'm', long, value_name = "MASK", value_parser = parse_umask)]
+    pub umask: Option<u32>,
+
+    /// Access log file, `-` for stdout (off unless set).
+    #[arg(long = "access-logfile", value_name = "FILE")]
+    pub access_logfile: Option<PathBuf>,
+
+    /// Access log format (Gunicorn's atoms: h l u t r s b f a m U q H B T D M L p {header}i {header}o).
+    #[arg(long = "access-logformat", value_name = "FORMAT",
+          default_value = crate::access_log::DEFAULT_FORMAT)]
+    pub access_logformat: crate::access_log::AccessFormat,
+
+    /// Error log file, `-` for stderr.
+    #[arg(long = "error-logfile", alias = "log-file", value_name = "FILE")]
+    pub error_logfile: Option<PathBuf>,
+
+    /// Send the app's stdout and stderr (print, logging) to the error log file.
+    #[arg(long = "capture-output")]
+    pub capture_output: bool,
 
     /// Seconds to let requests in flight finish after SIGTERM.
     #[arg(
@@ -94,6 +158,14 @@ pub struct Config {
     /// Error log level: debug, info, warning, error or critical.
     #[arg(long = "log-level", default_value = "info", value_name = "LEVEL")]
     pub log_level: Level,
+}
+
+fn parse_umask(value: &str) -> Result<u32, String> {
+    let digits = value.trim_start_matches("0o").trim_start_matches("0O");
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|mask| *mask <= 0o777)
+        .ok_or_else(|| format!("invalid umask {value:?}: expected an octal mode such as 0o022"))
 }
 
 impl Config {

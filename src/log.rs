@@ -1,7 +1,11 @@
-//! The error log: `[time] [pid] [LEVEL] message` lines on stderr, as
-//! Gunicorn writes them, filtered by `--log-level`.
+//! The error log (`[time] [pid] [LEVEL] message`, as Gunicorn writes it) and
+//! the access log: where each goes (stderr, stdout or a file), and reopening
+//! files on SIGUSR1 for log rotation.
 
+use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::http::date::UtcTime;
@@ -44,10 +48,102 @@ impl std::str::FromStr for Level {
     }
 }
 
+/// Where a log goes: `-` is stdout (access log) or stderr (error log).
+#[derive(Debug)]
+enum Sink {
+    Stderr,
+    Stdout,
+    File { file: File, path: PathBuf },
+}
+
+impl Sink {
+    fn open(path: &PathBuf) -> std::io::Result<Sink> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Sink::File {
+            file,
+            path: path.clone(),
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let _ = match self {
+            Sink::Stderr => std::io::stderr().lock().write_all(bytes),
+            Sink::Stdout => std::io::stdout().lock().write_all(bytes),
+            Sink::File { file, .. } => file.write_all(bytes),
+        };
+    }
+
+    fn reopen(&mut self) -> std::io::Result<()> {
+        if let Sink::File { path, .. } = self {
+            *self = Sink::open(&path.clone())?;
+        }
+        Ok(())
+    }
+}
+
 static THRESHOLD: AtomicU8 = AtomicU8::new(Level::Info as u8);
+static ERROR_LOG: Mutex<Sink> = Mutex::new(Sink::Stderr);
+static ACCESS_LOG: Mutex<Option<Sink>> = Mutex::new(None);
+static CAPTURE_OUTPUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 pub fn set_level(level: Level) {
     THRESHOLD.store(level as u8, Ordering::Relaxed);
+}
+
+/// Points the logs at their destinations: `None` keeps the error log on
+/// stderr and the access log off; `-` means stderr / stdout.
+pub fn configure(
+    error_log: Option<&PathBuf>,
+    access_log: Option<&PathBuf>,
+    capture_output: bool,
+) -> std::io::Result<()> {
+    let error_sink = match error_log {
+        Some(path) if path.as_os_str() != "-" => Sink::open(path)?,
+        _ => Sink::Stderr,
+    };
+    let access_sink = match access_log {
+        None => None,
+        Some(path) if path.as_os_str() == "-" => Some(Sink::Stdout),
+        Some(path) => Some(Sink::open(path)?),
+    };
+    *lock(&ERROR_LOG) = error_sink;
+    *lock(&ACCESS_LOG) = access_sink;
+    CAPTURE_OUTPUT.store(capture_output, Ordering::Relaxed);
+    redirect_output();
+    Ok(())
+}
+
+/// Reopens log files (after rotation moved them away).
+pub fn reopen() {
+    let mut error_log = lock(&ERROR_LOG);
+    if let Err(e) = error_log.reopen() {
+        error_log.write(format!("cannot reopen the error log: {e}\n").as_bytes());
+    }
+    drop(error_log);
+    if let Some(access) = lock(&ACCESS_LOG).as_mut() {
+        let _ = access.reopen();
+    }
+    redirect_output();
+}
+
+/// With `--capture-output`, stdout and stderr (the app's print()) go to the
+/// error log file.
+fn redirect_output() {
+    if !CAPTURE_OUTPUT.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Sink::File { file, .. } = &*lock(&ERROR_LOG) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto the standard descriptors; `file` stays open.
+        unsafe {
+            libc::dup2(file.as_raw_fd(), 1);
+            libc::dup2(file.as_raw_fd(), 2);
+        }
+    }
 }
 
 pub fn enabled(level: Level) -> bool {
@@ -71,7 +167,22 @@ pub fn log(level: Level, message: &str) {
 
 /// Bytes straight to the error log (the app's `wsgi.errors`).
 pub fn write_raw(bytes: &[u8]) {
-    let _ = std::io::stderr().lock().write_all(bytes);
+    lock(&ERROR_LOG).write(bytes);
+}
+
+/// Whether an access log is configured.
+pub fn access_enabled() -> bool {
+    lock(&ACCESS_LOG).is_some()
+}
+
+/// One access log line (already formatted, without its newline).
+pub fn access(line: &str) {
+    if let Some(sink) = lock(&ACCESS_LOG).as_mut() {
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        sink.write(&bytes);
+    }
 }
 
 pub fn debug(message: &str) {

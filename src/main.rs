@@ -9,6 +9,8 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| log::critical(&format!("panic: {info}"))));
     match ferrocorn::serve(&config) {
         Ok(()) => ExitCode::SUCCESS,
+        // The failing worker already printed its error.
+        Err(ServerError::WorkerBoot) => ExitCode::FAILURE,
         Err(error) => {
             if let ServerError::AppLoad(LoadError::Python { traceback, .. }) = &error {
                 eprint!("{traceback}");

@@ -1,18 +1,15 @@
-//! Starting a worker from a [`Config`]: bind, load the app in every
-//! interpreter thread, then run the event loop until stopped.
+//! Starting ferrocorn from a [`Config`]: logs, working directory, listeners
+//! (bound once, in the arbiter), pid file, then the arbiter.
 
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
 
+use crate::arbiter::Arbiter;
+use crate::arbiter::process;
 use crate::config::Config;
 use crate::log;
 use crate::python::app::LoadError;
-use crate::worker::event_loop::{EventLoop, Stop};
-use crate::worker::exchange::{JobQueue, ReplyQueue};
 use crate::worker::listener::{BindAddress, Listener};
-use crate::worker::pool::{InterpreterPool, PoolSettings};
-use crate::wsgi::environ::EnvironSettings;
+use crate::worker::run::{EXIT_APP_LOAD_ERROR, report_load_error};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug)]
@@ -25,8 +22,13 @@ pub enum ServerError {
         address: BindAddress,
         error: std::io::Error,
     },
+    Log(std::io::Error),
+    PidFile(std::io::Error),
+    Setting(String),
+    Io(std::io::Error),
     AppLoad(LoadError),
-    EventLoop(std::io::Error),
+    /// A worker failed to boot (its own error is already on stderr).
+    WorkerBoot,
 }
 
 impl fmt::Display for ServerError {
@@ -38,32 +40,73 @@ impl fmt::Display for ServerError {
             ServerError::Bind { address, error } => {
                 write!(f, "cannot listen on {address}: {error}")
             }
+            ServerError::Log(error) => write!(f, "cannot open a log file: {error}"),
+            ServerError::PidFile(error) => write!(f, "cannot write the pid file: {error}"),
+            ServerError::Setting(message) => f.write_str(message),
+            ServerError::Io(error) => write!(f, "{error}"),
             ServerError::AppLoad(error) => write!(f, "{error}"),
-            ServerError::EventLoop(error) => write!(f, "event loop failed: {error}"),
+            ServerError::WorkerBoot => f.write_str("a worker failed to boot"),
         }
     }
 }
 
 impl std::error::Error for ServerError {}
 
-/// Runs the server in this process until SIGTERM/SIGINT/SIGQUIT.
+/// Runs the arbiter and its workers until SIGTERM/SIGINT/SIGQUIT.
 pub fn serve(config: &Config) -> Result<(), ServerError> {
     log::set_level(config.log_level);
+    log::configure(
+        config.error_logfile.as_ref(),
+        config.access_logfile.as_ref(),
+        config.capture_output,
+    )
+    .map_err(ServerError::Log)?;
+    if let Some(mask) = config.umask {
+        // SAFETY: umask(2) only sets the process file mode mask.
+        unsafe {
+            libc::umask(mask as libc::mode_t);
+        }
+    }
     if let Some(dir) = &config.chdir {
         std::env::set_current_dir(dir).map_err(|error| ServerError::Chdir {
             dir: dir.clone(),
             error,
         })?;
     }
-    let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
     log::info(&format!("Starting ferrocorn {}", env!("CARGO_PKG_VERSION")));
+    let listeners = bind_all(config)?;
+    if config.preload {
+        preload(config)?;
+    }
+    if let Some(path) = &config.pidfile {
+        process::write_pidfile(path).map_err(ServerError::PidFile)?;
+    }
+    let mut arbiter = match Arbiter::new(config.clone(), listeners) {
+        Ok(arbiter) => arbiter,
+        Err(error) => return Err(error),
+    };
+    let result = arbiter.run();
+    arbiter.clean_up(config.pidfile.as_ref());
+    if result.is_ok() {
+        log::info("Shutting down: Master");
+    }
+    result
+}
 
+/// The `--bind` addresses plus sockets passed by systemd (LISTEN_FDS).
+fn bind_all(config: &Config) -> Result<Vec<Listener>, ServerError> {
+    let mut addresses = systemd_sockets();
+    if addresses.is_empty() || !config.bind.is_empty() {
+        addresses.extend(config.binds());
+    }
     let mut listeners = Vec::new();
-    for address in config.binds() {
+    for address in addresses {
         let listener =
-            Listener::bind(&address, config.backlog).map_err(|error| ServerError::Bind {
-                address: address.clone(),
-                error,
+            Listener::bind(&address, config.backlog, config.reuse_port).map_err(|error| {
+                ServerError::Bind {
+                    address: address.clone(),
+                    error,
+                }
             })?;
         log::info(&format!(
             "Listening at: {} ({})",
@@ -72,61 +115,65 @@ pub fn serve(config: &Config) -> Result<(), ServerError> {
         ));
         listeners.push(listener);
     }
+    Ok(listeners)
+}
 
-    let poll = mio::Poll::new().map_err(ServerError::EventLoop)?;
-    let waker =
-        mio::Waker::new(poll.registry(), mio::Token(usize::MAX)).map_err(ServerError::EventLoop)?;
-    let jobs = Arc::new(JobQueue::default());
-    let replies = Arc::new(ReplyQueue::new(waker));
-    let settings = Arc::new(PoolSettings {
-        app_spec: config.app.clone(),
-        sys_path: config.sys_path(&working_dir),
-        environ: EnvironSettings {
-            url_scheme: "http",
-            multiprocess: false,
-            script_name: String::new(),
-        },
-    });
-    log::info(&format!(
-        "Loading {} in {} interpreter threads",
-        config.app, config.threads
-    ));
-    let pool = match InterpreterPool::start(
-        config.threads as usize,
-        settings,
-        jobs.clone(),
-        replies.clone(),
-    ) {
-        Ok(pool) => pool,
-        Err(error) => {
-            for listener in &listeners {
-                listener.unlink();
-            }
-            return Err(ServerError::AppLoad(error));
-        }
-    };
-    log::info(&format!("Booted worker with pid: {}", std::process::id()));
-
-    let mut event_loop = EventLoop::new(
-        poll,
-        listeners,
-        jobs.clone(),
-        replies,
-        config.connection_settings(),
-        config.worker_connections as usize,
-        Duration::from_secs(config.graceful_timeout),
-    )
-    .map_err(ServerError::EventLoop)?;
-    let stop = event_loop.run().map_err(ServerError::EventLoop)?;
-    event_loop.unlink_listeners();
-    let event_loop_idle = event_loop.connection_count() == 0;
-    jobs.close();
-    // After a graceful stop with every connection closed, no request is left;
-    // past the graceful timeout (or on an immediate stop) busy threads are
-    // not waited for: the process exits under them.
-    if stop == Stop::Graceful && event_loop_idle {
-        pool.join();
+/// Socket activation (sd_listen_fds): descriptors 3.. when LISTEN_PID is us.
+fn systemd_sockets() -> Vec<BindAddress> {
+    let for_us = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let count = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+        .unwrap_or(0);
+    if !for_us || count <= 0 {
+        return Vec::new();
     }
-    log::info("Shutting down");
-    Ok(())
+    // SAFETY: removing variables while no other thread reads the environment.
+    unsafe {
+        std::env::remove_var("LISTEN_PID");
+        std::env::remove_var("LISTEN_FDS");
+        std::env::remove_var("LISTEN_FDNAMES");
+    }
+    (3..3 + count).map(BindAddress::Fd).collect()
+}
+
+/// `--preload`: import the app once before any worker is forked, so a broken
+/// app stops the server here. The import runs in a short-lived child: the
+/// arbiter must stay single-threaded and interpreter-free to fork safely, and
+/// RustPython interpreters cannot be handed across fork or threads anyway.
+fn preload(config: &Config) -> Result<(), ServerError> {
+    let pid = process::fork(|| {
+        let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
+        let sys_path = config.sys_path(&working_dir);
+        let spec = config.app.clone();
+        let loaded = std::thread::Builder::new()
+            .stack_size(16 << 20)
+            .spawn(move || {
+                let interpreter = crate::python::interpreter::new_interpreter(&sys_path);
+                interpreter.enter(|vm| crate::python::app::load_app(vm, &spec).map(drop))
+            });
+        match loaded.map(|thread| thread.join()) {
+            Ok(Ok(Ok(()))) => 0,
+            Ok(Ok(Err(error))) => {
+                report_load_error(&error);
+                EXIT_APP_LOAD_ERROR
+            }
+            _ => EXIT_APP_LOAD_ERROR,
+        }
+    })
+    .map_err(ServerError::Io)?;
+    let mut status = 0;
+    // SAFETY: waiting for the child just forked, valid out-pointer.
+    unsafe {
+        libc::waitpid(pid, &mut status, 0);
+    }
+    if process::exit_code(status) == Some(0) {
+        log::info(&format!("Preloaded {}", config.app));
+        Ok(())
+    } else {
+        Err(ServerError::WorkerBoot)
+    }
 }

@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::{Client, Server, exchange, scratch_dir, wait_for_file};
 
 fn json_field<'a>(body: &'a str, key: &str) -> Option<&'a str> {

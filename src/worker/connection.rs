@@ -151,12 +151,15 @@ impl Connection {
         job
     }
 
-    /// Graceful shutdown: idle connections close now; a request being
-    /// received or served completes, and its response closes the connection.
+    /// Graceful shutdown: connections idle between requests close now; a
+    /// request being received or served completes, and its response closes
+    /// the connection. A connection accepted but not yet read from is not
+    /// idle: its client has likely sent a request we have not read yet, and
+    /// closing on it would reset that request.
     pub fn shut_down(&mut self) {
         self.close_after_response = true;
         self.flow.request_close();
-        if self.is_idle() {
+        if self.is_idle() && self.responses > 0 {
             self.state = State::Closed;
         }
     }

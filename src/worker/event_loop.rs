@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use super::activity::Activity;
 use super::connection::{Connection, ConnectionSettings};
 use super::exchange::{ConnectionId, JobQueue, Reply, ReplyQueue};
 use super::listener::Listener;
-use super::signals::SignalPipe;
+use crate::arbiter::heartbeat::WorkerBeat;
 use crate::log;
+use crate::signals::SignalPipe;
 
 const WAKER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
@@ -21,6 +23,19 @@ const SIGNALS: Token = Token(usize::MAX - 1);
 const LISTENER_BASE: usize = usize::MAX - 2;
 /// How often timeouts are checked.
 const TICK: Duration = Duration::from_secs(1);
+
+/// Signals a worker acts on (TERM, INT/QUIT, USR1) or ignores (the others,
+/// meant for the arbiter, whose default action would kill the worker).
+const WORKER_SIGNALS: [libc::c_int; 8] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGHUP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+    libc::SIGWINCH,
+];
 
 /// How the loop was asked to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +46,18 @@ pub enum Stop {
     Immediate,
 }
 
+/// What the loop needs besides its sockets.
+pub struct LoopOptions {
+    pub settings: ConnectionSettings,
+    pub max_connections: usize,
+    pub graceful_timeout: Duration,
+    /// The arbiter's heartbeat slot for this worker.
+    pub beat: Option<WorkerBeat>,
+    pub activity: Arc<Activity>,
+    /// Responses after which the worker retires (0: never).
+    pub max_requests: u64,
+}
+
 pub struct EventLoop {
     poll: Poll,
     listeners: Vec<(Listener, (Arc<str>, Arc<str>))>,
@@ -39,10 +66,10 @@ pub struct EventLoop {
     replies: Arc<ReplyQueue>,
     signals: SignalPipe,
     settings: ConnectionSettings,
-    max_connections: usize,
+    options: LoopOptions,
     accepting: bool,
     next_generation: u64,
-    graceful_timeout: Duration,
+    responses: u64,
 }
 
 impl EventLoop {
@@ -52,11 +79,9 @@ impl EventLoop {
         listeners: Vec<Listener>,
         jobs: Arc<JobQueue>,
         replies: Arc<ReplyQueue>,
-        settings: ConnectionSettings,
-        max_connections: usize,
-        graceful_timeout: Duration,
+        options: LoopOptions,
     ) -> io::Result<EventLoop> {
-        let mut signals = SignalPipe::install(&[libc::SIGTERM, libc::SIGINT, libc::SIGQUIT])?;
+        let mut signals = SignalPipe::install(&WORKER_SIGNALS)?;
         poll.registry()
             .register(signals.receiver(), SIGNALS, Interest::READABLE)?;
         let mut named = Vec::with_capacity(listeners.len());
@@ -76,11 +101,11 @@ impl EventLoop {
             jobs,
             replies,
             signals,
-            settings,
-            max_connections,
+            settings: options.settings.clone(),
+            options,
             accepting: true,
             next_generation: 0,
-            graceful_timeout,
+            responses: 0,
         })
     }
 
@@ -102,17 +127,22 @@ impl EventLoop {
                     WAKER => {}
                     SIGNALS => {
                         for signal in self.signals.drain() {
-                            if signal == libc::SIGTERM {
-                                if stopping.is_none() {
+                            match signal {
+                                libc::SIGTERM if stopping.is_none() => {
                                     log::info(
-                                        "Received SIGTERM: finishing requests in flight, then stopping",
+                                        "Worker received SIGTERM: finishing requests in flight, then exiting",
                                     );
                                     stopping = Some(Instant::now());
                                     self.begin_graceful_stop();
                                 }
-                            } else {
-                                log::info(&format!("Received signal {signal}: stopping now"));
-                                return Ok(Stop::Immediate);
+                                libc::SIGINT | libc::SIGQUIT => {
+                                    log::info(&format!(
+                                        "Worker received signal {signal}: exiting now"
+                                    ));
+                                    return Ok(Stop::Immediate);
+                                }
+                                libc::SIGUSR1 => log::reopen(),
+                                _ => {}
                             }
                         }
                     }
@@ -128,15 +158,34 @@ impl EventLoop {
             for reply in replies.drain(..) {
                 self.on_reply(reply);
             }
+            if !self.accepting
+                && !self.listeners.is_empty()
+                && stopping.is_none()
+                && self.may_resume()
+            {
+                self.resume_accepting();
+            }
+            let max = self.options.max_requests;
+            if max > 0 && self.responses >= max && stopping.is_none() {
+                log::info(&format!(
+                    "Autorestarting worker after {} requests",
+                    self.responses
+                ));
+                stopping = Some(Instant::now());
+                self.begin_graceful_stop();
+            }
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
                 self.check_timeouts(last_tick);
+                if let Some(beat) = &self.options.beat {
+                    beat.beat(self.options.activity.progress_ms());
+                }
             }
             if let Some(since) = stopping {
                 if self.connections.is_empty() {
                     return Ok(Stop::Graceful);
                 }
-                if since.elapsed() > self.graceful_timeout {
+                if since.elapsed() > self.options.graceful_timeout {
                     log::warning(&format!(
                         "graceful timeout: closing {} connections still busy",
                         self.connections.len()
@@ -149,7 +198,14 @@ impl EventLoop {
 
     fn accept(&mut self, index: usize) {
         while self.accepting {
-            if self.connections.len() >= self.max_connections {
+            // With every interpreter busy, leave new clients to the other
+            // workers sharing the socket (or to the backlog until one frees):
+            // a stuck app must not trap connections in this worker.
+            if self.options.activity.all_busy() {
+                self.accepting = false;
+                return;
+            }
+            if self.connections.len() >= self.options.max_connections {
                 // Stop accepting; resumed when a connection closes. The kernel
                 // queues further clients in the listen backlog meanwhile.
                 self.accepting = false;
@@ -214,6 +270,9 @@ impl EventLoop {
         if connection.id.generation != generation {
             return;
         }
+        if end.is_some() {
+            self.responses += 1;
+        }
         if let Some(job) = connection.on_reply(bytes, end, &self.settings) {
             self.jobs.push(job);
         }
@@ -231,7 +290,7 @@ impl EventLoop {
         for slot in closed {
             self.remove_if_closed(slot);
         }
-        if !self.accepting && self.connections.len() < self.max_connections {
+        if !self.accepting && !self.listeners.is_empty() && self.may_resume() {
             self.resume_accepting();
         }
     }
@@ -247,9 +306,13 @@ impl EventLoop {
         let mut connection = self.connections.remove(slot);
         connection.abandon();
         let _ = self.poll.registry().deregister(&mut connection.stream);
-        if !self.accepting && self.connections.len() < self.max_connections {
+        if !self.accepting && !self.listeners.is_empty() && self.may_resume() {
             self.resume_accepting();
         }
+    }
+
+    fn may_resume(&self) -> bool {
+        self.connections.len() < self.options.max_connections && !self.options.activity.all_busy()
     }
 
     fn resume_accepting(&mut self) {
@@ -261,9 +324,10 @@ impl EventLoop {
 
     fn begin_graceful_stop(&mut self) {
         self.accepting = false;
+        // The listening sockets stay open in the arbiter and the other
+        // workers; this worker only stops taking connections from them.
         for (mut listener, _) in self.listeners.drain(..) {
             let _ = self.poll.registry().deregister(&mut listener);
-            listener.unlink();
         }
         let slots: Vec<usize> = self.connections.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
@@ -276,12 +340,5 @@ impl EventLoop {
 
     pub fn connection_count(&self) -> usize {
         self.connections.len()
-    }
-
-    /// Removes unix socket files of the listeners still open.
-    pub fn unlink_listeners(&self) {
-        for (listener, _) in &self.listeners {
-            listener.unlink();
-        }
     }
 }

@@ -93,12 +93,15 @@ pub enum Listener {
 impl Listener {
     /// Binds and listens. A unix socket path left over by a previous run is
     /// removed first (only if it is a socket).
-    pub fn bind(address: &BindAddress, backlog: i32) -> io::Result<Listener> {
+    pub fn bind(address: &BindAddress, backlog: i32, reuse_port: bool) -> io::Result<Listener> {
         use socket2::{Domain, Socket, Type};
         match address {
             BindAddress::Tcp(addr) => {
                 let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, None)?;
                 socket.set_reuse_address(true)?;
+                if reuse_port {
+                    socket.set_reuse_port(true)?;
+                }
                 if addr.is_ipv6() {
                     socket.set_only_v6(true)?;
                 }
@@ -187,6 +190,22 @@ impl Listener {
                 Ok((Stream::Unix(stream), info))
             }
         }
+    }
+
+    /// Another descriptor for the same socket (for a forked worker to own).
+    pub fn duplicate(&self) -> io::Result<Listener> {
+        use std::os::fd::AsFd;
+        Ok(match self {
+            Listener::Tcp(listener) => {
+                let owned = listener.as_fd().try_clone_to_owned()?;
+                Listener::Tcp(TcpListener::from_std(std::net::TcpListener::from(owned)))
+            }
+            Listener::Unix(listener, path) => {
+                let owned = listener.as_fd().try_clone_to_owned()?;
+                let std_listener = std::os::unix::net::UnixListener::from(owned);
+                Listener::Unix(UnixListener::from_std(std_listener), path.clone())
+            }
+        })
     }
 
     /// Removes the socket file of a unix listener.

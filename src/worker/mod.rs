@@ -1,10 +1,11 @@
 //! One worker: the mio event loop that owns all socket I/O, and the
 //! interpreter threads that run the app.
 
+pub mod activity;
 pub mod connection;
 pub mod event_loop;
 pub mod exchange;
 pub mod listener;
 pub mod output;
 pub mod pool;
-pub mod signals;
+pub mod run;

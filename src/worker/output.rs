@@ -103,6 +103,11 @@ impl ResponseOutput {
         }
     }
 
+    /// Body bytes sent so far (after framing limits, before chunk encoding).
+    pub fn body_sent(&self) -> u64 {
+        self.body_sent
+    }
+
     /// Whether any bytes went to the loop already (the head, at least).
     pub fn pushed_anything(&self) -> bool {
         self.pushed

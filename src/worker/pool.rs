@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
+use super::activity::Activity;
 use super::exchange::{JobQueue, ReplyQueue};
+use crate::access_log::AccessFormat;
 use crate::python::app::{LoadError, load_app};
 use crate::python::interpreter::new_interpreter;
 use crate::wsgi::bridge::{WsgiHost, describe};
@@ -19,6 +21,7 @@ pub struct PoolSettings {
     pub app_spec: String,
     pub sys_path: Vec<String>,
     pub environ: EnvironSettings,
+    pub access_format: Option<AccessFormat>,
 }
 
 pub struct InterpreterPool {
@@ -33,6 +36,7 @@ impl InterpreterPool {
         settings: Arc<PoolSettings>,
         jobs: Arc<JobQueue>,
         replies: Arc<ReplyQueue>,
+        activity: Arc<Activity>,
     ) -> Result<InterpreterPool, LoadError> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::with_capacity(count);
@@ -43,10 +47,11 @@ impl InterpreterPool {
                 replies.clone(),
                 ready_tx.clone(),
             );
+            let activity = activity.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("interpreter-{index}"))
                 .stack_size(INTERPRETER_STACK)
-                .spawn(move || serve(&settings, &jobs, replies, ready));
+                .spawn(move || serve(index, &settings, &jobs, replies, &activity, ready));
             match spawned {
                 Ok(handle) => threads.push(handle),
                 Err(error) => {
@@ -80,16 +85,24 @@ impl InterpreterPool {
 }
 
 fn serve(
+    index: usize,
     settings: &PoolSettings,
     jobs: &JobQueue,
     replies: Arc<ReplyQueue>,
+    activity: &Activity,
     ready: mpsc::Sender<Result<(), LoadError>>,
 ) {
     let interpreter = new_interpreter(&settings.sys_path);
     let host = interpreter.enter(|vm| {
         load_app(vm, &settings.app_spec).and_then(|app| {
-            WsgiHost::new(vm, app, &settings.environ, replies)
-                .map_err(|e| LoadError::Spec(describe(vm, &e)))
+            WsgiHost::new(
+                vm,
+                app,
+                &settings.environ,
+                settings.access_format.clone(),
+                replies,
+            )
+            .map_err(|e| LoadError::Spec(describe(vm, &e)))
         })
     });
     let host = match host {
@@ -105,7 +118,9 @@ fn serve(
     // here while attached would never answer it.
     interpreter.enter(|vm| {
         while let Some(job) = vm.allow_threads(|| jobs.pop()) {
+            activity.begin(index);
             host.handle(vm, job);
+            activity.end(index);
         }
     });
 }

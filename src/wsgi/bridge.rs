@@ -3,6 +3,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Instant;
 
 use rustpython_vm::builtins::{PyBaseExceptionRef, PyBytes, PyList, PyTuple};
 use rustpython_vm::class::PyClassImpl;
@@ -14,6 +15,8 @@ use super::environ::{EnvironBuilder, EnvironSettings};
 use super::errors::ErrorStream;
 use super::input::Input;
 use super::start_response::{self, Exchange};
+use crate::access_log::{AccessFormat, AccessRecord};
+use crate::http::date::UtcTime;
 use crate::http::response::ResponseContext;
 use crate::log;
 use crate::python::app::{exception_message, format_exception, import_module};
@@ -27,6 +30,7 @@ enum Failure {
 }
 
 pub struct WsgiHost {
+    access_format: Option<AccessFormat>,
     app: PyObjectRef,
     start_response: PyObjectRef,
     environ: EnvironBuilder,
@@ -38,6 +42,7 @@ impl WsgiHost {
         vm: &VirtualMachine,
         app: PyObjectRef,
         settings: &EnvironSettings,
+        access_format: Option<AccessFormat>,
         replies: Arc<ReplyQueue>,
     ) -> Result<WsgiHost, PyBaseExceptionRef> {
         let _ = Input::make_static_type();
@@ -59,6 +64,7 @@ impl WsgiHost {
             )
             .into();
         Ok(WsgiHost {
+            access_format,
             app,
             start_response,
             environ,
@@ -76,6 +82,7 @@ impl WsgiHost {
             info,
             flow,
         } = job;
+        let started = Instant::now();
         let context = ResponseContext {
             version: head.version,
             is_head: head.method() == "HEAD",
@@ -114,6 +121,7 @@ impl WsgiHost {
                 panic_message(&panic)
             )),
         };
+        let failed = failure.is_some();
         match failure {
             None => {
                 exchange.output.finish(vm, true);
@@ -123,11 +131,38 @@ impl WsgiHost {
                 if exchange.output.pushed_anything() {
                     exchange.output.finish(vm, false);
                 } else {
+                    exchange.headers = None;
                     exchange
                         .output
                         .fail(vm, 500, "The server could not complete the request.");
                 }
             }
+        }
+        if let Some(format) = self
+            .access_format
+            .as_ref()
+            .filter(|_| log::access_enabled())
+        {
+            let status = match &exchange.headers {
+                Some(headers) if !failed || exchange.output.pushed_anything() => {
+                    headers.status.as_str()
+                }
+                _ => "500 Internal Server Error",
+            };
+            let no_headers = Vec::new();
+            let record = AccessRecord {
+                remote_addr: &info.remote_addr,
+                head: &head,
+                status,
+                response_headers: exchange
+                    .headers
+                    .as_ref()
+                    .map_or(&no_headers, |h| &h.headers),
+                body_bytes: exchange.output.body_sent(),
+                finished: UtcTime::now(),
+                duration: started.elapsed(),
+            };
+            log::access(&format.render(&record));
         }
     }
 

@@ -154,6 +154,8 @@ def application(environ, start_response):
         import io
         start_response("200 OK", [("Content-Type", "text/plain")])
         return environ["wsgi.file_wrapper"](io.BytesIO(b"wrapped file body"), 4)
+    if path == "/pid":
+        return text(start_response, str(os.getpid()))
     if path == "/errors":
         environ["wsgi.errors"].write("message for the error log\n")
         environ["wsgi.errors"].flush()

@@ -1,0 +1,371 @@
+//! The arbiter (master process), with Gunicorn's semantics: it binds the
+//! listeners, forks workers that share them, and keeps the right number
+//! alive: replacing dead or silent ones, reloading on HUP, resizing on
+//! TTIN/TTOU, stopping gracefully on TERM. It never runs Python requests.
+
+pub mod heartbeat;
+pub mod process;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use self::heartbeat::{Heartbeats, MAX_SLOTS};
+use crate::config::Config;
+use crate::log;
+use crate::server::ServerError;
+use crate::signals::SignalPipe;
+use crate::worker::listener::Listener;
+use crate::worker::run::{EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR, WorkerSpec, run_worker};
+
+/// Signals the arbiter handles (Gunicorn's table, see README).
+const ARBITER_SIGNALS: [libc::c_int; 9] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGHUP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+    libc::SIGUSR1,
+    libc::SIGCHLD,
+    libc::SIGWINCH,
+];
+/// How long the arbiter sleeps between checks when no signal arrives.
+const TICK: Duration = Duration::from_millis(250);
+/// Extra time a retiring worker gets past the graceful timeout before SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+struct Worker {
+    slot: usize,
+    generation: u64,
+    started: Instant,
+    /// When it was told to stop (SIGTERM), if it was.
+    retiring: Option<Instant>,
+}
+
+/// Why the arbiter stopped running workers.
+enum Halt {
+    Stop { graceful: bool },
+    BootFailure { pid: libc::pid_t, code: i32 },
+}
+
+pub struct Arbiter {
+    config: Config,
+    listeners: Vec<Listener>,
+    heartbeats: Heartbeats,
+    signals: SignalPipe,
+    workers: HashMap<libc::pid_t, Worker>,
+    target: usize,
+    generation: u64,
+    uid: Option<u32>,
+    gid: Option<u32>,
+}
+
+impl Arbiter {
+    pub fn new(config: Config, listeners: Vec<Listener>) -> Result<Arbiter, ServerError> {
+        let uid = config
+            .user
+            .as_deref()
+            .map(|u| process::resolve_id(u, Path::new("/etc/passwd")))
+            .transpose()
+            .map_err(ServerError::Setting)?;
+        let gid = config
+            .group
+            .as_deref()
+            .map(|g| process::resolve_id(g, Path::new("/etc/group")))
+            .transpose()
+            .map_err(ServerError::Setting)?;
+        let heartbeats = Heartbeats::new().map_err(ServerError::Io)?;
+        let signals = SignalPipe::install(&ARBITER_SIGNALS).map_err(ServerError::Io)?;
+        Ok(Arbiter {
+            target: config.workers as usize,
+            config,
+            listeners,
+            heartbeats,
+            signals,
+            workers: HashMap::new(),
+            generation: 0,
+            uid,
+            gid,
+        })
+    }
+
+    /// Runs until stopped; `Err` when a worker could not boot.
+    pub fn run(&mut self) -> Result<(), ServerError> {
+        process::set_process_name("ferrocorn-main");
+        log::info(&format!(
+            "Arbiter running (pid: {}), {} workers",
+            std::process::id(),
+            self.target
+        ));
+        let halt = self.supervise();
+        match halt {
+            Halt::Stop { graceful } => {
+                self.stop_workers(graceful);
+                Ok(())
+            }
+            Halt::BootFailure { pid, code } => {
+                self.stop_workers(false);
+                let reason = if code == EXIT_APP_LOAD_ERROR {
+                    "App failed to load"
+                } else {
+                    "Worker failed to boot"
+                };
+                log::info(&format!(
+                    "Shutting down: Master. Reason: {reason} (worker {pid})"
+                ));
+                Err(ServerError::WorkerBoot)
+            }
+        }
+    }
+
+    fn supervise(&mut self) -> Halt {
+        loop {
+            for signal in self.signals.drain() {
+                match signal {
+                    libc::SIGTERM => return Halt::Stop { graceful: true },
+                    libc::SIGINT | libc::SIGQUIT => return Halt::Stop { graceful: false },
+                    libc::SIGHUP => {
+                        log::info(
+                            "Hang up: Master. Starting new workers, then retiring the old ones",
+                        );
+                        self.generation += 1;
+                    }
+                    libc::SIGTTIN => {
+                        self.target = (self.target + 1).min(MAX_SLOTS / 2);
+                        log::info(&format!("SIGTTIN: {} workers", self.target));
+                    }
+                    libc::SIGTTOU => {
+                        self.target = self.target.saturating_sub(1).max(1);
+                        log::info(&format!("SIGTTOU: {} workers", self.target));
+                    }
+                    libc::SIGUSR1 => {
+                        log::reopen();
+                        self.signal_all(libc::SIGUSR1);
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(halt) = self.reap() {
+                return halt;
+            }
+            self.kill_silent_workers();
+            self.manage_workers();
+            self.signals.wait(TICK);
+        }
+    }
+
+    /// Collects ended workers; a worker that never booted halts the arbiter.
+    fn reap(&mut self) -> Option<Halt> {
+        while let Some((pid, status)) = process::reap() {
+            let Some(worker) = self.workers.remove(&pid) else {
+                continue;
+            };
+            let booted = self.heartbeats.booted(worker.slot);
+            let code = process::exit_code(status);
+            if !booted {
+                if let Some(code @ (EXIT_BOOT_ERROR | EXIT_APP_LOAD_ERROR)) = code {
+                    log::error(&format!("Worker (pid:{pid}) failed to boot"));
+                    return Some(Halt::BootFailure { pid, code });
+                }
+            }
+            let how = process::describe_exit(status);
+            if worker.retiring.is_some() || code == Some(0) {
+                log::info(&format!("Worker (pid:{pid}) {how}"));
+            } else {
+                log::error(&format!("Worker (pid:{pid}) {how}; starting a replacement"));
+            }
+        }
+        None
+    }
+
+    /// Gunicorn's "WORKER TIMEOUT": no heartbeat for `--timeout` seconds.
+    fn kill_silent_workers(&mut self) {
+        if self.config.timeout == 0 {
+            return;
+        }
+        let limit_ms = self.config.timeout * 1000;
+        for (&pid, worker) in &mut self.workers {
+            if worker.retiring.is_none() && self.heartbeats.silence_ms(worker.slot) > limit_ms {
+                log::critical(&format!("WORKER TIMEOUT (pid:{pid})"));
+                process::send_signal(pid, libc::SIGKILL);
+                worker.retiring = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Starts and retires workers until the current generation has `target`.
+    fn manage_workers(&mut self) {
+        let now = Instant::now();
+        let mut current: Vec<(libc::pid_t, Instant, bool)> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation == self.generation && w.retiring.is_none())
+            .map(|(&pid, w)| (pid, w.started, self.heartbeats.booted(w.slot)))
+            .collect();
+        current.sort_by_key(|&(_, started, _)| started);
+        let booted = current.iter().filter(|w| w.2).count();
+        if current.len() > self.target {
+            for &(pid, _, _) in &current[..current.len() - self.target] {
+                self.retire(pid, now);
+            }
+        } else if current.len() < self.target {
+            // Until one worker of a generation has booted, start no more:
+            // a broken app then fails once, with one error, not N times.
+            let missing = if booted == 0 {
+                usize::from(current.is_empty())
+            } else {
+                self.target - current.len()
+            };
+            for _ in 0..missing {
+                self.spawn_worker();
+            }
+        }
+        if booted >= self.target {
+            let old: Vec<libc::pid_t> = self
+                .workers
+                .iter()
+                .filter(|(_, w)| w.generation < self.generation && w.retiring.is_none())
+                .map(|(&pid, _)| pid)
+                .collect();
+            for pid in old {
+                self.retire(pid, now);
+            }
+        }
+        let overdue = Duration::from_secs(self.config.graceful_timeout) + KILL_GRACE;
+        for (&pid, worker) in &self.workers {
+            if worker
+                .retiring
+                .is_some_and(|since| now.duration_since(since) > overdue)
+            {
+                process::send_signal(pid, libc::SIGKILL);
+            }
+        }
+    }
+
+    fn retire(&mut self, pid: libc::pid_t, now: Instant) {
+        if let Some(worker) = self.workers.get_mut(&pid) {
+            worker.retiring = Some(now);
+            process::send_signal(pid, libc::SIGTERM);
+        }
+    }
+
+    fn spawn_worker(&mut self) {
+        let used: Vec<usize> = self.workers.values().map(|w| w.slot).collect();
+        let Some(slot) = (0..MAX_SLOTS).find(|s| !used.contains(s)) else {
+            log::error("no free worker slot");
+            return;
+        };
+        self.heartbeats.start(slot);
+        let max_requests = self.max_requests_for(slot);
+        let result = process::fork(|| {
+            crate::signals::reset(&ARBITER_SIGNALS);
+            process::set_process_name("ferrocorn-work");
+            if let Err(error) = process::switch_user(self.uid, self.gid) {
+                log::error(&format!("cannot switch user/group: {error}"));
+                return EXIT_BOOT_ERROR;
+            }
+            let listeners = match self
+                .listeners
+                .iter()
+                .map(Listener::duplicate)
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(listeners) => listeners,
+                Err(error) => {
+                    log::error(&format!("cannot share the listeners: {error}"));
+                    return EXIT_BOOT_ERROR;
+                }
+            };
+            let spec = WorkerSpec {
+                listeners,
+                beat: Some(self.heartbeats.worker(slot)),
+                max_requests,
+                multiprocess: self.target > 1,
+            };
+            run_worker(&self.config, spec)
+        });
+        match result {
+            Ok(pid) => {
+                let worker = Worker {
+                    slot,
+                    generation: self.generation,
+                    started: Instant::now(),
+                    retiring: None,
+                };
+                self.workers.insert(pid, worker);
+            }
+            Err(error) => log::error(&format!("cannot fork a worker: {error}")),
+        }
+    }
+
+    /// `--max-requests` plus a per-worker share of `--max-requests-jitter`.
+    fn max_requests_for(&self, slot: usize) -> u64 {
+        let (max, jitter) = (self.config.max_requests, self.config.max_requests_jitter);
+        if max == 0 || jitter == 0 {
+            return max;
+        }
+        // Spread without a random generator: clock nanoseconds mixed with the slot.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u64);
+        max + (nanos ^ (slot as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) % (jitter + 1)
+    }
+
+    fn signal_all(&self, signal: libc::c_int) {
+        for &pid in self.workers.keys() {
+            process::send_signal(pid, signal);
+        }
+    }
+
+    /// Stops every worker: TERM and up to the graceful timeout, or QUIT at once.
+    fn stop_workers(&mut self, graceful: bool) {
+        let (signal, allowed) = if graceful {
+            log::info("Handling signal: term. Stopping workers gracefully");
+            (
+                libc::SIGTERM,
+                Duration::from_secs(self.config.graceful_timeout),
+            )
+        } else {
+            log::info("Stopping workers now");
+            (libc::SIGQUIT, Duration::from_secs(1))
+        };
+        self.signal_all(signal);
+        let deadline = Instant::now() + allowed;
+        while !self.workers.is_empty() && Instant::now() < deadline {
+            self.signals.wait(Duration::from_millis(50));
+            for signal in self.signals.drain() {
+                if matches!(signal, libc::SIGINT | libc::SIGQUIT) {
+                    self.signal_all(libc::SIGQUIT);
+                }
+            }
+            while let Some((pid, status)) = process::reap() {
+                if self.workers.remove(&pid).is_some() {
+                    log::info(&format!(
+                        "Worker (pid:{pid}) {}",
+                        process::describe_exit(status)
+                    ));
+                }
+            }
+        }
+        self.signal_all(libc::SIGKILL);
+        while !self.workers.is_empty() {
+            // SAFETY: blocking waitpid for our own children, valid out-pointer.
+            let pid = unsafe { libc::waitpid(-1, std::ptr::null_mut(), 0) };
+            if pid <= 0 {
+                break;
+            }
+            self.workers.remove(&pid);
+        }
+    }
+
+    /// Removes unix socket files and the pid file.
+    pub fn clean_up(&self, pidfile: Option<&PathBuf>) {
+        for listener in &self.listeners {
+            listener.unlink();
+        }
+        if let Some(path) = pidfile {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Process-level operations of the arbiter: fork, exit statuses, the pid
+//! file, user and group switching, process names.
+
+use std::io;
+use std::path::Path;
+
+/// Forks; the child runs `child` and exits with its code, never returning.
+pub fn fork(child: impl FnOnce() -> i32) -> io::Result<libc::pid_t> {
+    // SAFETY: the arbiter is single-threaded when it forks (it runs no
+    // interpreter and spawns no threads), so the child's copy of every lock
+    // and of the allocator is consistent.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            let code = child();
+            std::process::exit(code);
+        }
+        pid => Ok(pid),
+    }
+}
+
+pub fn send_signal(pid: libc::pid_t, signal: libc::c_int) {
+    // SAFETY: kill(2) has no memory effects; a pid that is gone gives ESRCH.
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+/// A child that ended: its pid and wait status.
+pub fn reap() -> Option<(libc::pid_t, libc::c_int)> {
+    let mut status = 0;
+    // SAFETY: waitpid with a valid out-pointer; WNOHANG never blocks.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    (pid > 0).then_some((pid, status))
+}
+
+/// The exit code, if the process exited rather than died of a signal.
+pub fn exit_code(status: libc::c_int) -> Option<i32> {
+    libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status))
+}
+
+/// "exited with code 0" / "was killed by signal 9 (SIGKILL)".
+pub fn describe_exit(status: libc::c_int) -> String {
+    if let Some(code) = exit_code(status) {
+        return format!("exited with code {code}");
+    }
+    if libc::WIFSIGNALED(status) {
+        let signal = libc::WTERMSIG(status);
+        return format!("was killed by signal {signal} ({})", signal_name(signal));
+    }
+    format!("ended with status {status}")
+}
+
+pub fn signal_name(signal: libc::c_int) -> &'static str {
+    match signal {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGBUS => "SIGBUS",
+        _ => "signal",
+    }
+}
+
+/// Names the calling thread (what `ps -o comm` and `top` show), 15 bytes at most.
+pub fn set_process_name(name: &str) {
+    let mut bytes = name.as_bytes()[..name.len().min(15)].to_vec();
+    bytes.push(0);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, bytes.as_ptr() as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+pub fn write_pidfile(path: &Path) -> io::Result<()> {
+    std::fs::write(path, format!("{}\n", std::process::id()))
+}
+
+/// A uid or gid from a number or a name in /etc/passwd or /etc/group (read
+/// directly: a static binary cannot load the NSS modules getpwnam needs).
+pub fn resolve_id(value: &str, database: &Path) -> Result<u32, String> {
+    if let Ok(id) = value.parse() {
+        return Ok(id);
+    }
+    let text = std::fs::read_to_string(database)
+        .map_err(|e| format!("cannot read {}: {e}", database.display()))?;
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next() == Some(value)).then(|| fields.nth(1).and_then(|id| id.parse().ok()))?
+        })
+        .ok_or_else(|| format!("no {value:?} in {}", database.display()))
+}
+
+/// Drops to `gid` and `uid` (group first, while still allowed to).
+pub fn switch_user(uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+    // SAFETY: plain credential syscalls; failures are reported via errno.
+    unsafe {
+        if let Some(gid) = gid {
+            if libc::setgroups(0, std::ptr::null()) != 0 && libc::getuid() == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::setgid(gid) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        if let Some(uid) = uid {
+            if libc::setuid(uid) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_resolve_from_numbers_and_files() {
+        let dir = std::env::temp_dir().join(format!("ferrocorn-ids-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let passwd = dir.join("passwd");
+        std::fs::write(
+            &passwd,
+            "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\n",
+        )
+        .unwrap();
+        assert_eq!(resolve_id("www-data", &passwd), Ok(33));
+        assert_eq!(resolve_id("1000", &passwd), Ok(1000));
+        assert!(resolve_id("nobody-here", &passwd).is_err());
+    }
+
+    #[test]
+    fn exit_statuses_are_described() {
+        assert_eq!(describe_exit(3 << 8), "exited with code 3");
+        assert_eq!(describe_exit(9), "was killed by signal 9 (SIGKILL)");
+    }
+}

@@ -1,0 +1,294 @@
+//! The arbiter: worker processes, their replacement, signals under load,
+//! timeouts, max-requests, logs and the pid file.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Server, scratch_dir, wait_for_file};
+
+/// Requests on fresh connections, one after another, until stopped; counts
+/// successes and failures.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failures: Arc<std::sync::Mutex<Vec<String>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(server: &Server, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let threads = (0..clients)
+            .map(|_| {
+                let (addr, stop, ok, failures) =
+                    (server.addr, stop.clone(), ok.clone(), failures.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        match one_request(addr) {
+                            Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
+                            Err(e) => {
+                                failures.lock().unwrap().push(e);
+                                0
+                            }
+                        };
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failures,
+            threads,
+        }
+    }
+
+    /// Stops the clients; returns (successes, failures).
+    fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            thread.join().unwrap();
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failures.lock().unwrap().clone(),
+        )
+    }
+}
+
+fn one_request(addr: std::net::SocketAddr) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /write HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("send: {e}"))?;
+    let mut reply = Vec::new();
+    stream
+        .read_to_end(&mut reply)
+        .map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&reply);
+    if text.starts_with("HTTP/1.1 200 OK") && text.contains("returned") {
+        Ok(())
+    } else {
+        Err(format!("bad reply: {text:?}"))
+    }
+}
+
+fn booted_pids(server: &Server) -> Vec<u32> {
+    server
+        .log()
+        .lines()
+        .filter_map(|l| l.split("Booted worker with pid: ").nth(1))
+        .filter_map(|p| p.trim().parse().ok())
+        .collect()
+}
+
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn workers_are_separate_processes() {
+    let server = Server::start(&["-w", "2", "probe:application"]);
+    wait_until("two workers", || booted_pids(&server).len() == 2);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..50 {
+        seen.insert(server.get("/pid").text());
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert!(!seen.is_empty());
+    for pid in &seen {
+        assert!(
+            booted_pids(&server).contains(&pid.parse().unwrap()),
+            "{pid} is a booted worker"
+        );
+    }
+}
+
+#[test]
+fn a_killed_worker_is_replaced_within_a_second() {
+    let server = Server::start(&["probe:application"]);
+    let pid: i32 = server.get("/pid").text().parse().unwrap();
+    let killed_at = Instant::now();
+    // SAFETY: kill(2) on a worker of our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    wait_until("a replacement", || booted_pids(&server).len() == 2);
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(1),
+        "replaced after {:?}",
+        killed_at.elapsed()
+    );
+    assert!(server.log().contains(&format!(
+        "Worker (pid:{pid}) was killed by signal 9 (SIGKILL)"
+    )));
+    assert_ne!(server.get("/pid").text().parse::<i32>().unwrap(), pid);
+}
+
+#[test]
+fn a_stuck_worker_is_killed_while_another_keeps_answering() {
+    let server = Server::start(&["-w", "2", "--timeout", "2", "probe:application"]);
+    wait_until("two workers", || booted_pids(&server).len() == 2);
+    let stuck = std::thread::spawn({
+        let addr = server.addr;
+        move || {
+            let mut client = common::Client::new(std::net::TcpStream::connect(addr).unwrap());
+            client.send(b"GET /sleep?30 HTTP/1.1\r\nHost: t\r\n\r\n");
+            client.read_to_end()
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let load = Load::start(&server, 2);
+    wait_until("the timeout", || server.log().contains("WORKER TIMEOUT"));
+    wait_until("a replacement", || booted_pids(&server).len() == 3);
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, failures) = load.finish();
+    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    assert!(ok > 10, "only {ok} requests answered");
+    let cut = stuck.join().unwrap();
+    assert!(cut.is_empty(), "the stuck request gets no response");
+}
+
+#[test]
+fn hup_replaces_workers_without_failing_requests() {
+    let server = Server::start(&["-w", "2", "probe:application"]);
+    wait_until("two workers", || booted_pids(&server).len() == 2);
+    let before = booted_pids(&server);
+    let load = Load::start(&server, 4);
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal(libc::SIGHUP);
+    wait_until("new workers", || booted_pids(&server).len() == 4);
+    wait_until("old workers to exit", || {
+        before.iter().all(|p| {
+            server
+                .log()
+                .contains(&format!("Worker (pid:{p}) exited with code 0"))
+        })
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, failures) = load.finish();
+    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    assert!(ok > 20, "only {ok} requests answered");
+}
+
+#[test]
+fn ttin_and_ttou_resize_without_failing_requests() {
+    let server = Server::start(&["probe:application"]);
+    let load = Load::start(&server, 4);
+    server.signal(libc::SIGTTIN);
+    wait_until("a second worker", || booted_pids(&server).len() == 2);
+    server.signal(libc::SIGTTOU);
+    wait_until("one worker to retire", || {
+        server.log().contains("exited with code 0")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, failures) = load.finish();
+    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    assert!(ok > 20, "only {ok} requests answered");
+}
+
+#[test]
+fn max_requests_recycles_workers_without_failures() {
+    let server = Server::start(&[
+        "--max-requests",
+        "10",
+        "--max-requests-jitter",
+        "5",
+        "probe:application",
+    ]);
+    let load = Load::start(&server, 2);
+    wait_until("two recycles", || booted_pids(&server).len() >= 3);
+    let (ok, failures) = load.finish();
+    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    assert!(ok >= 20);
+    assert!(server.log().contains("Autorestarting worker after"));
+}
+
+#[test]
+fn access_log_uses_the_format_and_reopens_on_usr1() {
+    let dir = scratch_dir("access");
+    let log = dir.join("access.log");
+    let server = Server::start(&[
+        "--access-logfile",
+        log.to_str().unwrap(),
+        "--access-logformat",
+        r#"%(h)s "%(r)s" %(s)s %(b)s "%(a)s" %({x-replaced}o)s %(D)s"#,
+        "probe:application",
+    ]);
+    let mut client = common::Client::new(server.connect());
+    client.send(b"GET /exc-info?x=1 HTTP/1.1\r\nHost: t\r\nUser-Agent: tester/1\r\nConnection: close\r\n\r\n");
+    client.response(false).unwrap();
+    wait_for_file(
+        &log,
+        &[r#"127.0.0.1 "GET /exc-info?x=1 HTTP/1.1" 503 8 "tester/1" yes "#],
+    );
+
+    let rotated = dir.join("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    server.signal(libc::SIGUSR1);
+    wait_until("the reopened log", || {
+        server.get("/pid");
+        log.exists()
+            && std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("GET /pid")
+    });
+}
+
+#[test]
+fn error_log_file_and_pid_file() {
+    let dir = scratch_dir("files");
+    let (error_log, pidfile) = (dir.join("error.log"), dir.join("app.pid"));
+    let args = [
+        "--error-logfile",
+        error_log.to_str().unwrap(),
+        "--pid",
+        pidfile.to_str().unwrap(),
+        "probe:application",
+    ];
+    let mut command = std::process::Command::new(common::BIN);
+    command
+        .current_dir(common::apps_dir())
+        .args(args)
+        .args(["-b", "127.0.0.1:0"]);
+    let mut child = command.spawn().unwrap();
+    wait_for_file(&error_log, &["Booted worker"]);
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    assert_eq!(pid.trim(), child.id().to_string());
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(!pidfile.exists(), "the pid file is removed on exit");
+    assert!(
+        std::fs::read_to_string(&error_log)
+            .unwrap()
+            .contains("Shutting down: Master")
+    );
+}
+
+#[test]
+fn sigint_stops_at_once() {
+    let mut server = Server::start(&["-w", "2", "probe:application"]);
+    let started = Instant::now();
+    server.signal(libc::SIGINT);
+    assert!(server.wait().success());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
