@@ -244,6 +244,40 @@ fn an_inherited_descriptor_can_be_the_listener() {
 }
 
 #[test]
+fn systemd_socket_activation_hands_over_descriptor_3() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+    // SAFETY: clearing FD_CLOEXEC on a descriptor we own, so the child inherits it.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+    }
+    // As systemd does: the socket at descriptor 3, LISTEN_PID naming the
+    // process (the shell's pid is ferrocorn's after exec).
+    let script = format!("LISTEN_PID=$$ LISTEN_FDS=1 exec {BIN} probe:application 3<&{fd}");
+    let mut command = Command::new("sh");
+    command
+        .current_dir(apps_dir())
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut server = Server::spawn(command);
+    server.addr = address;
+    assert!(
+        server.log().contains("Listening at: http://"),
+        "{}",
+        server.log()
+    );
+    assert!(
+        !server.log().contains("127.0.0.1:8000"),
+        "no default bind when systemd passes sockets"
+    );
+    assert_eq!(server.get("/write").text(), "written returned");
+}
+
+#[test]
 fn sigterm_lets_a_request_being_received_finish() {
     let mut server = Server::start(&["probe:application"]);
     let mut client = Client::new(server.connect());
