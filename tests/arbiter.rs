@@ -292,3 +292,83 @@ fn sigint_stops_at_once() {
     assert!(server.wait().success());
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn several_binds_including_ipv6_serve_the_same_app() {
+    let v4 = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let Ok(v6_probe) = std::net::TcpListener::bind("[::1]:0") else {
+        panic!("this test needs an IPv6 loopback (::1)");
+    };
+    let v6 = v6_probe.local_addr().unwrap();
+    drop(v6_probe);
+    let (b4, b6) = (v4.to_string(), v6.to_string());
+    let mut server = Server::start(&["-b", &b4, "-b", &b6, "--reuse-port", "probe:application"]);
+    for addr in [v4, v6] {
+        server.addr = addr;
+        assert_eq!(server.get("/write").text(), "written returned", "{addr}");
+    }
+}
+
+#[test]
+fn stale_unix_sockets_are_replaced_and_umask_sets_their_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch_dir("stale");
+    let socket = dir.join("app.sock");
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap()); // left behind, as after a crash
+    let bind = format!("unix:{}", socket.display());
+    let _server = Server::start(&["-b", &bind, "--umask", "0o007", "probe:application"]);
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o770);
+    assert!(std::os::unix::net::UnixStream::connect(&socket).is_ok());
+}
+
+#[test]
+fn workers_run_as_the_given_user_with_a_process_name() {
+    // SAFETY: getuid(2) has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        panic!("this test switches users and needs root (CI runs as root)");
+    }
+    let server = Server::start(&[
+        "--user",
+        "nobody",
+        "--group",
+        "nogroup",
+        "probe:application",
+    ]);
+    let pid = server.get("/pid").text();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let nobody = std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("nobody:x:")
+                .and_then(|r| r.split(':').next())
+                .map(str::to_owned)
+        })
+        .unwrap();
+    assert!(
+        uid_line.split_whitespace().skip(1).all(|id| id == nobody),
+        "{uid_line}"
+    );
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "ferrocorn-work");
+}
+
+#[test]
+fn capture_output_sends_print_to_the_error_log() {
+    let dir = scratch_dir("capture");
+    let error_log = dir.join("error.log");
+    let server = Server::start_on_free_port(&[
+        "--error-logfile",
+        error_log.to_str().unwrap(),
+        "--capture-output",
+        "probe:application",
+    ]);
+    wait_for_file(&error_log, &["Booted worker"]);
+    assert_eq!(server.get("/print").text(), "printed");
+    wait_for_file(&error_log, &["printed by the app"]);
+}

@@ -154,6 +154,9 @@ def application(environ, start_response):
         import io
         start_response("200 OK", [("Content-Type", "text/plain")])
         return environ["wsgi.file_wrapper"](io.BytesIO(b"wrapped file body"), 4)
+    if path == "/print":
+        print("printed by the app")
+        return text(start_response, "printed")
     if path == "/pid":
         return text(start_response, str(os.getpid()))
     if path == "/errors":

@@ -49,6 +49,39 @@ impl Server {
         Server::spawn(command)
     }
 
+    /// Starts with `-b 127.0.0.1:PORT` on a free port and waits until the port
+    /// answers (for runs whose log goes to a file, not stderr).
+    pub fn start_on_free_port(args: &[&str]) -> Server {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let bind = addr.to_string();
+        let mut child = Command::new(BIN)
+            .current_dir(apps_dir())
+            .args(args)
+            .args(["-b", &bind])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start ferrocorn");
+        let deadline = Instant::now() + TIMEOUT;
+        while TcpStream::connect(addr).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("ferrocorn exited with {status} while starting");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ferrocorn did not listen in time"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server {
+            child,
+            addr,
+            log: Arc::new(Mutex::new(String::new())),
+        }
+    }
+
     /// Spawns a prepared command and waits until it serves.
     pub fn spawn(mut command: Command) -> Server {
         let mut child = command.spawn().expect("start ferrocorn");
