@@ -48,7 +48,7 @@ fn a_missing_attribute_is_named() {
 
 #[test]
 fn a_non_callable_app_is_refused() {
-    let (status, output) = run_to_exit(&apps_dir(), &["factory:not_callable"]);
+    let (status, output) = run_to_exit(&apps_dir(), &["-w", "3", "factory:not_callable"]);
     assert!(!status.success());
     assert!(
         error_line(&output).contains("factory:not_callable is not callable (it is a str)"),
