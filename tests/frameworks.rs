@@ -1,0 +1,163 @@
+//! Real frameworks through the real server: every route of the Flask,
+//! Bottle, Falcon and Django examples, and an app wrapped in
+//! wsgiref.validate. Their pinned wheels (examples/requirements*.txt) are
+//! fetched once with pip into the target directory and reused.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::{Client, Response, Server};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The wheel directory, filled on first use.
+fn wheels() -> &'static PathBuf {
+    static WHEELS: OnceLock<PathBuf> = OnceLock::new();
+    WHEELS.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("framework-wheels");
+        let pure = repo().join("examples/requirements.txt");
+        let fallback = repo().join("examples/requirements-fallback.txt");
+        let pinned = |file: &Path| std::fs::read_to_string(file).unwrap().lines().filter(|l| l.contains("==")).count();
+        let have = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        if have < pinned(&pure) + pinned(&fallback) {
+            std::fs::create_dir_all(&dir).unwrap();
+            let pip = |extra: &[&str], requirements: &Path| {
+                let status = Command::new("python3")
+                    .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d"])
+                    .arg(&dir)
+                    .args(extra)
+                    .arg("-r")
+                    .arg(requirements)
+                    .status()
+                    .expect("these tests fetch wheels with python3 -m pip");
+                assert!(status.success(), "pip download -r {} failed", requirements.display());
+            };
+            pip(&["--platform", "any", "--implementation", "py", "--abi", "none", "--python-version", "3.14"], &pure);
+            pip(&[], &fallback);
+        }
+        dir
+    })
+}
+
+fn pythonpath() -> String {
+    let mut entries: Vec<String> = std::fs::read_dir(wheels())
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.ends_with(".whl"))
+        .collect();
+    entries.sort();
+    entries.join(",")
+}
+
+fn start(app: &str) -> Server {
+    let pythonpath = pythonpath();
+    Server::start_with(repo(), &["--pythonpath", &pythonpath, app], &[])
+}
+
+fn request(server: &Server, raw: String) -> Response {
+    let mut client = Client::new(server.connect());
+    client.send(raw.as_bytes());
+    client.response(false).expect("a response")
+}
+
+fn get(server: &Server, path: &str, extra: &str) -> Response {
+    request(server, format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n"))
+}
+
+fn post(server: &Server, content_type: &str, body: &str) -> Response {
+    request(
+        server,
+        format!(
+            "POST /form HTTP/1.1\r\nHost: t\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// The same contract for every framework example.
+fn exercise_every_route(app: &str, name: &str) {
+    let server = start(app);
+    let compact = |r: &Response| r.text().replace([' ', '\n'], "");
+
+    let index = get(&server, "/", "");
+    assert_eq!((index.status, index.text()), (200, format!("{name} index")));
+
+    let page = get(&server, "/hello/Ann", "");
+    assert_eq!(page.status, 200);
+    assert!(compact(&page).contains("<h1>HelloAnn</h1><ul><li>1</li><li>2</li><li>3</li></ul>"), "{}", page.text());
+
+    let json = get(&server, "/api/items/7", "");
+    assert_eq!(json.status, 200);
+    assert!(json.header("content-type").unwrap().starts_with("application/json"));
+    assert!(compact(&json).contains(r#""id":7"#) && compact(&json).contains(r#""name":"item7""#), "{}", json.text());
+
+    let form = post(&server, "application/x-www-form-urlencoded", "a=1&b=two+words");
+    assert_eq!(form.status, 200, "{}", form.text());
+    assert!(compact(&form).contains(r#""fields":{"a":"1","b":"twowords"}"#), "{}", form.text());
+
+    let boundary = "XyZbOuNdArY";
+    let multipart = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"up\"; filename=\"up.txt\"\r\n\
+         Content-Type: text/plain\r\n\r\nfile body\r\n--{boundary}--\r\n"
+    );
+    let upload = post(&server, &format!("multipart/form-data; boundary={boundary}"), &multipart);
+    assert_eq!(upload.status, 200, "{}", upload.text());
+    assert!(compact(&upload).contains(r#""fields":{"a":"1"}"#), "{}", upload.text());
+    assert!(compact(&upload).contains(r#""files":{"up":"filebody"}"#), "{}", upload.text());
+
+    let first = get(&server, "/cookie", "");
+    let set_cookie = first.header("set-cookie").expect("Set-Cookie");
+    assert!(set_cookie.starts_with("flavour=oat"), "{set_cookie}");
+    let second = get(&server, "/cookie", "Cookie: flavour=oat\r\n");
+    assert_eq!(second.text(), "flavour=oat");
+
+    let moved = get(&server, "/redirect", "");
+    assert!(matches!(moved.status, 302 | 303), "{}", moved.status);
+    assert!(moved.header("location").unwrap().ends_with("/hello/redirected"));
+
+    let missing = get(&server, "/no/such/page", "");
+    assert_eq!((missing.status, missing.text()), (404, "custom not found".to_owned()));
+
+    let broken = get(&server, "/boom", "");
+    assert_eq!((broken.status, broken.text()), (500, "custom error page".to_owned()));
+}
+
+#[test]
+fn flask_example_serves_every_route() {
+    exercise_every_route("examples.flask_app:app", "flask");
+}
+
+#[test]
+fn bottle_example_serves_every_route() {
+    exercise_every_route("examples.bottle_app:app", "bottle");
+}
+
+#[test]
+fn falcon_example_serves_every_route() {
+    exercise_every_route("examples.falcon_app:app", "falcon");
+}
+
+#[test]
+fn django_example_serves_every_route() {
+    exercise_every_route("examples.django_app:application", "django");
+}
+
+#[test]
+fn an_app_wrapped_in_wsgiref_validate_finds_nothing_to_complain_about() {
+    let server = Server::start(&["validated:application"]);
+    let mut client = Client::new(server.connect());
+    client.send(b"GET /?q=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(client.response(false).unwrap().text(), "validated GET");
+    client.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
+    assert_eq!(client.response(false).unwrap().text(), "validated POST hello");
+    client.send(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(client.response(true).unwrap().status, 200);
+    let log = server.log();
+    assert!(!log.contains("Traceback") && !log.contains("WSGIWarning") && !log.contains("AssertionError"), "{log}");
+}
