@@ -22,22 +22,52 @@ fn wheels() -> &'static PathBuf {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("framework-wheels");
         let pure = repo().join("examples/requirements.txt");
         let fallback = repo().join("examples/requirements-fallback.txt");
-        let pinned = |file: &Path| std::fs::read_to_string(file).unwrap().lines().filter(|l| l.contains("==")).count();
+        let pinned = |file: &Path| {
+            std::fs::read_to_string(file)
+                .unwrap()
+                .lines()
+                .filter(|l| l.contains("=="))
+                .count()
+        };
         let have = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
         if have < pinned(&pure) + pinned(&fallback) {
             std::fs::create_dir_all(&dir).unwrap();
             let pip = |extra: &[&str], requirements: &Path| {
                 let status = Command::new("python3")
-                    .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d"])
+                    .args([
+                        "-m",
+                        "pip",
+                        "download",
+                        "--quiet",
+                        "--no-deps",
+                        "--only-binary=:all:",
+                        "-d",
+                    ])
                     .arg(&dir)
                     .args(extra)
                     .arg("-r")
                     .arg(requirements)
                     .status()
                     .expect("these tests fetch wheels with python3 -m pip");
-                assert!(status.success(), "pip download -r {} failed", requirements.display());
+                assert!(
+                    status.success(),
+                    "pip download -r {} failed",
+                    requirements.display()
+                );
             };
-            pip(&["--platform", "any", "--implementation", "py", "--abi", "none", "--python-version", "3.14"], &pure);
+            pip(
+                &[
+                    "--platform",
+                    "any",
+                    "--implementation",
+                    "py",
+                    "--abi",
+                    "none",
+                    "--python-version",
+                    "3.14",
+                ],
+                &pure,
+            );
             pip(&[], &fallback);
         }
         dir
@@ -66,7 +96,10 @@ fn request(server: &Server, raw: String) -> Response {
 }
 
 fn get(server: &Server, path: &str, extra: &str) -> Response {
-    request(server, format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n"))
+    request(
+        server,
+        format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n"),
+    )
 }
 
 fn post(server: &Server, content_type: &str, body: &str) -> Response {
@@ -89,16 +122,36 @@ fn exercise_every_route(app: &str, name: &str) {
 
     let page = get(&server, "/hello/Ann", "");
     assert_eq!(page.status, 200);
-    assert!(compact(&page).contains("<h1>HelloAnn</h1><ul><li>1</li><li>2</li><li>3</li></ul>"), "{}", page.text());
+    assert!(
+        compact(&page).contains("<h1>HelloAnn</h1><ul><li>1</li><li>2</li><li>3</li></ul>"),
+        "{}",
+        page.text()
+    );
 
     let json = get(&server, "/api/items/7", "");
     assert_eq!(json.status, 200);
-    assert!(json.header("content-type").unwrap().starts_with("application/json"));
-    assert!(compact(&json).contains(r#""id":7"#) && compact(&json).contains(r#""name":"item7""#), "{}", json.text());
+    assert!(
+        json.header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
+    assert!(
+        compact(&json).contains(r#""id":7"#) && compact(&json).contains(r#""name":"item7""#),
+        "{}",
+        json.text()
+    );
 
-    let form = post(&server, "application/x-www-form-urlencoded", "a=1&b=two+words");
+    let form = post(
+        &server,
+        "application/x-www-form-urlencoded",
+        "a=1&b=two+words",
+    );
     assert_eq!(form.status, 200, "{}", form.text());
-    assert!(compact(&form).contains(r#""fields":{"a":"1","b":"twowords"}"#), "{}", form.text());
+    assert!(
+        compact(&form).contains(r#""fields":{"a":"1","b":"twowords"}"#),
+        "{}",
+        form.text()
+    );
 
     let boundary = "XyZbOuNdArY";
     let multipart = format!(
@@ -106,10 +159,22 @@ fn exercise_every_route(app: &str, name: &str) {
          --{boundary}\r\nContent-Disposition: form-data; name=\"up\"; filename=\"up.txt\"\r\n\
          Content-Type: text/plain\r\n\r\nfile body\r\n--{boundary}--\r\n"
     );
-    let upload = post(&server, &format!("multipart/form-data; boundary={boundary}"), &multipart);
+    let upload = post(
+        &server,
+        &format!("multipart/form-data; boundary={boundary}"),
+        &multipart,
+    );
     assert_eq!(upload.status, 200, "{}", upload.text());
-    assert!(compact(&upload).contains(r#""fields":{"a":"1"}"#), "{}", upload.text());
-    assert!(compact(&upload).contains(r#""files":{"up":"filebody"}"#), "{}", upload.text());
+    assert!(
+        compact(&upload).contains(r#""fields":{"a":"1"}"#),
+        "{}",
+        upload.text()
+    );
+    assert!(
+        compact(&upload).contains(r#""files":{"up":"filebody"}"#),
+        "{}",
+        upload.text()
+    );
 
     let first = get(&server, "/cookie", "");
     let set_cookie = first.header("set-cookie").expect("Set-Cookie");
@@ -119,13 +184,24 @@ fn exercise_every_route(app: &str, name: &str) {
 
     let moved = get(&server, "/redirect", "");
     assert!(matches!(moved.status, 302 | 303), "{}", moved.status);
-    assert!(moved.header("location").unwrap().ends_with("/hello/redirected"));
+    assert!(
+        moved
+            .header("location")
+            .unwrap()
+            .ends_with("/hello/redirected")
+    );
 
     let missing = get(&server, "/no/such/page", "");
-    assert_eq!((missing.status, missing.text()), (404, "custom not found".to_owned()));
+    assert_eq!(
+        (missing.status, missing.text()),
+        (404, "custom not found".to_owned())
+    );
 
     let broken = get(&server, "/boom", "");
-    assert_eq!((broken.status, broken.text()), (500, "custom error page".to_owned()));
+    assert_eq!(
+        (broken.status, broken.text()),
+        (500, "custom error page".to_owned())
+    );
 }
 
 #[test]
@@ -155,9 +231,17 @@ fn an_app_wrapped_in_wsgiref_validate_finds_nothing_to_complain_about() {
     client.send(b"GET /?q=1 HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(client.response(false).unwrap().text(), "validated GET");
     client.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
-    assert_eq!(client.response(false).unwrap().text(), "validated POST hello");
+    assert_eq!(
+        client.response(false).unwrap().text(),
+        "validated POST hello"
+    );
     client.send(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(client.response(true).unwrap().status, 200);
     let log = server.log();
-    assert!(!log.contains("Traceback") && !log.contains("WSGIWarning") && !log.contains("AssertionError"), "{log}");
+    assert!(
+        !log.contains("Traceback")
+            && !log.contains("WSGIWarning")
+            && !log.contains("AssertionError"),
+        "{log}"
+    );
 }

@@ -80,6 +80,38 @@ fn an_import_error_inside_the_app_shows_its_traceback() {
 }
 
 #[test]
+fn a_c_extension_without_fallback_is_named_with_the_reason() {
+    let (status, output) = run_to_exit(&apps_dir(), &["uses_cext:application"]);
+    assert!(!status.success());
+    let line = error_line(&output);
+    assert!(line.contains("needs module 'cext_pkg.fast'"), "{line}");
+    assert!(
+        line.contains("fast.cpython-311-x86_64-linux-gnu.so")
+            && line.contains("RustPython cannot load"),
+        "{line}"
+    );
+    assert!(
+        line.contains("uses_cext.py:1"),
+        "names the importing line: {line}"
+    );
+}
+
+#[test]
+fn a_missing_standard_module_is_named_with_the_reason() {
+    let (status, output) = run_to_exit(&apps_dir(), &["needs_ssl:application"]);
+    assert!(!status.success());
+    let line = error_line(&output);
+    assert!(
+        line.contains("needs module '_ssl'") && line.contains("part of the standard library"),
+        "{line}"
+    );
+    assert!(
+        line.contains("imported from ssl:"),
+        "names the stdlib module that needs it: {line}"
+    );
+}
+
+#[test]
 fn an_invalid_option_value_is_a_one_line_cli_error() {
     let output = Command::new(BIN)
         .args(["--threads", "0", "probe:application"])

@@ -9,7 +9,9 @@ propagate with their traceback.
 
 import ast
 import importlib
+import os
 import sys
+import zipfile
 
 
 class AppLoadError(Exception):
@@ -26,14 +28,84 @@ def _split(spec):
 def _import(module_name):
     try:
         return importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
+    except ImportError as error:
         missing = error.name or ""
-        if module_name == missing or module_name.startswith(missing + "."):
+        if isinstance(error, ModuleNotFoundError) and (
+            module_name == missing or module_name.startswith(missing + ".")
+        ):
             raise AppLoadError(
                 "cannot import %r: no module named %r on sys.path %r"
                 % (module_name, missing, sys.path)
             ) from None
+        importer = _importer(error)
+        for candidate in _candidates(error):
+            reason = _runtime_limit(candidate, importer)
+            if reason:
+                raise AppLoadError(
+                    "importing %r needs module %r, %s (imported from %s:%d)"
+                    % (module_name, candidate, reason, importer[0], importer[1])
+                ) from None
         raise
+
+
+def _candidates(error):
+    """Modules whose absence an ImportError reports: its name, and for
+    "cannot import name 'x' from 'pkg'" the submodule pkg.x."""
+    names = [error.name] if error.name else []
+    text = str(error)
+    if text.startswith("cannot import name '") and "' from '" in text:
+        name, _, rest = text[len("cannot import name '"):].partition("' from '")
+        names.append(rest.partition("'")[0] + "." + name)
+    return names
+
+
+def _runtime_limit(missing, importer):
+    """Why `missing` cannot be imported on RustPython, if that is the cause."""
+    top = missing.partition(".")[0]
+    stdlib_dir = os.path.dirname(os.__file__)
+    if top in getattr(sys, "stdlib_module_names", ()) or os.path.dirname(importer[0]) == stdlib_dir:
+        return "a part of the standard library this ferrocorn build does not include"
+    extension = _extension_file(missing)
+    if extension:
+        return (
+            "a C extension (%s), which RustPython cannot load: use a version of the package "
+            "with a pure-Python fallback" % extension
+        )
+    return None
+
+
+def _extension_file(missing):
+    """A compiled file for module `missing` somewhere on sys.path."""
+    parts = missing.split(".")
+    for entry in sys.path:
+        if os.path.isdir(entry):
+            folder = os.path.join(entry, *parts[:-1])
+            try:
+                names = os.listdir(folder)
+            except OSError:
+                continue
+            for name in names:
+                if name.startswith(parts[-1] + ".") and name.endswith((".so", ".pyd")):
+                    return os.path.join(folder, name)
+        elif zipfile.is_zipfile(entry):
+            prefix = "/".join(parts)
+            with zipfile.ZipFile(entry) as archive:
+                for name in archive.namelist():
+                    if name.startswith(prefix + ".") and name.endswith((".so", ".pyd")):
+                        return "%s in %s" % (name, entry)
+    return None
+
+
+def _importer(error):
+    """(file, line) of the import statement that failed, outside importlib."""
+    where = ("?", 0)
+    frame = error.__traceback__
+    while frame is not None:
+        filename = frame.tb_frame.f_code.co_filename
+        if not filename.startswith("<frozen") and "importlib" not in filename:
+            where = (filename, frame.tb_lineno)
+        frame = frame.tb_next
+    return where
 
 
 def _parse_expression(spec, expression):
