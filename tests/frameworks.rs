@@ -245,3 +245,13 @@ fn an_app_wrapped_in_wsgiref_validate_finds_nothing_to_complain_about() {
         "{log}"
     );
 }
+
+#[test]
+fn sqlite3_is_built_into_the_binary() {
+    let server = Server::start(&["sqlite_app:application"]);
+    let text = server.get("/").text();
+    assert!(
+        text.starts_with("sqlite 3.") && text.ends_with("answer 42"),
+        "{text}"
+    );
+}
