@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""ferrocorn against its peers, interleaved so machine drift cancels out.
+
+    python3 bench/run.py                 # full run (about 15 minutes on 2 cores)
+    python3 bench/run.py --duration 3 --rounds 1 --scenarios hello-ka-w1,flask-ka-w2
+
+Builds the release binary, makes a throw-away venv with Gunicorn (sync and
+gthread), Granian (--interface wsgi), Waitress and Flask from PyPI, installs
+wrk with apt-get if missing, then for each scenario and round starts each
+server on a loopback port, warms it up, runs `wrk -t1 -c64 --latency`, and
+records requests/s, p50/p99 latency and the RSS of its worker processes.
+Prints one table per scenario with the ratio of ferrocorn to each peer.
+Traffic stays on 127.0.0.1; every run is bounded by --duration.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+APPS = os.path.join(ROOT, "bench", "apps")
+PEERS = ["gunicorn==23.0.0", "granian==2.5.0", "waitress==3.0.2", "flask==3.1.0"]
+
+# name -> (app module:callable, path, wrk extra args)
+APPS_BY_KIND = {
+    "hello": ("bench_apps:hello", "/", []),
+    "flask": ("flask_json:app", "/", []),
+    "get1mb": ("bench_apps:big", "/", []),
+    "post1mb": ("bench_apps:big", "/", ["-s", os.path.join(ROOT, "bench", "post_1mb.lua")]),
+}
+
+
+def scenarios():
+    found = []
+    for kind in ("hello", "flask"):
+        for workers in (1, 2):
+            for mode in ("ka", "close"):
+                found.append(("%s-%s-w%d" % (kind, mode, workers), kind, workers, mode))
+    found.append(("get1mb-ka-w2", "get1mb", 2, "ka"))
+    found.append(("post1mb-ka-w2", "post1mb", 2, "ka"))
+    return found
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_commands(binary, venv, site_packages, app, workers, port):
+    bind = "127.0.0.1:%d" % port
+    bin_dir = os.path.join(venv, "bin")
+    module, _, attr = app.partition(":")
+    return {
+        "ferrocorn": [binary, "-b", bind, "-w", str(workers), "--threads", "2", "--log-level", "warning",
+                      "--pythonpath", site_packages, app],
+        "gunicorn-sync": [os.path.join(bin_dir, "gunicorn"), "-b", bind, "-w", str(workers), "--log-level",
+                          "warning", app],
+        "gunicorn-gthread": [os.path.join(bin_dir, "gunicorn"), "-b", bind, "-w", str(workers), "-k", "gthread",
+                             "--threads", "4", "--log-level", "warning", app],
+        "granian": [os.path.join(bin_dir, "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port",
+                    str(port), "--workers", str(workers), "--log-level", "warning", "%s:%s" % (module, attr)],
+        # Waitress has no worker processes; it is run once with 4 threads whatever the scenario.
+        "waitress": [os.path.join(bin_dir, "waitress-serve"), "--listen", bind, "--threads", "4", app],
+    }
+
+
+def wait_listening(port, process, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def tree_rss_kb(pid, include_root):
+    """RSS of `pid`'s descendants (its workers), and of `pid` itself if asked."""
+    output = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,rss="], capture_output=True, text=True).stdout
+    children, rss = {}, {}
+    for line in output.splitlines():
+        p, pp, r = (int(x) for x in line.split())
+        children.setdefault(pp, []).append(p)
+        rss[p] = r
+    total, stack = (rss.get(pid, 0) if include_root else 0), list(children.get(pid, []))
+    while stack:
+        p = stack.pop()
+        total += rss.get(p, 0)
+        stack.extend(children.get(p, []))
+    return total
+
+
+def parse_latency(text, label):
+    match = re.search(r"^\s+%s\s+([\d.]+)(us|ms|s)\s*$" % re.escape(label), text, re.M)
+    if not match:
+        return None
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def run_wrk(port, path, mode, duration, extra):
+    command = ["wrk", "-t1", "-c64", "-d%ds" % duration, "--latency", "--timeout", "5s"] + extra
+    if mode == "close":
+        command += ["-H", "Connection: close"]
+    result = subprocess.run(command + ["http://127.0.0.1:%d%s" % (port, path)], capture_output=True, text=True,
+                            timeout=duration + 30)
+    text = result.stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    errors = re.search(r"Socket errors: (.*)", text)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50": parse_latency(text, "50%"),
+        "p99": parse_latency(text, "99%"),
+        "errors": (errors.group(1) if errors else "") + (" non2xx=%s" % non2xx.group(1) if non2xx else ""),
+    }
+
+
+def measure(name, command, env, port, kind, mode, duration):
+    app, path, extra = APPS_BY_KIND[kind]
+    process = subprocess.Popen(command, cwd=APPS, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        if not wait_listening(port, process):
+            return None
+        run_wrk(port, path, mode, 1, extra)  # warm-up
+        result = run_wrk(port, path, mode, duration, extra)
+        result["rss_mb"] = tree_rss_kb(process.pid, include_root=name == "waitress") / 1024
+        return result
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def prepare(work):
+    subprocess.run(["cargo", "build", "--release", "--ignore-rust-version"], cwd=ROOT, check=True)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    binary = os.path.join(target, "x86_64-unknown-linux-gnu", "release", "ferrocorn")
+    if shutil.which("wrk") is None:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    venv = os.path.join(work, "venv")
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q"] + PEERS, check=True)
+    site_packages = subprocess.run([os.path.join(venv, "bin", "python"), "-c",
+                                    "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+    return binary, venv, site_packages
+
+
+def fmt(value, pattern="%.1f"):
+    return "-" if value is None else pattern % value
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per measured wrk run")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per scenario (median kept)")
+    parser.add_argument("--scenarios", default="", help="comma-separated subset, e.g. hello-ka-w1")
+    parser.add_argument("--servers", default="", help="comma-separated subset of servers")
+    args = parser.parse_args()
+    wanted = set(filter(None, args.scenarios.split(",")))
+    wanted_servers = set(filter(None, args.servers.split(",")))
+    with tempfile.TemporaryDirectory(prefix="ferrocorn-bench-") as work:
+        binary, venv, site_packages = prepare(work)
+        env = dict(os.environ, PYTHONPATH=APPS)
+        for scenario, kind, workers, mode in scenarios():
+            if wanted and scenario not in wanted:
+                continue
+            results = {}
+            for _ in range(args.rounds):
+                port = free_port()
+                commands = server_commands(binary, venv, site_packages, APPS_BY_KIND[kind][0], workers, port)
+                for name, command in commands.items():
+                    if wanted_servers and name not in wanted_servers:
+                        continue
+                    outcome = measure(name, command, env, port, kind, mode, args.duration)
+                    if outcome:
+                        results.setdefault(name, []).append(outcome)
+            print("\n== %s (wrk -t1 -c64 -d%ds, %d round(s), median)" % (scenario, args.duration, args.rounds))
+            print("%-18s %10s %9s %9s %9s  %s" % ("server", "req/s", "p50 ms", "p99 ms", "RSS MB", "errors"))
+            medians = {}
+            for name, runs in results.items():
+                median = lambda key: statistics.median([r[key] for r in runs if r[key] is not None]) \
+                    if any(r[key] is not None for r in runs) else None
+                medians[name] = {key: median(key) for key in ("rps", "p50", "p99", "rss_mb")}
+                m = medians[name]
+                print("%-18s %10s %9s %9s %9s  %s" % (name, fmt(m["rps"], "%.0f"), fmt(m["p50"], "%.2f"),
+                                                     fmt(m["p99"], "%.2f"), fmt(m["rss_mb"], "%.0f"),
+                                                     "; ".join(r["errors"] for r in runs if r["errors"])))
+            ours = medians.get("ferrocorn", {}).get("rps")
+            if ours:
+                ratios = ["%s %.2fx" % (name, ours / m["rps"]) for name, m in medians.items()
+                          if name != "ferrocorn" and m["rps"]]
+                print("ferrocorn / peer req/s: " + ", ".join(ratios))
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
