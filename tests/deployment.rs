@@ -17,6 +17,8 @@ fn ensure_nginx() {
     if Path::new(NGINX).exists() {
         return;
     }
+    // A fresh machine's package lists may be empty: refresh them first.
+    let _ = Command::new("apt-get").args(["update", "-qq"]).status();
     let installed = Command::new("apt-get")
         .args(["install", "-y", "-qq", "nginx-light"])
         .env("DEBIAN_FRONTEND", "noninteractive")
