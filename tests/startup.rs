@@ -259,8 +259,8 @@ fn unix_socket_binds_serve_and_are_removed_on_exit() {
     assert!(!socket.exists(), "the socket file is removed on exit");
 }
 
-#[test]
-fn an_inherited_descriptor_can_be_the_listener() {
+/// A loopback listener whose descriptor a child process inherits.
+fn inheritable_listener() -> (std::net::TcpListener, std::net::SocketAddr) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
@@ -269,6 +269,13 @@ fn an_inherited_descriptor_can_be_the_listener() {
         let flags = libc::fcntl(fd, libc::F_GETFD);
         libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
     }
+    (listener, address)
+}
+
+#[test]
+fn an_inherited_descriptor_can_be_the_listener() {
+    let (listener, address) = inheritable_listener();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
     let bind = format!("fd://{fd}");
     let mut server = Server::start(&["-b", &bind, "probe:application"]);
     server.addr = address;
@@ -277,14 +284,8 @@ fn an_inherited_descriptor_can_be_the_listener() {
 
 #[test]
 fn systemd_socket_activation_hands_over_descriptor_3() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
+    let (listener, address) = inheritable_listener();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
-    // SAFETY: clearing FD_CLOEXEC on a descriptor we own, so the child inherits it.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFD);
-        libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-    }
     // As systemd does: the socket at descriptor 3, LISTEN_PID naming the
     // process (the shell's pid is ferrocorn's after exec).
     let script = format!("LISTEN_PID=$$ LISTEN_FDS=1 exec {BIN} probe:application 3<&{fd}");
