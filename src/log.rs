@@ -170,11 +170,6 @@ pub fn write_raw(bytes: &[u8]) {
     lock(&ERROR_LOG).write(bytes);
 }
 
-/// Whether an access log is configured.
-pub fn access_enabled() -> bool {
-    lock(&ACCESS_LOG).is_some()
-}
-
 /// One access log line (already formatted, without its newline).
 pub fn access(line: &str) {
     if let Some(sink) = lock(&ACCESS_LOG).as_mut() {

@@ -54,7 +54,11 @@ pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
             multiprocess: spec.multiprocess,
             script_name: String::new(),
         },
-        access_format: Some(config.access_logformat.clone()),
+        // Decided once: without an access log nothing is formatted per request.
+        access_format: config
+            .access_logfile
+            .as_ref()
+            .map(|_| config.access_logformat.clone()),
     });
     let pool = match InterpreterPool::start(
         threads,

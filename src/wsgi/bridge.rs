@@ -138,11 +138,7 @@ impl WsgiHost {
                 }
             }
         }
-        if let Some(format) = self
-            .access_format
-            .as_ref()
-            .filter(|_| log::access_enabled())
-        {
+        if let Some(format) = &self.access_format {
             let status = match &exchange.headers {
                 Some(headers) if !failed || exchange.output.pushed_anything() => {
                     headers.status.as_str()
