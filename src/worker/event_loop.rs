@@ -65,7 +65,6 @@ pub struct EventLoop {
     jobs: Arc<JobQueue>,
     replies: Arc<ReplyQueue>,
     signals: SignalPipe,
-    settings: ConnectionSettings,
     options: LoopOptions,
     accepting: bool,
     next_generation: u64,
@@ -101,7 +100,6 @@ impl EventLoop {
             jobs,
             replies,
             signals,
-            settings: options.settings.clone(),
             options,
             accepting: true,
             next_generation: 0,
@@ -128,12 +126,8 @@ impl EventLoop {
                     SIGNALS => {
                         for signal in self.signals.drain() {
                             match signal {
-                                libc::SIGTERM if stopping.is_none() => {
-                                    log::info(
-                                        "Worker received SIGTERM: finishing requests in flight, then exiting",
-                                    );
-                                    stopping = Some(Instant::now());
-                                    self.begin_graceful_stop();
+                                libc::SIGTERM => {
+                                    self.stop_gracefully(&mut stopping, "Worker received SIGTERM")
                                 }
                                 libc::SIGINT | libc::SIGQUIT => {
                                     log::info(&format!(
@@ -166,13 +160,9 @@ impl EventLoop {
                 self.resume_accepting();
             }
             let max = self.options.max_requests;
-            if max > 0 && self.responses >= max && stopping.is_none() {
-                log::info(&format!(
-                    "Autorestarting worker after {} requests",
-                    self.responses
-                ));
-                stopping = Some(Instant::now());
-                self.begin_graceful_stop();
+            if max > 0 && self.responses >= max {
+                let reason = format!("Autorestarting worker after {} requests", self.responses);
+                self.stop_gracefully(&mut stopping, &reason);
             }
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
@@ -251,7 +241,7 @@ impl EventLoop {
             connection.on_writable();
         }
         if readable && !connection.is_closed() {
-            if let Some(job) = connection.on_readable(&self.settings) {
+            if let Some(job) = connection.on_readable(&self.options.settings) {
                 self.jobs.push(job);
             }
         }
@@ -273,7 +263,7 @@ impl EventLoop {
         if end.is_some() {
             self.responses += 1;
         }
-        if let Some(job) = connection.on_reply(bytes, end, &self.settings) {
+        if let Some(job) = connection.on_reply(bytes, end, &self.options.settings) {
             self.jobs.push(job);
         }
         self.remove_if_closed(slot);
@@ -282,7 +272,7 @@ impl EventLoop {
     fn check_timeouts(&mut self, now: Instant) {
         let mut closed = Vec::new();
         for (slot, connection) in self.connections.iter_mut() {
-            connection.check_timeouts(now, &self.settings);
+            connection.check_timeouts(now, &self.options.settings);
             if connection.is_closed() {
                 closed.push(slot);
             }
@@ -319,6 +309,17 @@ impl EventLoop {
         self.accepting = true;
         for index in 0..self.listeners.len() {
             self.accept(index);
+        }
+    }
+
+    /// Starts a graceful stop once; `stopping` records when.
+    fn stop_gracefully(&mut self, stopping: &mut Option<Instant>, reason: &str) {
+        if stopping.is_none() {
+            log::info(&format!(
+                "{reason}: finishing requests in flight, then exiting"
+            ));
+            *stopping = Some(Instant::now());
+            self.begin_graceful_stop();
         }
     }
 
