@@ -372,3 +372,19 @@ fn capture_output_sends_print_to_the_error_log() {
     assert_eq!(server.get("/print").text(), "printed");
     wait_for_file(&error_log, &["printed by the app"]);
 }
+
+#[test]
+fn workers_do_not_outlive_a_killed_arbiter() {
+    let mut server = Server::start(&["-w", "2", "probe:application"]);
+    wait_until("two workers", || booted_pids(&server).len() == 2);
+    let workers = booted_pids(&server);
+    server.signal(libc::SIGKILL);
+    server.wait();
+    wait_until("the workers to exit", || {
+        workers.iter().all(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Gone, or a zombie waiting for init to reap it.
+            stat.is_empty() || stat.split(' ').nth(2) == Some("Z")
+        })
+    });
+}

@@ -258,12 +258,17 @@ impl Arbiter {
         };
         self.heartbeats.start(slot);
         let max_requests = self.max_requests_for(slot);
+        let arbiter_pid = std::process::id() as libc::pid_t;
         let result = process::fork(|| {
             crate::signals::reset(&ARBITER_SIGNALS);
             process::set_process_name("ferrocorn-work");
             if let Err(error) = process::switch_user(self.uid, self.gid) {
                 log::error(&format!("cannot switch user/group: {error}"));
                 return EXIT_BOOT_ERROR;
+            }
+            // After switching user: a credential change clears the death signal.
+            if !process::follow_parent(arbiter_pid) {
+                return 0;
             }
             let listeners = match self
                 .listeners

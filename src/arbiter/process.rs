@@ -20,6 +20,23 @@ pub fn fork(child: impl FnOnce() -> i32) -> io::Result<libc::pid_t> {
     }
 }
 
+/// In a forked worker: be sent SIGTERM when the arbiter dies, however it
+/// dies (even SIGKILL), so no worker outlives it. `false` if it is already gone.
+pub fn follow_parent(parent: libc::pid_t) -> bool {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) and getppid have no memory effects.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGTERM as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        // The arbiter may have died between fork and prctl.
+        libc::getppid() == parent
+    }
+}
+
 pub fn send_signal(pid: libc::pid_t, signal: libc::c_int) {
     // SAFETY: kill(2) has no memory effects; a pid that is gone gives ESRCH.
     unsafe {
