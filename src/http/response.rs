@@ -143,9 +143,12 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// One chunk of a chunked body: size line, data, CRLF.
-pub fn chunk_header(len: usize) -> Vec<u8> {
-    format!("{len:x}\r\n").into_bytes()
+/// Appends one chunk of a chunked body: size line, data, CRLF.
+pub fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    use std::io::Write;
+    let _ = write!(out, "{:x}\r\n", data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The last chunk with no trailers.

@@ -66,8 +66,10 @@ pub struct Connection {
     pub id: ConnectionId,
     info: ConnectionInfo,
     flow: Arc<FlowControl>,
+    /// Read buffer: `input[consumed..filled]` is received and not yet parsed.
     input: Vec<u8>,
     consumed: usize,
+    filled: usize,
     output: VecDeque<Vec<u8>>,
     output_offset: usize,
     /// App bytes in `output` not yet released to the flow control.
@@ -91,6 +93,7 @@ impl Connection {
             flow: Arc::new(FlowControl::default()),
             input: Vec::new(),
             consumed: 0,
+            filled: 0,
             output: VecDeque::new(),
             output_offset: 0,
             app_bytes_queued: 0,
@@ -109,7 +112,7 @@ impl Connection {
 
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Head(_))
-            && self.consumed == self.input.len()
+            && self.consumed == self.filled
             && self.output.is_empty()
     }
 
@@ -224,24 +227,27 @@ impl Connection {
     fn wants_input(&self) -> bool {
         match self.state {
             State::Head(_) | State::Body { .. } => !self.peer_closed,
-            State::InApp => !self.peer_closed && self.input.len() - self.consumed < MAX_READ_AHEAD,
+            State::InApp => !self.peer_closed && self.filled - self.consumed < MAX_READ_AHEAD,
             State::Lingering { .. } => true,
             State::Closing | State::Closed => false,
         }
     }
 
-    /// Reads until the socket would block or the buffer has enough.
+    /// Reads once into the buffer. The buffer keeps its zeroed length between
+    /// reads (`filled` marks the data), so a read costs no memset.
     fn read_some(&mut self) -> io::Result<()> {
-        if self.consumed > 0 && self.consumed == self.input.len() {
-            self.input.clear();
+        if self.consumed == self.filled {
             self.consumed = 0;
+            self.filled = 0;
         } else if self.consumed > READ_CHUNK {
-            self.input.drain(..self.consumed);
+            self.input.copy_within(self.consumed..self.filled, 0);
+            self.filled -= self.consumed;
             self.consumed = 0;
         }
-        let start = self.input.len();
-        self.input.resize(start + READ_CHUNK, 0);
-        let read = match self.stream.read(&mut self.input[start..]) {
+        if self.input.len() < self.filled + READ_CHUNK {
+            self.input.resize(self.filled + READ_CHUNK, 0);
+        }
+        let read = match self.stream.read(&mut self.input[self.filled..]) {
             Ok(0) => {
                 self.peer_closed = true;
                 0
@@ -252,16 +258,13 @@ impl Connection {
                 0
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
-            Err(e) => {
-                self.input.truncate(start);
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         };
-        self.input.truncate(start + read);
+        self.filled += read;
         if read > 0 {
             self.last_activity = Instant::now();
             if let State::Lingering { .. } = self.state {
-                self.consumed = self.input.len();
+                self.consumed = self.filled;
             }
         }
         Ok(())
@@ -272,7 +275,7 @@ impl Connection {
         loop {
             match &mut self.state {
                 State::Head(scanner) => {
-                    let buffered = &self.input[self.consumed..];
+                    let buffered = &self.input[self.consumed..self.filled];
                     match scanner.scan(buffered, &settings.limits) {
                         Ok(Some(end)) => {
                             let (start, lines) = (scanner.start(), scanner.field_lines());
@@ -302,8 +305,10 @@ impl Connection {
                 State::Body {
                     decoder, buffer, ..
                 } => {
-                    let progress =
-                        decoder.decode(&self.input[self.consumed..], &mut |data| buffer.push(data));
+                    let progress = decoder
+                        .decode(&self.input[self.consumed..self.filled], &mut |data| {
+                            buffer.push(data)
+                        });
                     match progress {
                         Ok(progress) => {
                             self.consumed += progress.consumed;
@@ -333,7 +338,7 @@ impl Connection {
                     }
                 }
                 State::Lingering { .. } => {
-                    self.consumed = self.input.len();
+                    self.consumed = self.filled;
                     if self.peer_closed {
                         self.state = State::Closed;
                     }
@@ -354,7 +359,7 @@ impl Connection {
             return Some(self.job(head, RequestBody::empty()));
         };
         // RFC 9110 §10.1.1: answer 100-continue only if the body is not already arriving.
-        if head.expect_continue && self.consumed == self.input.len() {
+        if head.expect_continue && self.consumed == self.filled {
             self.output.push_back(CONTINUE.to_vec());
         }
         let expected = match head.framing {
@@ -402,7 +407,7 @@ impl Connection {
         };
         self.output
             .push_back(error_response(status, reason_phrase(status), &detail));
-        self.consumed = self.input.len();
+        self.consumed = self.filled;
         self.state = State::Closing;
         self.flush();
     }

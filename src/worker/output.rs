@@ -8,8 +8,8 @@ use rustpython_vm::VirtualMachine;
 
 use super::exchange::{ConnectionId, FlowControl, Reply, ReplyQueue, ResponseEnd};
 use crate::http::response::{
-    EncodedHead, LAST_CHUNK, ResponseContext, ResponseFraming, chunk_header, encode_head,
-    error_response, reason_phrase,
+    EncodedHead, LAST_CHUNK, ResponseContext, ResponseFraming, encode_head, error_response,
+    push_chunk, reason_phrase,
 };
 use crate::wsgi::headers::ResponseHeaders;
 
@@ -90,9 +90,7 @@ impl ResponseOutput {
             }
             Some(ResponseFraming::Chunked) => {
                 if !data.is_empty() {
-                    self.pending.extend_from_slice(&chunk_header(data.len()));
-                    self.pending.extend_from_slice(data);
-                    self.pending.extend_from_slice(b"\r\n");
+                    push_chunk(&mut self.pending, data);
                     self.body_sent += data.len() as u64;
                 }
             }
