@@ -80,7 +80,7 @@ impl std::str::FromStr for AccessFormat {
 }
 
 impl AccessFormat {
-    pub fn render(&self, record: &AccessRecord<'_>) -> String {
+    pub(crate) fn render(&self, record: &AccessRecord<'_>) -> String {
         let mut line = String::with_capacity(160);
         let head = record.head;
         let request_header = |name: &str| {

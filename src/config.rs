@@ -13,16 +13,26 @@ use crate::worker::listener::BindAddress;
 
 /// A Gunicorn-compatible WSGI server with a Python interpreter inside.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "ferrocorn", version, about, max_term_width = 100)]
+#[command(
+    name = "ferrocorn",
+    version,
+    about,
+    max_term_width = 100,
+    after_help = "To run one request through the app in-process instead of serving:\n  ferrocorn call APP_MODULE PATH_AND_QUERY [OPTIONS]\n  ferrocorn call --help"
+)]
 pub struct Config {
     /// The WSGI app: MODULE, MODULE:NAME or MODULE:FACTORY(ARGS).
     #[arg(value_name = "APP_MODULE")]
     pub app: String,
 
-    /// Address to listen on: HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N.
-    /// Repeat to listen on several. Default: 127.0.0.1:8000, or 0.0.0.0:$PORT
-    /// when PORT is set.
-    #[arg(short = 'b', long = "bind", value_name = "ADDRESS")]
+    /// Addresses to listen on (`--bind`; see its `--help` text). Empty means
+    /// the default, see [`Config::binds`].
+    #[arg(
+        short = 'b',
+        long = "bind",
+        value_name = "ADDRESS",
+        help = "Address to listen on: HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N. Repeat to listen on several. Default: 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set"
+    )]
     pub bind: Vec<BindAddress>,
 
     /// Worker processes.
@@ -158,7 +168,36 @@ pub struct Config {
     /// Error log level: debug, info, warning, error or critical.
     #[arg(long = "log-level", default_value = "info", value_name = "LEVEL")]
     pub log_level: Level,
+
+    /// Check every request's use of WSGI against PEP 3333 and log each
+    /// violation (for development and tests: slower).
+    #[arg(long = "check-wsgi")]
+    pub check_wsgi: bool,
+
+    /// Rust modules the app can import (library use; see
+    /// [`NativeModule`](crate::embed::NativeModule)).
+    #[arg(skip)]
+    pub native_modules: Vec<crate::embed::NativeModule>,
 }
+
+/// Why settings given as command-line words were refused.
+#[derive(Debug)]
+pub struct ConfigError(clap::Error);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rendered = self.0.render().to_string();
+        f.write_str(
+            rendered
+                .lines()
+                .next()
+                .unwrap_or("invalid settings")
+                .trim_start_matches("error: "),
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 fn parse_umask(value: &str) -> Result<u32, String> {
     let digits = value.trim_start_matches("0o").trim_start_matches("0O");
@@ -169,6 +208,35 @@ fn parse_umask(value: &str) -> Result<u32, String> {
 }
 
 impl Config {
+    /// The defaults for serving `app` (`MODULE:NAME`), as if it were the only
+    /// command-line argument; `WEB_CONCURRENCY` is not consulted. Change the
+    /// public fields to set anything else.
+    pub fn new(app: &str) -> Config {
+        // An explicit --workers keeps the environment out; after `--` any
+        // string is the positional APP_MODULE, so parsing cannot fail.
+        match Config::try_parse_from(["ferrocorn", "--workers", "1", "--", app]) {
+            Ok(config) => config,
+            Err(error) => unreachable!("default settings rejected: {error}"),
+        }
+    }
+
+    /// Settings from command-line words (without the program name), exactly
+    /// as the `ferrocorn` command reads them, environment variables included.
+    ///
+    /// ```
+    /// let config = ferrocorn::Config::from_args(["--threads", "4", "app:application"]).unwrap();
+    /// assert_eq!(config.threads, 4);
+    /// ```
+    pub fn from_args<I, S>(args: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<std::ffi::OsString> + Clone,
+    {
+        let words = std::iter::once(std::ffi::OsString::from("ferrocorn"))
+            .chain(args.into_iter().map(Into::into));
+        Config::try_parse_from(words).map_err(ConfigError)
+    }
+
     /// The bind addresses, with Gunicorn's default when none was given.
     pub fn binds(&self) -> Vec<BindAddress> {
         if !self.bind.is_empty() {
@@ -181,7 +249,7 @@ impl Config {
         default.parse().map(|a| vec![a]).unwrap_or_default()
     }
 
-    pub fn head_limits(&self) -> HeadLimits {
+    pub(crate) fn head_limits(&self) -> HeadLimits {
         let field_size = if self.limit_request_field_size == 0 {
             8190
         } else {
@@ -203,7 +271,7 @@ impl Config {
         }
     }
 
-    pub fn connection_settings(&self) -> ConnectionSettings {
+    pub(crate) fn connection_settings(&self) -> ConnectionSettings {
         ConnectionSettings {
             limits: self.head_limits(),
             keep_alive: Duration::from_secs(self.keep_alive),

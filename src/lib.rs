@@ -1,21 +1,40 @@
-//! ferrocorn: a WSGI server with RustPython inside.
+//! ferrocorn: a Gunicorn-class WSGI server with RustPython inside, and the
+//! same engine as a library.
 //!
-//! The data flows one way: socket → bytes → request head → body → environ →
-//! app → response → bytes → socket. [`http`] is the strict HTTP/1.x layer,
-//! [`wsgi`] the PEP 3333 bridge, [`python`] the interpreter, [`worker`] the
-//! event loop and interpreter threads, [`arbiter`] the master process that
-//! forks and supervises workers, [`server`] puts them together.
+//! As a library: build a [`Config`] in code ([`Config::new`], then set its
+//! fields, or [`Config::from_args`] with the command's flags), then
+//!
+//! - [`embed::App`] loads the app and calls it in-process, without sockets;
+//! - [`embed::Server`] serves it over HTTP from threads of this process and
+//!   stops gracefully through its handle;
+//! - [`embed::NativeModule`] gives the Python app Rust functions to import.
+//!
+//! The `ferrocorn` command ([`run_command`]) adds the prefork arbiter
+//! ([`serve`]) and the `call` subcommand.
+//!
+//! Inside, the data flows one way: socket → bytes → request head → body →
+//! environ → app → response → bytes → socket: `http` is the strict HTTP/1.x
+//! layer, `wsgi` the PEP 3333 bridge, `python` the interpreter, `worker` the
+//! event loop and interpreter threads, `arbiter` the master process.
+#![warn(missing_docs)]
 
-pub mod access_log;
-pub mod arbiter;
-pub mod config;
-pub mod http;
-pub mod log;
-pub mod python;
-pub mod server;
-pub mod signals;
-pub mod worker;
-pub mod wsgi;
+mod access_log;
+mod arbiter;
+mod cli;
+mod config;
+pub mod embed;
+mod http;
+mod log;
+mod python;
+mod server;
+mod signals;
+mod worker;
+mod wsgi;
 
-pub use config::Config;
+pub use access_log::AccessFormat;
+pub use cli::run_command;
+pub use config::{Config, ConfigError};
+pub use log::Level;
+pub use python::app::LoadError;
 pub use server::{ServerError, serve};
+pub use worker::listener::BindAddress;

@@ -11,11 +11,17 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use crate::http::date::UtcTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// How much the error log says (`--log-level`).
 pub enum Level {
+    /// Everything, including per-connection details.
     Debug = 0,
+    /// Start-up, worker and shutdown events (the default).
     Info = 1,
+    /// Things that went wrong but were handled.
     Warning = 2,
+    /// Failed requests and workers.
     Error = 3,
+    /// Only what stops the server.
     Critical = 4,
 }
 

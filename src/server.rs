@@ -14,18 +14,29 @@ use crate::worker::run::{EXIT_APP_LOAD_ERROR, report_load_error};
 /// Why the server could not start or stopped with an error.
 #[derive(Debug)]
 pub enum ServerError {
+    /// `--chdir` names a directory that cannot be entered.
     Chdir {
+        /// The directory.
         dir: std::path::PathBuf,
+        /// Why.
         error: std::io::Error,
     },
+    /// An address could not be bound.
     Bind {
+        /// The address.
         address: BindAddress,
+        /// Why.
         error: std::io::Error,
     },
+    /// A log file could not be opened.
     Log(std::io::Error),
+    /// The pid file could not be written.
     PidFile(std::io::Error),
+    /// A setting cannot be applied (the message names it).
     Setting(String),
+    /// Another system call failed.
     Io(std::io::Error),
+    /// The app could not be loaded.
     AppLoad(LoadError),
     /// A worker failed to boot (its own error is already on stderr).
     WorkerBoot,
@@ -52,7 +63,10 @@ impl fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
-/// Runs the arbiter and its workers until SIGTERM/SIGINT/SIGQUIT.
+/// Runs the arbiter and its forked workers until SIGTERM/SIGINT/SIGQUIT, as
+/// the `ferrocorn` command does: it installs signal handlers and forks, so it
+/// suits a process of its own; a program that embeds a server and keeps
+/// running uses [`crate::embed::Server`].
 pub fn serve(config: &Config) -> Result<(), ServerError> {
     log::set_level(config.log_level);
     log::configure(

@@ -78,10 +78,6 @@ impl RequestBody {
             RequestBody::File { len, .. } => *len,
         }
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Collects a body, moving it to a temporary file once it passes `spill_at` bytes.

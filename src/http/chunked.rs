@@ -137,11 +137,6 @@ impl ChunkedDecoder {
         })
     }
 
-    /// Total decoded body bytes so far.
-    pub fn decoded_len(&self) -> u64 {
-        self.decoded
-    }
-
     /// Appends to `self.line` up to LF; `Some(n)` once the line is complete
     /// (n input bytes used), with the CRLF removed.
     fn take_line(&mut self, input: &[u8]) -> Result<Option<usize>, ParseError> {

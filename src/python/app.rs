@@ -11,7 +11,12 @@ pub enum LoadError {
     /// APP_MODULE does not name a usable callable (one line says why).
     Spec(String),
     /// The app's own code raised while being imported or built.
-    Python { summary: String, traceback: String },
+    Python {
+        /// One line: the app, the exception type and its message.
+        summary: String,
+        /// The traceback as Python prints it.
+        traceback: String,
+    },
 }
 
 impl fmt::Display for LoadError {
@@ -22,6 +27,8 @@ impl fmt::Display for LoadError {
         }
     }
 }
+
+impl std::error::Error for LoadError {}
 
 /// Imports APP_MODULE and returns its WSGI callable.
 pub fn load_app(vm: &VirtualMachine, spec: &str) -> Result<PyObjectRef, LoadError> {

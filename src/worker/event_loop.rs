@@ -4,6 +4,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
@@ -56,6 +57,17 @@ pub struct LoopOptions {
     pub activity: Arc<Activity>,
     /// Responses after which the worker retires (0: never).
     pub max_requests: u64,
+    /// Where stop requests come from: signals (a worker process) or a flag
+    /// set by a [`crate::embed::ServerHandle`] (library use, no signal handlers).
+    pub stop_source: StopSource,
+}
+
+/// How a running loop learns it should stop.
+pub enum StopSource {
+    /// SIGTERM (graceful), SIGINT/SIGQUIT (immediate); SIGUSR1 reopens logs.
+    Signals,
+    /// A graceful stop once the flag is set (the setter then wakes the loop).
+    Flag(Arc<AtomicBool>),
 }
 
 pub struct EventLoop {
@@ -64,7 +76,7 @@ pub struct EventLoop {
     connections: Slab<Connection>,
     jobs: Arc<JobQueue>,
     replies: Arc<ReplyQueue>,
-    signals: SignalPipe,
+    signals: Option<SignalPipe>,
     options: LoopOptions,
     accepting: bool,
     next_generation: u64,
@@ -80,9 +92,15 @@ impl EventLoop {
         replies: Arc<ReplyQueue>,
         options: LoopOptions,
     ) -> io::Result<EventLoop> {
-        let mut signals = SignalPipe::install(&WORKER_SIGNALS)?;
-        poll.registry()
-            .register(signals.receiver(), SIGNALS, Interest::READABLE)?;
+        let signals = match options.stop_source {
+            StopSource::Signals => {
+                let mut signals = SignalPipe::install(&WORKER_SIGNALS)?;
+                poll.registry()
+                    .register(signals.receiver(), SIGNALS, Interest::READABLE)?;
+                Some(signals)
+            }
+            StopSource::Flag(_) => None,
+        };
         let mut named = Vec::with_capacity(listeners.len());
         for (index, mut listener) in listeners.into_iter().enumerate() {
             poll.registry().register(
@@ -124,7 +142,8 @@ impl EventLoop {
                 match event.token() {
                     WAKER => {}
                     SIGNALS => {
-                        for signal in self.signals.drain() {
+                        let received = self.signals.as_mut().map(SignalPipe::drain);
+                        for signal in received.unwrap_or_default() {
                             match signal {
                                 libc::SIGTERM => {
                                     self.stop_gracefully(&mut stopping, "Worker received SIGTERM")
@@ -158,6 +177,11 @@ impl EventLoop {
                 && self.may_resume()
             {
                 self.resume_accepting();
+            }
+            if let StopSource::Flag(flag) = &self.options.stop_source {
+                if flag.load(Ordering::SeqCst) {
+                    self.stop_gracefully(&mut stopping, "Stop requested");
+                }
             }
             let max = self.options.max_requests;
             if max > 0 && self.responses >= max {

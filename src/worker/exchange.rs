@@ -102,14 +102,6 @@ impl JobQueue {
         lock(&self.state).closed = true;
         self.available.notify_all();
     }
-
-    pub fn len(&self) -> usize {
-        lock(&self.state).jobs.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Replies waiting for the event loop, which a push wakes.
@@ -136,6 +128,11 @@ impl ReplyQueue {
         if was_empty {
             let _ = self.waker.wake();
         }
+    }
+
+    /// Wakes the loop without a reply (it then checks its stop flag).
+    pub fn wake(&self) {
+        let _ = self.waker.wake();
     }
 
     /// Moves every queued reply into `into` (which should be empty).

@@ -14,8 +14,11 @@ use super::exchange::ConnectionInfo;
 /// One `--bind` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindAddress {
+    /// `HOST:PORT` or `[IPV6]:PORT`.
     Tcp(SocketAddr),
+    /// `unix:PATH`.
     Unix(PathBuf),
+    /// `fd://N`: a listening socket inherited from the parent process.
     Fd(RawFd),
 }
 
@@ -145,6 +148,14 @@ impl Listener {
             },
             Listener::Unix(_, Some(path)) => format!("unix:{}", path.display()),
             Listener::Unix(_, None) => "unix:(inherited)".to_owned(),
+        }
+    }
+
+    /// The bound TCP address (`None` for a unix socket).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Listener::Tcp(listener) => listener.local_addr().ok(),
+            Listener::Unix(..) => None,
         }
     }
 

@@ -12,6 +12,7 @@ use crate::http::response::{
     push_chunk, reason_phrase,
 };
 use crate::wsgi::headers::ResponseHeaders;
+use crate::wsgi::sink::ResponseSink;
 
 pub struct ResponseOutput {
     connection: ConnectionId,
@@ -48,18 +49,36 @@ impl ResponseOutput {
         }
     }
 
-    pub fn head_started(&self) -> bool {
+    fn push(&mut self, vm: &VirtualMachine, end: Option<ResponseEnd>) {
+        let bytes = std::mem::take(&mut self.pending);
+        self.pushed = true;
+        // Waiting for the window detaches from the VM, so a garbage
+        // collection elsewhere does not wait on this thread.
+        let flow = &self.flow;
+        if !vm.allow_threads(|| flow.acquire(bytes.len())) {
+            self.client_gone = true;
+        }
+        self.replies.push(Reply {
+            connection: self.connection,
+            bytes,
+            end,
+        });
+    }
+}
+
+impl ResponseSink for ResponseOutput {
+    fn head_started(&self) -> bool {
         self.framing.is_some()
     }
 
     /// The client has gone (or the response was cut short): produce no more.
-    pub fn is_closed(&self) -> bool {
+    fn is_closed(&self) -> bool {
         self.client_gone || self.flow.is_aborted()
     }
 
     /// Encodes the head; `known_length` is a length the server computed from a
     /// body it holds whole, used when the app gave no Content-Length.
-    pub fn start(&mut self, head: &ResponseHeaders, known_length: Option<u64>) {
+    fn start(&mut self, head: &ResponseHeaders, known_length: Option<u64>) {
         let length = head.content_length.or(known_length);
         if self.flow.close_requested() {
             self.context.keep_alive = false;
@@ -76,7 +95,7 @@ impl ResponseOutput {
 
     /// Appends body bytes in the response's framing. Bytes past a declared
     /// Content-Length are dropped and the connection will close.
-    pub fn body(&mut self, data: &[u8]) {
+    fn body(&mut self, data: &[u8]) {
         match self.framing {
             None | Some(ResponseFraming::NoBody) => {}
             Some(ResponseFraming::Length(length)) => {
@@ -102,22 +121,22 @@ impl ResponseOutput {
     }
 
     /// Body bytes sent so far (after framing limits, before chunk encoding).
-    pub fn body_sent(&self) -> u64 {
+    fn body_sent(&self) -> u64 {
         self.body_sent
     }
 
     /// Whether any bytes went to the loop already (the head, at least).
-    pub fn pushed_anything(&self) -> bool {
+    fn pushed_anything(&self) -> bool {
         self.pushed
     }
 
     /// Whether more body bytes would exceed the declared Content-Length.
-    pub fn length_reached(&self) -> bool {
+    fn length_reached(&self) -> bool {
         matches!(self.framing, Some(ResponseFraming::Length(n)) if self.body_sent >= n)
     }
 
     /// Sends what is pending to the loop now.
-    pub fn flush(&mut self, vm: &VirtualMachine) {
+    fn flush(&mut self, vm: &VirtualMachine) {
         if !self.pending.is_empty() {
             self.push(vm, None);
         }
@@ -125,7 +144,7 @@ impl ResponseOutput {
 
     /// Ends the response. `complete` is false when the app failed part way:
     /// the connection then closes, which tells the client the body is cut short.
-    pub fn finish(&mut self, vm: &VirtualMachine, complete: bool) -> ResponseEnd {
+    fn finish(&mut self, vm: &VirtualMachine, complete: bool) {
         if complete && self.framing == Some(ResponseFraming::Chunked) {
             self.pending.extend_from_slice(LAST_CHUNK);
         }
@@ -144,30 +163,13 @@ impl ResponseOutput {
             ResponseEnd::Close
         };
         self.push(vm, Some(end));
-        end
     }
 
     /// Replaces anything not yet sent with a complete error response.
-    pub fn fail(&mut self, vm: &VirtualMachine, status: u16, detail: &str) {
+    fn fail(&mut self, vm: &VirtualMachine, status: u16, detail: &str) {
         self.pending = error_response(status, reason_phrase(status), detail);
         self.framing = Some(ResponseFraming::NoBody);
         self.keep_alive = false;
         self.push(vm, Some(ResponseEnd::Close));
-    }
-
-    fn push(&mut self, vm: &VirtualMachine, end: Option<ResponseEnd>) {
-        let bytes = std::mem::take(&mut self.pending);
-        self.pushed = true;
-        // Waiting for the window detaches from the VM, so a garbage
-        // collection elsewhere does not wait on this thread.
-        let flow = &self.flow;
-        if !vm.allow_threads(|| flow.acquire(bytes.len())) {
-            self.client_gone = true;
-        }
-        self.replies.push(Reply {
-            connection: self.connection,
-            bytes,
-            end,
-        });
     }
 }

@@ -5,24 +5,15 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
+use rustpython_vm::VirtualMachine;
+
 use super::activity::Activity;
-use super::exchange::{JobQueue, ReplyQueue};
-use crate::access_log::AccessFormat;
-use crate::python::app::{LoadError, load_app};
-use crate::python::interpreter::new_interpreter;
-use crate::wsgi::bridge::{WsgiHost, describe};
-use crate::wsgi::environ::EnvironSettings;
-
-/// Stack for interpreter threads: RustPython derives its recursion limit
-/// from the stack it runs on, and deep framework stacks need room.
-const INTERPRETER_STACK: usize = 16 << 20;
-
-pub struct PoolSettings {
-    pub app_spec: String,
-    pub sys_path: Vec<String>,
-    pub environ: EnvironSettings,
-    pub access_format: Option<AccessFormat>,
-}
+use super::exchange::{Job, JobQueue, ReplyQueue};
+use super::output::ResponseOutput;
+use crate::http::response::ResponseContext;
+use crate::python::app::LoadError;
+use crate::wsgi::boot::{HostSettings, INTERPRETER_STACK, boot};
+use crate::wsgi::bridge::WsgiHost;
 
 pub struct InterpreterPool {
     threads: Vec<JoinHandle<()>>,
@@ -33,7 +24,7 @@ impl InterpreterPool {
     /// first load error is returned (the process should then exit).
     pub fn start(
         count: usize,
-        settings: Arc<PoolSettings>,
+        settings: Arc<HostSettings>,
         jobs: Arc<JobQueue>,
         replies: Arc<ReplyQueue>,
         activity: Arc<Activity>,
@@ -86,29 +77,14 @@ impl InterpreterPool {
 
 fn serve(
     index: usize,
-    settings: &PoolSettings,
+    settings: &HostSettings,
     jobs: &JobQueue,
     replies: Arc<ReplyQueue>,
     activity: &Activity,
     ready: mpsc::Sender<Result<(), LoadError>>,
 ) {
-    let interpreter = new_interpreter(&settings.sys_path);
-    let host = interpreter.enter(|vm| {
-        load_app(vm, &settings.app_spec)
-            .inspect(|_| freeze_imported_objects(vm))
-            .and_then(|app| {
-                WsgiHost::new(
-                    vm,
-                    app,
-                    &settings.environ,
-                    settings.access_format.clone(),
-                    replies,
-                )
-                .map_err(|e| LoadError::Spec(describe(vm, &e)))
-            })
-    });
-    let host = match host {
-        Ok(host) => host,
+    let (interpreter, host) = match boot(settings) {
+        Ok(booted) => booted,
         Err(error) => {
             let _ = ready.send(Err(error));
             return;
@@ -121,23 +97,26 @@ fn serve(
     interpreter.enter(|vm| {
         while let Some(job) = vm.allow_threads(|| jobs.pop()) {
             activity.begin(index);
-            host.handle(vm, job);
+            serve_job(&host, vm, job, &replies);
             activity.end(index);
         }
     });
 }
 
-/// Moves everything the app import created out of the collector's reach
-/// (`gc.collect(); gc.freeze()`): those objects live as long as the worker,
-/// and every collection would otherwise trace them again. One A/B pair of
-/// 5 s wrk runs on bench/apps/flask_json.py (-w 1 --threads 1): 1245 -> 1560
-/// req/s, p99 78 -> 58 ms. Best effort: a failure only costs that speed.
-fn freeze_imported_objects(vm: &rustpython_vm::VirtualMachine) {
-    let frozen = vm.import("gc", 0).and_then(|gc| {
-        gc.get_attr("collect", vm)?.call((), vm)?;
-        gc.get_attr("freeze", vm)?.call((), vm)
-    });
-    if frozen.is_err() {
-        crate::log::debug("gc.freeze() after loading the app failed");
-    }
+/// Runs a request from the event loop, answering on its connection.
+fn serve_job(host: &WsgiHost, vm: &VirtualMachine, job: Job, replies: &Arc<ReplyQueue>) {
+    let Job {
+        connection,
+        head,
+        body,
+        info,
+        flow,
+    } = job;
+    let context = ResponseContext {
+        version: head.version,
+        is_head: head.method() == "HEAD",
+        keep_alive: head.keep_alive,
+    };
+    let output = ResponseOutput::new(connection, flow, replies.clone(), context);
+    host.serve(vm, &head, body, &info, Box::new(output));
 }

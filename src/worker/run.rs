@@ -1,26 +1,28 @@
-//! A worker process from start to exit: interpreter threads, then the event
-//! loop, then the exit code the arbiter reads.
+//! A worker from start to exit: interpreter threads, then the event loop.
+//! A forked worker process ([`run_worker`]) and a library server thread
+//! ([`crate::embed::Server`]) both boot with [`boot_worker`].
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::activity::Activity;
-use super::event_loop::{EventLoop, LoopOptions, Stop};
+use super::event_loop::{EventLoop, LoopOptions, Stop, StopSource};
 use super::exchange::{JobQueue, ReplyQueue};
 use super::listener::Listener;
-use super::pool::{InterpreterPool, PoolSettings};
+use super::pool::InterpreterPool;
 use crate::arbiter::heartbeat::WorkerBeat;
 use crate::config::Config;
 use crate::log;
 use crate::python::app::LoadError;
-use crate::wsgi::environ::EnvironSettings;
+use crate::wsgi::boot::HostSettings;
 
 /// The worker could not start (Gunicorn's WORKER_BOOT_ERROR).
 pub const EXIT_BOOT_ERROR: i32 = 3;
 /// The app could not be loaded (Gunicorn's APP_LOAD_ERROR).
 pub const EXIT_APP_LOAD_ERROR: i32 = 4;
 
-/// What a worker gets from the arbiter.
+/// What a worker process gets from the arbiter.
 pub struct WorkerSpec {
     pub listeners: Vec<Listener>,
     pub beat: Option<WorkerBeat>,
@@ -28,83 +30,130 @@ pub struct WorkerSpec {
     pub multiprocess: bool,
 }
 
-/// Runs a worker until it is told to stop; returns its exit code.
-pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
-    log::info(&format!("Booting worker with pid: {}", std::process::id()));
-    let (poll, waker) = match mio::Poll::new().and_then(|poll| {
-        let waker = mio::Waker::new(poll.registry(), mio::Token(usize::MAX))?;
-        Ok((poll, waker))
-    }) {
-        Ok(pair) => pair,
-        Err(error) => {
-            log::error(&format!("worker cannot create its event loop: {error}"));
-            return EXIT_BOOT_ERROR;
+/// Why a worker could not start.
+#[derive(Debug)]
+pub enum WorkerError {
+    /// The event loop could not be set up.
+    EventLoop(std::io::Error),
+    /// The app did not load.
+    AppLoad(LoadError),
+}
+
+impl fmt::Display for WorkerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WorkerError::EventLoop(error) => write!(f, "cannot start the event loop: {error}"),
+            WorkerError::AppLoad(error) => write!(f, "{error}"),
         }
-    };
+    }
+}
+
+/// A worker with its app loaded, ready to run its loop.
+pub struct BootedWorker {
+    event_loop: EventLoop,
+    jobs: Arc<JobQueue>,
+    replies: Arc<ReplyQueue>,
+    pool: InterpreterPool,
+}
+
+/// Starts the interpreter threads (each loads the app) and sets up the loop.
+pub fn boot_worker(
+    config: &Config,
+    settings: HostSettings,
+    listeners: Vec<Listener>,
+    beat: Option<WorkerBeat>,
+    max_requests: u64,
+    stop_source: StopSource,
+) -> Result<BootedWorker, WorkerError> {
+    let (poll, waker) = mio::Poll::new()
+        .and_then(|poll| {
+            let waker = mio::Waker::new(poll.registry(), mio::Token(usize::MAX))?;
+            Ok((poll, waker))
+        })
+        .map_err(WorkerError::EventLoop)?;
     let jobs = Arc::new(JobQueue::default());
     let replies = Arc::new(ReplyQueue::new(waker));
     let threads = config.threads as usize;
     let activity = Arc::new(Activity::new(threads));
-    let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
-    let settings = Arc::new(PoolSettings {
-        app_spec: config.app.clone(),
-        sys_path: config.sys_path(&working_dir),
-        environ: EnvironSettings {
-            url_scheme: "http",
-            multiprocess: spec.multiprocess,
-            script_name: String::new(),
-        },
-        // Decided once: without an access log nothing is formatted per request.
-        access_format: config
-            .access_logfile
-            .as_ref()
-            .map(|_| config.access_logformat.clone()),
-    });
-    let pool = match InterpreterPool::start(
+    let pool = InterpreterPool::start(
         threads,
-        settings,
+        Arc::new(settings),
         jobs.clone(),
         replies.clone(),
         activity.clone(),
-    ) {
-        Ok(pool) => pool,
-        Err(error) => {
-            report_load_error(&error);
-            return EXIT_APP_LOAD_ERROR;
-        }
-    };
-    if let Some(beat) = &spec.beat {
-        beat.mark_booted();
-    }
-    log::info(&format!("Booted worker with pid: {}", std::process::id()));
+    )
+    .map_err(WorkerError::AppLoad)?;
     let options = LoopOptions {
         settings: config.connection_settings(),
         max_connections: config.worker_connections as usize,
         graceful_timeout: Duration::from_secs(config.graceful_timeout),
-        beat: spec.beat,
+        beat,
         activity,
-        max_requests: spec.max_requests,
+        max_requests,
+        stop_source,
     };
-    let mut event_loop = match EventLoop::new(poll, spec.listeners, jobs.clone(), replies, options)
-    {
-        Ok(event_loop) => event_loop,
+    let event_loop = EventLoop::new(poll, listeners, jobs.clone(), replies.clone(), options)
+        .map_err(WorkerError::EventLoop)?;
+    Ok(BootedWorker {
+        event_loop,
+        jobs,
+        replies,
+        pool,
+    })
+}
+
+impl BootedWorker {
+    /// Wakes the loop from another thread (to see a stop flag).
+    pub fn waker(&self) -> Arc<ReplyQueue> {
+        self.replies.clone()
+    }
+
+    /// Serves until stopped; then lets the interpreter threads finish.
+    pub fn run(mut self) -> std::io::Result<Stop> {
+        let stop = self.event_loop.run();
+        self.jobs.close();
+        // After a graceful stop with every connection closed no request is
+        // left; otherwise busy threads are not waited for.
+        if stop.as_ref().is_ok_and(|s| *s == Stop::Graceful)
+            && self.event_loop.connection_count() == 0
+        {
+            self.pool.join();
+        }
+        stop
+    }
+}
+
+/// Runs a worker process until it is told to stop; returns its exit code.
+pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
+    log::info(&format!("Booting worker with pid: {}", std::process::id()));
+    let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let settings = HostSettings::from_config(config, spec.multiprocess, &working_dir);
+    let beat = spec.beat;
+    let worker = match boot_worker(
+        config,
+        settings,
+        spec.listeners,
+        spec.beat,
+        spec.max_requests,
+        StopSource::Signals,
+    ) {
+        Ok(worker) => worker,
+        Err(WorkerError::AppLoad(error)) => {
+            report_load_error(&error);
+            return EXIT_APP_LOAD_ERROR;
+        }
         Err(error) => {
-            log::error(&format!("worker cannot start its event loop: {error}"));
+            log::error(&format!("worker {error}"));
             return EXIT_BOOT_ERROR;
         }
     };
-    let stop = match event_loop.run() {
-        Ok(stop) => stop,
-        Err(error) => {
-            log::error(&format!("worker event loop failed: {error}"));
-            return 1;
-        }
-    };
-    jobs.close();
-    // After a graceful stop with every connection closed no request is left;
-    // otherwise busy threads are not waited for: the process exits under them.
-    if stop == Stop::Graceful && event_loop.connection_count() == 0 {
-        pool.join();
+    if let Some(beat) = &beat {
+        beat.mark_booted();
+    }
+    log::info(&format!("Booted worker with pid: {}", std::process::id()));
+    if let Err(error) = worker.run() {
+        log::error(&format!("worker event loop failed: {error}"));
+        return 1;
     }
     log::info(&format!("Worker exiting (pid: {})", std::process::id()));
     0

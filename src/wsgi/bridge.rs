@@ -2,7 +2,6 @@
 //! and streams the response to the event loop.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::time::Instant;
 
 use rustpython_vm::builtins::{PyBaseExceptionRef, PyBytes, PyList, PyTuple};
@@ -14,14 +13,15 @@ use rustpython_vm::{AsObject, PyObjectRef, PyPayload, VirtualMachine};
 use super::environ::{EnvironBuilder, EnvironSettings};
 use super::errors::ErrorStream;
 use super::input::Input;
+use super::sink::ResponseSink;
 use super::start_response::{self, Exchange};
 use crate::access_log::{AccessFormat, AccessRecord};
+use crate::http::body::RequestBody;
 use crate::http::date::UtcTime;
-use crate::http::response::ResponseContext;
+use crate::http::head::RequestHead;
 use crate::log;
 use crate::python::app::{exception_message, format_exception, import_module};
-use crate::worker::exchange::{Job, ReplyQueue};
-use crate::worker::output::ResponseOutput;
+use crate::worker::exchange::ConnectionInfo;
 
 /// Why a request's app run failed.
 enum Failure {
@@ -34,7 +34,6 @@ pub struct WsgiHost {
     app: PyObjectRef,
     start_response: PyObjectRef,
     environ: EnvironBuilder,
-    replies: Arc<ReplyQueue>,
 }
 
 impl WsgiHost {
@@ -43,7 +42,6 @@ impl WsgiHost {
         app: PyObjectRef,
         settings: &EnvironSettings,
         access_format: Option<AccessFormat>,
-        replies: Arc<ReplyQueue>,
     ) -> Result<WsgiHost, PyBaseExceptionRef> {
         let _ = Input::make_static_type();
         let _ = ErrorStream::make_static_type();
@@ -68,59 +66,65 @@ impl WsgiHost {
             app,
             start_response,
             environ,
-            replies,
         })
     }
 
-    /// Serves one request. Never panics outward: a panic in our code is
-    /// logged and answered with 500 (or a closed connection).
-    pub fn handle(&self, vm: &VirtualMachine, job: Job) {
-        let Job {
-            connection,
-            head,
-            body,
-            info,
-            flow,
-        } = job;
+    /// Serves one request into `output`. Never panics outward: a panic in our
+    /// code is logged and answered with 500 (or a cut-short response).
+    pub fn serve(
+        &self,
+        vm: &VirtualMachine,
+        head: &RequestHead,
+        body: RequestBody,
+        info: &ConnectionInfo,
+        output: Box<dyn ResponseSink>,
+    ) {
         let started = Instant::now();
-        let context = ResponseContext {
-            version: head.version,
-            is_head: head.method() == "HEAD",
-            keep_alive: head.keep_alive,
-        };
-        let output = ResponseOutput::new(connection, flow, self.replies.clone(), context);
         start_response::begin(Exchange {
             headers: None,
             output,
+            violations: Vec::new(),
         });
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let environ = self
                 .environ
-                .build(vm, &head, body, &info)
+                .build(vm, head, body, info)
                 .map_err(Failure::Python)?;
             self.run(vm, environ.into())
         }));
         let Some(mut exchange) = start_response::end() else {
             return;
         };
+        let request_line = || {
+            format!(
+                "{} {}",
+                head.method(),
+                String::from_utf8_lossy(head.target_bytes())
+            )
+        };
         let failure = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(Failure::Python(exception))) => Some(format!(
-                "Error handling request {} {}\n{}",
-                head.method(),
-                String::from_utf8_lossy(head.target_bytes()),
+                "Error handling request {}\n{}",
+                request_line(),
                 format_exception(vm, &exception)
             )),
-            Ok(Err(Failure::Contract(rule))) => Some(format!(
-                "Error handling request {} {}: {rule}",
-                head.method(),
-                String::from_utf8_lossy(head.target_bytes())
-            )),
+            Ok(Err(Failure::Contract(rule))) => {
+                exchange.violations.push(rule.to_owned());
+                Some(format!("Error handling request {}: {rule}", request_line()))
+            }
             Err(panic) => Some(format!(
                 "panic while handling a request: {}",
                 panic_message(&panic)
             )),
         };
+        for violation in &exchange.violations {
+            log::error(&format!(
+                "WSGI violation in {}: {violation}",
+                request_line()
+            ));
+        }
+        exchange.output.violations(&exchange.violations);
         let failed = failure.is_some();
         match failure {
             None => {
@@ -148,7 +152,7 @@ impl WsgiHost {
             let no_headers = Vec::new();
             let record = AccessRecord {
                 remote_addr: &info.remote_addr,
-                head: &head,
+                head,
                 status,
                 response_headers: exchange
                     .headers
@@ -199,7 +203,13 @@ impl WsgiHost {
             }
             return self.send_block(vm, b"", Some(total), false).map(drop);
         }
-        let iterator = result.get_iter(vm).map_err(Failure::Python)?;
+        let iterator = result.get_iter(vm).map_err(|error| {
+            start_response::record_violation(format!(
+                "the app must return an iterable of bytes, not {} (PEP 3333)",
+                result.class().name()
+            ));
+            Failure::Python(error)
+        })?;
         let mut total = 0u64;
         loop {
             match iterator.next(vm).map_err(Failure::Python)? {
@@ -249,10 +259,12 @@ fn body_bytes<'a>(
     item: &'a PyObjectRef,
 ) -> Result<&'a rustpython_vm::Py<PyBytes>, Failure> {
     item.downcast_ref::<PyBytes>().ok_or_else(|| {
-        Failure::Python(vm.new_type_error(format!(
+        let message = format!(
             "the response body must yield bytes, not {} (PEP 3333)",
             item.class().name()
-        )))
+        );
+        start_response::record_violation(message.clone());
+        Failure::Python(vm.new_type_error(message))
     })
 }
 

@@ -10,13 +10,15 @@ use rustpython_vm::function::OptionalArg;
 use rustpython_vm::{AsObject, PyObjectRef, PyResult, VirtualMachine};
 
 use super::headers::{ResponseHeaders, check_header, check_status, parse_content_length};
-use crate::worker::output::ResponseOutput;
+use super::sink::ResponseSink;
 
 /// The response side of the request being served on this thread.
 pub struct Exchange {
     /// What the app passed to `start_response`, once it has.
     pub headers: Option<ResponseHeaders>,
-    pub output: ResponseOutput,
+    pub output: Box<dyn ResponseSink>,
+    /// PEP 3333 rules the app broke while serving this request.
+    pub violations: Vec<String>,
 }
 
 impl Exchange {
@@ -48,6 +50,12 @@ pub fn end() -> Option<Exchange> {
     CURRENT.with(|c| c.borrow_mut().take())
 }
 
+/// Notes that the app broke a PEP 3333 rule (reported when the request ends;
+/// the app still gets the error, if any, that the broken rule causes).
+pub fn record_violation(message: String) {
+    with_current(|ex| ex.violations.push(message));
+}
+
 /// Runs `f` on the current exchange; `None` outside a request.
 pub fn with_current<R>(f: impl FnOnce(&mut Exchange) -> R) -> Option<R> {
     CURRENT.with(|c| c.borrow_mut().as_mut().map(f))
@@ -72,13 +80,18 @@ pub fn start_response(
         // PEP 3333: with exc_info after the head went out, re-raise it.
         (Some(info), (_, true)) => return Err(exception_of(vm, info)?),
         (None, (true, _)) => {
-            return Err(vm.new_assertion_error(
-                "start_response() called a second time without exc_info (PEP 3333)",
-            ));
+            let message = "start_response() called a second time without exc_info (PEP 3333)";
+            record_violation(message.to_owned());
+            return Err(vm.new_assertion_error(message));
         }
         _ => {}
     }
-    let parsed = parse_response_head(vm, &status, &headers)?;
+    let parsed = parse_response_head(vm, &status, &headers).inspect_err(|error| {
+        record_violation(format!(
+            "start_response(): {}",
+            crate::python::app::exception_message(vm, error)
+        ))
+    })?;
     with_current(|ex| ex.headers = Some(parsed));
     Ok(write.clone())
 }
@@ -87,10 +100,12 @@ pub fn start_response(
 /// imperative API for older frameworks).
 pub fn write(data: PyObjectRef, vm: &VirtualMachine) -> PyResult<()> {
     let bytes = data.downcast_ref::<PyBytes>().ok_or_else(|| {
-        vm.new_type_error(format!(
+        let message = format!(
             "write() argument must be bytes, not {}",
             data.class().name()
-        ))
+        );
+        record_violation(message.clone());
+        vm.new_type_error(message)
     })?;
     let outcome = with_current(|ex| -> Result<bool, &'static str> {
         ex.ensure_head(None)?;
@@ -100,7 +115,10 @@ pub fn write(data: PyObjectRef, vm: &VirtualMachine) -> PyResult<()> {
     })
     .ok_or_else(|| outside_request(vm))?;
     match outcome {
-        Err(message) => Err(vm.new_assertion_error(message)),
+        Err(message) => {
+            record_violation(message.to_owned());
+            Err(vm.new_assertion_error(message))
+        }
         Ok(true) => Err(vm.new_os_error("client disconnected")),
         Ok(false) => Ok(()),
     }

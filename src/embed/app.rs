@@ -1,0 +1,190 @@
+//! [`App`]: the WSGI app loaded in this process, called without sockets.
+
+use std::fmt;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use super::request::{Request, RequestError};
+use super::response::{Body, DirectOutput, Event, Response};
+use crate::config::Config;
+use crate::http::body::RequestBody;
+use crate::http::head::{HeadLimits, RequestHead};
+use crate::python::app::LoadError;
+use crate::worker::exchange::{ConnectionInfo, lock};
+use crate::wsgi::boot::{HostSettings, INTERPRETER_STACK, boot};
+
+/// Response events an app may run ahead of a caller that is not reading.
+const EVENTS_AHEAD: usize = 16;
+
+/// A request on its way to an interpreter thread.
+struct Call {
+    head: RequestHead,
+    body: RequestBody,
+    info: ConnectionInfo,
+    events: SyncSender<Event>,
+}
+
+/// A WSGI app loaded in this process by `Config::threads` interpreter
+/// threads (each with its own interpreter), callable from any thread.
+///
+/// ```no_run
+/// use ferrocorn::embed::{App, Request};
+/// let app = App::load(&ferrocorn::Config::new("examples.hello:application"))?;
+/// let response = app.call(Request::get("/"))?;
+/// assert_eq!(response.status(), 200);
+/// let (body, _outcome) = response.into_bytes()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct App {
+    calls: Option<Sender<Call>>,
+    threads: Vec<JoinHandle<()>>,
+    limits: HeadLimits,
+}
+
+/// Why a call produced no response.
+#[derive(Debug)]
+pub enum CallError {
+    /// The request would not pass the server's HTTP parser.
+    Request(RequestError),
+    /// The interpreter threads have stopped (a panic in one of them).
+    Stopped,
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Request(error) => write!(f, "{error}"),
+            CallError::Stopped => f.write_str("the app's interpreter threads have stopped"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl From<RequestError> for CallError {
+    fn from(error: RequestError) -> CallError {
+        CallError::Request(error)
+    }
+}
+
+impl App {
+    /// Loads `config.app` in `config.threads` new interpreter threads. Uses
+    /// `app`, `chdir` (a base directory for `sys.path`: the process's working
+    /// directory is left alone), `pythonpath`, `threads`, the request limits,
+    /// `check_wsgi` and `native_modules`.
+    pub fn load(config: &Config) -> Result<App, LoadError> {
+        let working_dir = match &config.chdir {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().unwrap_or_else(|_| ".".into()),
+        };
+        let settings = Arc::new(HostSettings::from_config(config, false, &working_dir));
+        let (calls, receiver) = mpsc::channel::<Call>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let mut app = App {
+            calls: Some(calls),
+            threads: Vec::new(),
+            limits: config.head_limits(),
+        };
+        for index in 0..config.threads.max(1) {
+            let (settings, receiver, ready) =
+                (settings.clone(), receiver.clone(), ready_tx.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("app-interpreter-{index}"))
+                .stack_size(INTERPRETER_STACK)
+                .spawn(move || {
+                    let (interpreter, host) = match boot(&settings) {
+                        Ok(booted) => booted,
+                        Err(error) => {
+                            let _ = ready.send(Err(error));
+                            return;
+                        }
+                    };
+                    let _ = ready.send(Ok(()));
+                    interpreter.enter(|vm| {
+                        while let Some(call) = vm.allow_threads(|| next_call(&receiver)) {
+                            let is_head = call.head.method() == "HEAD";
+                            let output = DirectOutput::new(call.events, is_head);
+                            host.serve(vm, &call.head, call.body, &call.info, Box::new(output));
+                        }
+                    });
+                });
+            match spawned {
+                Ok(thread) => app.threads.push(thread),
+                Err(error) => {
+                    return Err(LoadError::Spec(format!(
+                        "cannot start an interpreter thread: {error}"
+                    )));
+                }
+            }
+        }
+        drop(ready_tx);
+        for _ in 0..app.threads.len() {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                // Dropping `app` stops the threads that did start.
+                Ok(Err(error)) => return Err(error),
+                Err(_) => {
+                    return Err(LoadError::Spec(
+                        "an interpreter thread died while starting".into(),
+                    ));
+                }
+            }
+        }
+        Ok(app)
+    }
+
+    /// Runs `request` through the app. Returns once the app has started its
+    /// response (or failed: a 500, as the server would send); the body is
+    /// then produced as it is read.
+    pub fn call(&self, request: Request) -> Result<Response, CallError> {
+        let (head, body, info) = request.into_parts(&self.limits)?;
+        let (events, receiver) = mpsc::sync_channel(EVENTS_AHEAD);
+        let call = Call {
+            head,
+            body,
+            info,
+            events,
+        };
+        let calls = self.calls.as_ref().ok_or(CallError::Stopped)?;
+        calls.send(call).map_err(|_| CallError::Stopped)?;
+        first_event(receiver)
+    }
+}
+
+/// Waits for the head; an app that ended without one (it cannot, the
+/// bridge always answers) counts as stopped.
+fn first_event(receiver: Receiver<Event>) -> Result<Response, CallError> {
+    loop {
+        match receiver.recv() {
+            Ok(Event::Head { status, headers }) => {
+                return Ok(Response::new(status, headers, Body::new(receiver)));
+            }
+            Ok(Event::Data(_)) => {}
+            Ok(Event::End(_)) | Err(_) => return Err(CallError::Stopped),
+        }
+    }
+}
+
+fn next_call(receiver: &Mutex<Receiver<Call>>) -> Option<Call> {
+    lock(receiver).recv().ok()
+}
+
+impl Drop for App {
+    /// Lets the interpreter threads finish the calls they hold, then joins them.
+    fn drop(&mut self) {
+        self.calls = None;
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("threads", &self.threads.len())
+            .finish()
+    }
+}

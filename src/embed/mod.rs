@@ -1,0 +1,33 @@
+//! Using ferrocorn from Rust: load a Python WSGI app in this process and
+//! call it without sockets ([`App`]), serve it over HTTP from threads of
+//! this process ([`Server`]), and give it Rust functions to import
+//! ([`NativeModule`]).
+//!
+//! ```no_run
+//! use ferrocorn::Config;
+//! use ferrocorn::embed::{App, NativeModule, Request, Value};
+//!
+//! let mut config = Config::new("plugin:application");
+//! config.native_modules.push(
+//!     NativeModule::new("host").function("answer", |_args| Ok(Value::Int(42))),
+//! );
+//! let app = App::load(&config)?;
+//! let response = app.call(Request::get("/"))?;
+//! println!("{}", response.status());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Every interpreter is created on the thread that uses it and imports the
+//! app itself; Python objects never cross threads.
+
+mod app;
+pub(crate) mod native;
+mod request;
+mod response;
+mod server;
+
+pub use app::{App, CallError};
+pub use native::{NativeError, NativeErrorKind, NativeModule, Value};
+pub use request::{Request, RequestError};
+pub use response::{Body, Outcome, Response};
+pub use server::{Server, ServerHandle};

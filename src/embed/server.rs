@@ -1,0 +1,163 @@
+//! [`Server`]: the HTTP server inside a Rust program. No fork and no signal
+//! handlers (the embedding program owns its process): each of
+//! `Config::workers` is a thread running one event loop with its own
+//! `Config::threads` interpreter threads.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use crate::config::Config;
+use crate::server::ServerError;
+use crate::worker::event_loop::StopSource;
+use crate::worker::exchange::ReplyQueue;
+use crate::worker::listener::Listener;
+use crate::worker::run::{WorkerError, boot_worker};
+use crate::wsgi::boot::HostSettings;
+
+/// Starts servers; see [`Server::start`].
+#[derive(Debug)]
+pub struct Server;
+
+/// A running server. [`ServerHandle::stop`] stops it gracefully; dropping the
+/// handle does the same.
+pub struct ServerHandle {
+    addresses: Vec<String>,
+    tcp_addresses: Vec<SocketAddr>,
+    stop_requested: Arc<AtomicBool>,
+    wakers: Vec<Arc<ReplyQueue>>,
+    loops: Vec<JoinHandle<()>>,
+    unix_listeners: Vec<Listener>,
+}
+
+impl Server {
+    /// Binds `config.bind` (default `127.0.0.1:8000`; port 0 picks a free
+    /// port), loads the app in every worker's interpreter threads and starts
+    /// serving. Returns once every worker is ready, or with the first error.
+    ///
+    /// Worker timeouts, `max_requests` and user switching belong to the
+    /// process arbiter of the `ferrocorn` command and do not apply here.
+    ///
+    /// ```no_run
+    /// let mut config = ferrocorn::Config::new("examples.hello:application");
+    /// config.bind = vec!["127.0.0.1:0".parse()?];
+    /// let server = ferrocorn::embed::Server::start(&config)?;
+    /// println!("serving on {}", server.tcp_addresses()[0]);
+    /// server.stop();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start(config: &Config) -> Result<ServerHandle, ServerError> {
+        let working_dir = match &config.chdir {
+            Some(dir) => std::path::absolute(dir).map_err(|error| ServerError::Chdir {
+                dir: dir.clone(),
+                error,
+            })?,
+            None => std::env::current_dir().map_err(ServerError::Io)?,
+        };
+        let mut listeners = Vec::new();
+        for address in config.binds() {
+            let listener =
+                Listener::bind(&address, config.backlog, config.reuse_port).map_err(|error| {
+                    ServerError::Bind {
+                        address: address.clone(),
+                        error,
+                    }
+                })?;
+            listeners.push(listener);
+        }
+        let stop_requested = Arc::new(AtomicBool::new(false));
+        let mut handle = ServerHandle {
+            addresses: listeners.iter().map(Listener::describe).collect(),
+            tcp_addresses: listeners.iter().filter_map(Listener::local_addr).collect(),
+            stop_requested: stop_requested.clone(),
+            wakers: Vec::new(),
+            loops: Vec::new(),
+            unix_listeners: Vec::new(),
+        };
+        for _ in 0..config.workers.max(1) {
+            let own = listeners
+                .iter()
+                .map(Listener::duplicate)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(ServerError::Io)?;
+            let settings = HostSettings::from_config(config, config.workers > 1, &working_dir);
+            // On error, dropping `handle` stops the workers already running.
+            let worker = boot_worker(
+                config,
+                settings,
+                own,
+                None,
+                0,
+                StopSource::Flag(stop_requested.clone()),
+            )
+            .map_err(|error| match error {
+                WorkerError::AppLoad(error) => ServerError::AppLoad(error),
+                WorkerError::EventLoop(error) => ServerError::Io(error),
+            })?;
+            handle.wakers.push(worker.waker());
+            let spawned = std::thread::Builder::new()
+                .name("ferrocorn-loop".to_owned())
+                .spawn(move || {
+                    if let Err(error) = worker.run() {
+                        crate::log::error(&format!("event loop failed: {error}"));
+                    }
+                })
+                .map_err(ServerError::Io)?;
+            handle.loops.push(spawned);
+        }
+        // The workers hold their own descriptors; unix socket files are
+        // removed when the server stops.
+        handle.unix_listeners = listeners
+            .into_iter()
+            .filter(|l| matches!(l, Listener::Unix(_, Some(_))))
+            .collect();
+        Ok(handle)
+    }
+}
+
+impl ServerHandle {
+    /// The listening addresses, as the log shows them (`http://127.0.0.1:8000`).
+    pub fn addresses(&self) -> &[String] {
+        &self.addresses
+    }
+
+    /// The TCP addresses listened on, with the real port when 0 was asked for.
+    pub fn tcp_addresses(&self) -> &[SocketAddr] {
+        &self.tcp_addresses
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to
+    /// `Config::graceful_timeout`), then returns.
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        self.stop_requested.store(true, Ordering::SeqCst);
+        for waker in &self.wakers {
+            waker.wake();
+        }
+        for event_loop in self.loops.drain(..) {
+            let _ = event_loop.join();
+        }
+        for listener in self.unix_listeners.drain(..) {
+            listener.unlink();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("addresses", &self.addresses)
+            .field("workers", &self.loops.len())
+            .finish()
+    }
+}
