@@ -16,7 +16,7 @@
 //! environ → app → response → bytes → socket: `http` is the strict HTTP/1.x
 //! layer, `wsgi` the PEP 3333 bridge, `python` the interpreter, `worker` the
 //! event loop and interpreter threads, `arbiter` the master process.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod access_log;
 mod arbiter;

@@ -113,10 +113,18 @@ fn bind_all(config: &Config) -> Result<Vec<Listener>, ServerError> {
     if addresses.is_empty() || !config.bind.is_empty() {
         addresses.extend(config.binds());
     }
-    let mut listeners = Vec::new();
+    bind_addresses(&addresses, config)
+}
+
+/// Binds each address, logging it as Gunicorn does.
+pub(crate) fn bind_addresses(
+    addresses: &[BindAddress],
+    config: &Config,
+) -> Result<Vec<Listener>, ServerError> {
+    let mut listeners = Vec::with_capacity(addresses.len());
     for address in addresses {
         let listener =
-            Listener::bind(&address, config.backlog, config.reuse_port).map_err(|error| {
+            Listener::bind(address, config.backlog, config.reuse_port).map_err(|error| {
                 ServerError::Bind {
                     address: address.clone(),
                     error,

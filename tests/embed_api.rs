@@ -256,6 +256,27 @@ fn server_serves_from_threads_and_stops_gracefully_through_its_handle() {
 }
 
 #[test]
+fn server_serves_on_sockets_the_program_bound_itself() {
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = tcp.local_addr().unwrap();
+    let dir = common::scratch_dir("embed-unix");
+    let socket_path = dir.join("app.sock");
+    let unix = std::os::unix::net::UnixListener::bind(&socket_path).unwrap();
+    let config = config_with_host("embedded", Arc::default());
+    let server = Server::start_on(&config, vec![tcp.into(), unix.into()]).unwrap();
+    assert_eq!(server.tcp_addresses(), [address]);
+    assert!(http_get(address, "/tcp").ends_with("hello from /tcp"));
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket_path).unwrap();
+    stream
+        .write_all(b"GET /unix HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    assert!(reply.ends_with("hello from /unix"), "{reply}");
+    server.stop();
+}
+
+#[test]
 fn stop_lets_a_request_in_flight_finish() {
     let mut config = Config::new("probe");
     config.chdir = Some(apps_dir());

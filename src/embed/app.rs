@@ -12,7 +12,7 @@ use crate::http::body::RequestBody;
 use crate::http::head::{HeadLimits, RequestHead};
 use crate::python::app::LoadError;
 use crate::worker::exchange::{ConnectionInfo, lock};
-use crate::wsgi::boot::{HostSettings, INTERPRETER_STACK, boot};
+use crate::wsgi::boot::{HostSettings, start_interpreter_threads};
 
 /// Response events an app may run ahead of a caller that is not reading.
 const EVENTS_AHEAD: usize = 16;
@@ -81,58 +81,23 @@ impl App {
         let settings = Arc::new(HostSettings::from_config(config, false, &working_dir));
         let (calls, receiver) = mpsc::channel::<Call>();
         let receiver = Arc::new(Mutex::new(receiver));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let mut app = App {
+        let threads = start_interpreter_threads(
+            config.threads.max(1) as usize,
+            "app-interpreter",
+            settings,
+            move |_, vm, host| {
+                while let Some(call) = vm.allow_threads(|| next_call(&receiver)) {
+                    let is_head = call.head.method() == "HEAD";
+                    let output = DirectOutput::new(call.events, is_head);
+                    host.serve(vm, &call.head, call.body, &call.info, Box::new(output));
+                }
+            },
+        )?;
+        Ok(App {
             calls: Some(calls),
-            threads: Vec::new(),
+            threads,
             limits: config.head_limits(),
-        };
-        for index in 0..config.threads.max(1) {
-            let (settings, receiver, ready) =
-                (settings.clone(), receiver.clone(), ready_tx.clone());
-            let spawned = std::thread::Builder::new()
-                .name(format!("app-interpreter-{index}"))
-                .stack_size(INTERPRETER_STACK)
-                .spawn(move || {
-                    let (interpreter, host) = match boot(&settings) {
-                        Ok(booted) => booted,
-                        Err(error) => {
-                            let _ = ready.send(Err(error));
-                            return;
-                        }
-                    };
-                    let _ = ready.send(Ok(()));
-                    interpreter.enter(|vm| {
-                        while let Some(call) = vm.allow_threads(|| next_call(&receiver)) {
-                            let is_head = call.head.method() == "HEAD";
-                            let output = DirectOutput::new(call.events, is_head);
-                            host.serve(vm, &call.head, call.body, &call.info, Box::new(output));
-                        }
-                    });
-                });
-            match spawned {
-                Ok(thread) => app.threads.push(thread),
-                Err(error) => {
-                    return Err(LoadError::Spec(format!(
-                        "cannot start an interpreter thread: {error}"
-                    )));
-                }
-            }
-        }
-        drop(ready_tx);
-        for _ in 0..app.threads.len() {
-            match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                // Dropping `app` stops the threads that did start.
-                Ok(Err(error)) => return Err(error),
-                Err(_) => {
-                    return Err(LoadError::Spec(
-                        "an interpreter thread died while starting".into(),
-                    ));
-                }
-            }
-        }
-        Ok(app)
+        })
     }
 
     /// Runs `request` through the app. Returns once the app has started its

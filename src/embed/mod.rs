@@ -30,4 +30,4 @@ pub use app::{App, CallError};
 pub use native::{NativeError, NativeErrorKind, NativeModule, Value};
 pub use request::{Request, RequestError};
 pub use response::{Body, Outcome, Response};
-pub use server::{Server, ServerHandle};
+pub use server::{OwnedListener, Server, ServerHandle};

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use crate::config::Config;
-use crate::server::ServerError;
+use crate::server::{ServerError, bind_addresses};
 use crate::worker::event_loop::StopSource;
 use crate::worker::exchange::ReplyQueue;
 use crate::worker::listener::Listener;
@@ -19,6 +19,27 @@ use crate::wsgi::boot::HostSettings;
 /// Starts servers; see [`Server::start`].
 #[derive(Debug)]
 pub struct Server;
+
+/// A listening socket a program hands to [`Server::start_on`].
+#[derive(Debug)]
+pub enum OwnedListener {
+    /// A bound, listening TCP socket.
+    Tcp(std::net::TcpListener),
+    /// A bound, listening unix socket (its file is the program's to remove).
+    Unix(std::os::unix::net::UnixListener),
+}
+
+impl From<std::net::TcpListener> for OwnedListener {
+    fn from(listener: std::net::TcpListener) -> OwnedListener {
+        OwnedListener::Tcp(listener)
+    }
+}
+
+impl From<std::os::unix::net::UnixListener> for OwnedListener {
+    fn from(listener: std::os::unix::net::UnixListener) -> OwnedListener {
+        OwnedListener::Unix(listener)
+    }
+}
 
 /// A running server. [`ServerHandle::stop`] stops it gracefully; dropping the
 /// handle does the same.
@@ -48,6 +69,34 @@ impl Server {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn start(config: &Config) -> Result<ServerHandle, ServerError> {
+        let listeners = bind_addresses(&config.binds(), config)?;
+        Server::serve(config, listeners)
+    }
+
+    /// Like [`Server::start`], on sockets the program bound itself
+    /// (`config.bind` is ignored). They are set non-blocking; the server owns
+    /// them from here on.
+    pub fn start_on(
+        config: &Config,
+        sockets: Vec<OwnedListener>,
+    ) -> Result<ServerHandle, ServerError> {
+        let mut listeners = Vec::with_capacity(sockets.len());
+        for socket in sockets {
+            listeners.push(match socket {
+                OwnedListener::Tcp(listener) => {
+                    listener.set_nonblocking(true).map_err(ServerError::Io)?;
+                    Listener::Tcp(mio::net::TcpListener::from_std(listener))
+                }
+                OwnedListener::Unix(listener) => {
+                    listener.set_nonblocking(true).map_err(ServerError::Io)?;
+                    Listener::Unix(mio::net::UnixListener::from_std(listener), None)
+                }
+            });
+        }
+        Server::serve(config, listeners)
+    }
+
+    fn serve(config: &Config, listeners: Vec<Listener>) -> Result<ServerHandle, ServerError> {
         let working_dir = match &config.chdir {
             Some(dir) => std::path::absolute(dir).map_err(|error| ServerError::Chdir {
                 dir: dir.clone(),
@@ -55,17 +104,6 @@ impl Server {
             })?,
             None => std::env::current_dir().map_err(ServerError::Io)?,
         };
-        let mut listeners = Vec::new();
-        for address in config.binds() {
-            let listener =
-                Listener::bind(&address, config.backlog, config.reuse_port).map_err(|error| {
-                    ServerError::Bind {
-                        address: address.clone(),
-                        error,
-                    }
-                })?;
-            listeners.push(listener);
-        }
         let stop_requested = Arc::new(AtomicBool::new(false));
         let mut handle = ServerHandle {
             addresses: listeners.iter().map(Listener::describe).collect(),

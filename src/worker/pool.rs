@@ -2,7 +2,6 @@
 //! the app once, then serves jobs from the queue until it is closed.
 
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use rustpython_vm::VirtualMachine;
@@ -12,7 +11,7 @@ use super::exchange::{Job, JobQueue, ReplyQueue};
 use super::output::ResponseOutput;
 use crate::http::response::ResponseContext;
 use crate::python::app::LoadError;
-use crate::wsgi::boot::{HostSettings, INTERPRETER_STACK, boot};
+use crate::wsgi::boot::{HostSettings, start_interpreter_threads};
 use crate::wsgi::bridge::WsgiHost;
 
 pub struct InterpreterPool {
@@ -29,41 +28,17 @@ impl InterpreterPool {
         replies: Arc<ReplyQueue>,
         activity: Arc<Activity>,
     ) -> Result<InterpreterPool, LoadError> {
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let mut threads = Vec::with_capacity(count);
-        for index in 0..count {
-            let (settings, jobs, replies, ready) = (
-                settings.clone(),
-                jobs.clone(),
-                replies.clone(),
-                ready_tx.clone(),
-            );
-            let activity = activity.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("interpreter-{index}"))
-                .stack_size(INTERPRETER_STACK)
-                .spawn(move || serve(index, &settings, &jobs, replies, &activity, ready));
-            match spawned {
-                Ok(handle) => threads.push(handle),
-                Err(error) => {
-                    return Err(LoadError::Spec(format!(
-                        "cannot start an interpreter thread: {error}"
-                    )));
+        let threads =
+            start_interpreter_threads(count, "interpreter", settings, move |index, vm, host| {
+                // Wait for jobs detached from the VM: a garbage collection in any
+                // interpreter stops every thread attached to one, and a thread
+                // blocked here while attached would never answer it.
+                while let Some(job) = vm.allow_threads(|| jobs.pop()) {
+                    activity.begin(index);
+                    serve_job(host, vm, job, &replies);
+                    activity.end(index);
                 }
-            }
-        }
-        drop(ready_tx);
-        for _ in 0..count {
-            match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => return Err(error),
-                Err(_) => {
-                    return Err(LoadError::Spec(
-                        "an interpreter thread died while starting".into(),
-                    ));
-                }
-            }
-        }
+            })?;
         Ok(InterpreterPool { threads })
     }
 
@@ -73,34 +48,6 @@ impl InterpreterPool {
             let _ = thread.join();
         }
     }
-}
-
-fn serve(
-    index: usize,
-    settings: &HostSettings,
-    jobs: &JobQueue,
-    replies: Arc<ReplyQueue>,
-    activity: &Activity,
-    ready: mpsc::Sender<Result<(), LoadError>>,
-) {
-    let (interpreter, host) = match boot(settings) {
-        Ok(booted) => booted,
-        Err(error) => {
-            let _ = ready.send(Err(error));
-            return;
-        }
-    };
-    let _ = ready.send(Ok(()));
-    // Wait for jobs detached from the VM: a garbage collection in any
-    // interpreter stops every thread attached to one, and a thread blocked
-    // here while attached would never answer it.
-    interpreter.enter(|vm| {
-        while let Some(job) = vm.allow_threads(|| jobs.pop()) {
-            activity.begin(index);
-            serve_job(&host, vm, job, &replies);
-            activity.end(index);
-        }
-    });
 }
 
 /// Runs a request from the event loop, answering on its connection.

@@ -3,6 +3,9 @@
 //! when asked, and build its [`WsgiHost`]. The server's interpreter threads
 //! and the in-process [`crate::embed::App`] boot the same way.
 
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
 use rustpython_vm::builtins::PyStrRef;
 use rustpython_vm::{Interpreter, PyObjectRef, VirtualMachine};
 
@@ -54,6 +57,62 @@ impl HostSettings {
             native_modules: config.native_modules.clone(),
         }
     }
+}
+
+/// Starts `count` threads named `name-N`; each boots an interpreter and then
+/// runs `serve(index, vm, host)` until that returns. Returns once every
+/// thread has booted, or with the first load error (threads that did boot
+/// then see their work source closed by the caller and end).
+pub fn start_interpreter_threads<F>(
+    count: usize,
+    name: &str,
+    settings: Arc<HostSettings>,
+    serve: F,
+) -> Result<Vec<JoinHandle<()>>, LoadError>
+where
+    F: Fn(usize, &VirtualMachine, &WsgiHost) + Send + Sync + 'static,
+{
+    let serve = Arc::new(serve);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let mut threads = Vec::with_capacity(count);
+    for index in 0..count {
+        let (settings, serve, ready) = (settings.clone(), serve.clone(), ready_tx.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("{name}-{index}"))
+            .stack_size(INTERPRETER_STACK)
+            .spawn(move || {
+                let (interpreter, host) = match boot(&settings) {
+                    Ok(booted) => booted,
+                    Err(error) => {
+                        let _ = ready.send(Err(error));
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(()));
+                interpreter.enter(|vm| serve(index, vm, &host));
+            });
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            Err(error) => {
+                return Err(LoadError::Spec(format!(
+                    "cannot start an interpreter thread: {error}"
+                )));
+            }
+        }
+    }
+    drop(ready_tx);
+    for _ in 0..count {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(error),
+            Err(_) => {
+                return Err(LoadError::Spec(
+                    "an interpreter thread died while starting".into(),
+                ));
+            }
+        }
+    }
+    Ok(threads)
 }
 
 /// Boots an interpreter on this thread, ready to serve requests.
