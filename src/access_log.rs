@@ -155,14 +155,15 @@ fn access_time(time: &UtcTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::head::{HeadLimits, HeadScanner, parse_head};
+    use crate::http::head::{HeadRules, HeadScanner, parse_head};
 
     fn head(bytes: &[u8]) -> RequestHead {
-        let limits = HeadLimits {
+        let limits = HeadRules {
             request_line: 4094,
             fields: 100,
             field_size: 8190,
             body: 0,
+            leniency: Default::default(),
         };
         let mut scanner = HeadScanner::default();
         let end = scanner.scan(bytes, &limits).unwrap().unwrap();

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::http::head::HeadLimits;
+use crate::http::forwarded::{AddressList, SchemeHeaders};
+use crate::http::head::{HeadRules, Leniency, UnderscoreHeaders};
 use crate::log::Level;
-use crate::worker::connection::ConnectionSettings;
+use crate::worker::connection::{ConnectionSettings, ProxySettings};
 use crate::worker::listener::BindAddress;
 
 /// A Gunicorn-compatible WSGI server with a Python interpreter inside.
@@ -129,9 +130,10 @@ pub struct Config {
     )]
     pub graceful_timeout: u64,
 
-    /// Longest request line in bytes (0 means 8190, the largest allowed).
+    /// Longest request line in bytes (0 means 8190; unlike Gunicorn, which
+    /// caps it at 8190, larger values up to 65536 are honoured).
     #[arg(long = "limit-request-line", default_value_t = 4094, value_name = "BYTES",
-          value_parser = clap::value_parser!(u64).range(0..=8190))]
+          value_parser = clap::value_parser!(u64).range(0..=65536))]
     pub limit_request_line: u64,
 
     /// Most header fields in a request (0 means 32768, the largest allowed).
@@ -168,6 +170,65 @@ pub struct Config {
     /// Error log level: debug, info, warning, error or critical.
     #[arg(long = "log-level", default_value = "info", value_name = "LEVEL")]
     pub log_level: Level,
+
+    /// Accept whitespace between a header name and its colon, and strip it
+    /// (request smuggling risk: only behind a proxy that normalises headers).
+    #[arg(long = "strip-header-spaces")]
+    pub strip_header_spaces: bool,
+
+    /// Accept any token as a method (lower-case letters, `#`, any length).
+    #[arg(long = "permit-unconventional-http-method")]
+    pub permit_unconventional_http_method: bool,
+
+    /// Upper-case the method before the app sees it.
+    #[arg(long = "casefold-http-method")]
+    pub casefold_http_method: bool,
+
+    /// Join obsolete folded header lines (RFC 9112 §5.2) instead of refusing them.
+    #[arg(long = "permit-obsolete-folding")]
+    pub permit_obsolete_folding: bool,
+
+    /// Header names with `_`: drop them, refuse the request (400), or pass
+    /// them to the app, where they may shadow a `-` header (dangerous).
+    #[arg(
+        long = "header-map",
+        value_enum,
+        default_value = "drop",
+        value_name = "MODE"
+    )]
+    pub header_map: UnderscoreHeaders,
+
+    /// Addresses (IPs, CIDR networks, or `*`) of proxies whose
+    /// X-Forwarded-Proto/-Ssl/-Protocol, X-Forwarded-For and Forwarded
+    /// headers are believed (wsgi.url_scheme, REMOTE_ADDR).
+    #[arg(
+        long = "forwarded-allow-ips",
+        env = "FORWARDED_ALLOW_IPS",
+        default_value = "127.0.0.1,::1",
+        value_name = "ADDRESSES"
+    )]
+    pub forwarded_allow_ips: AddressList,
+
+    /// Headers that tell https from a trusted proxy, NAME=VALUE,... (Gunicorn's secure_scheme_headers).
+    #[arg(
+        long = "secure-scheme-headers",
+        value_name = "HEADERS",
+        default_value = "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on"
+    )]
+    pub secure_scheme_headers: SchemeHeaders,
+
+    /// Accept a PROXY protocol header (v1 or v2) at the start of connections
+    /// from --proxy-allow-from: its client address becomes REMOTE_ADDR.
+    #[arg(long = "proxy-protocol")]
+    pub proxy_protocol: bool,
+
+    /// Addresses (IPs, CIDR networks, or `*`) allowed to send a PROXY header.
+    #[arg(
+        long = "proxy-allow-from",
+        default_value = "127.0.0.1,::1",
+        value_name = "ADDRESSES"
+    )]
+    pub proxy_allow_from: AddressList,
 
     /// Check every request's use of WSGI against PEP 3333 and log each
     /// violation (for development and tests: slower).
@@ -249,13 +310,13 @@ impl Config {
         default.parse().map(|a| vec![a]).unwrap_or_default()
     }
 
-    pub(crate) fn head_limits(&self) -> HeadLimits {
+    pub(crate) fn head_limits(&self) -> HeadRules {
         let field_size = if self.limit_request_field_size == 0 {
             8190
         } else {
             self.limit_request_field_size
         };
-        HeadLimits {
+        HeadRules {
             request_line: if self.limit_request_line == 0 {
                 8190
             } else {
@@ -268,6 +329,13 @@ impl Config {
             },
             field_size: field_size as usize,
             body: self.limit_request_body,
+            leniency: Leniency {
+                strip_header_spaces: self.strip_header_spaces,
+                permit_unconventional_method: self.permit_unconventional_http_method,
+                casefold_method: self.casefold_http_method,
+                permit_obsolete_folding: self.permit_obsolete_folding,
+                underscore_headers: self.header_map,
+            },
         }
     }
 
@@ -277,6 +345,12 @@ impl Config {
             keep_alive: Duration::from_secs(self.keep_alive),
             read_timeout: Duration::from_secs(self.read_timeout),
             spill_at: self.body_spill_size.min(usize::MAX as u64) as usize,
+            proxy: std::sync::Arc::new(ProxySettings {
+                protocol: self.proxy_protocol,
+                protocol_from: self.proxy_allow_from.clone(),
+                forwarded_from: self.forwarded_allow_ips.clone(),
+                scheme_headers: self.secure_scheme_headers.clone(),
+            }),
         }
     }
 

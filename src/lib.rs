@@ -34,6 +34,8 @@ mod wsgi;
 pub use access_log::AccessFormat;
 pub use cli::run_command;
 pub use config::{Config, ConfigError};
+pub use http::forwarded::{AddressList, SchemeHeaders};
+pub use http::head::UnderscoreHeaders;
 pub use log::Level;
 pub use python::app::LoadError;
 pub use server::{ServerError, serve};

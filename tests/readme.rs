@@ -14,7 +14,7 @@ fn every_flag_in_help_is_documented_in_the_readme() {
     let flags: Vec<&str> = help
         .split_whitespace()
         .filter(|word| word.starts_with("--") && word.len() > 2)
-        .map(|word| word.trim_end_matches(','))
+        .map(|word| word.trim_end_matches([',', ':', ';', '.', ')']))
         .filter(|flag| *flag != "--help" && *flag != "--version")
         .collect();
     assert!(flags.len() > 10, "flags found in --help: {flags:?}");

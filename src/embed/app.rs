@@ -9,7 +9,7 @@ use super::request::{Request, RequestError};
 use super::response::{Body, DirectOutput, Event, Response};
 use crate::config::Config;
 use crate::http::body::RequestBody;
-use crate::http::head::{HeadLimits, RequestHead};
+use crate::http::head::{HeadRules, RequestHead};
 use crate::python::app::LoadError;
 use crate::worker::exchange::{ConnectionInfo, lock};
 use crate::wsgi::boot::{HostSettings, start_interpreter_threads};
@@ -39,7 +39,7 @@ struct Call {
 pub struct App {
     calls: Option<Sender<Call>>,
     threads: Vec<JoinHandle<()>>,
-    limits: HeadLimits,
+    limits: HeadRules,
 }
 
 /// Why a call produced no response.

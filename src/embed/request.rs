@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::http::body::RequestBody;
 use crate::http::error::ParseError;
-use crate::http::head::{HeadLimits, HeadScanner, RequestHead, parse_head};
+use crate::http::head::{HeadRules, HeadScanner, RequestHead, parse_head};
 use crate::worker::exchange::ConnectionInfo;
 
 /// One HTTP request for [`App::call`](crate::embed::App::call).
@@ -113,7 +113,7 @@ impl Request {
     /// WSGI bridge takes.
     pub(crate) fn into_parts(
         self,
-        limits: &HeadLimits,
+        limits: &HeadRules,
     ) -> Result<(RequestHead, RequestBody, ConnectionInfo), RequestError> {
         let mut raw = Vec::with_capacity(64 + self.target.len());
         raw.extend_from_slice(self.method.as_bytes());
@@ -156,6 +156,7 @@ impl Request {
             remote_port: Arc::from("0"),
             server_name: Arc::from("localhost"),
             server_port: Arc::from("80"),
+            https: false,
         };
         Ok((head, RequestBody::Memory(self.body), info))
     }

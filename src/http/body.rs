@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use super::chunked::{ChunkedDecoder, Progress};
 use super::error::ParseError;
 use super::framing::BodyFraming;
-use super::head::HeadLimits;
+use super::head::HeadRules;
 
 /// Decodes a body of either framing into plain bytes.
 #[derive(Debug)]
@@ -19,7 +19,7 @@ pub enum BodyDecoder {
 
 impl BodyDecoder {
     /// `None` for a request without a body.
-    pub fn for_framing(framing: BodyFraming, limits: &HeadLimits) -> Option<BodyDecoder> {
+    pub fn for_framing(framing: BodyFraming, limits: &HeadRules) -> Option<BodyDecoder> {
         match framing {
             BodyFraming::Empty => None,
             BodyFraming::Length(length) => Some(BodyDecoder::Length { remaining: length }),

@@ -57,6 +57,13 @@ pub enum ParseError {
     BodyTooLarge,
     /// The client closed the connection in the middle of a request.
     Incomplete,
+    /// A malformed PROXY protocol header (`--proxy-protocol`).
+    ProxyHeader,
+    /// A PROXY header from a peer not in `--proxy-allow-from`.
+    ForbiddenProxy,
+    /// Trusted scheme headers disagree, e.g. X-Forwarded-Proto: https with
+    /// X-Forwarded-Ssl: off (`secure_scheme_headers`).
+    ConflictingSchemeHeaders,
 }
 
 impl ParseError {
@@ -69,6 +76,7 @@ impl ParseError {
             ParseError::UnsupportedVersion => 505,
             ParseError::UnknownTransferCoding => 501,
             ParseError::Expectation => 417,
+            ParseError::ForbiddenProxy => 403,
             _ => 400,
         }
     }
@@ -104,6 +112,9 @@ impl fmt::Display for ParseError {
             ParseError::ForbiddenTrailer => "forbidden field in chunked trailer",
             ParseError::BodyTooLarge => "request body too large",
             ParseError::Incomplete => "connection closed in the middle of a request",
+            ParseError::ProxyHeader => "invalid PROXY protocol header",
+            ParseError::ForbiddenProxy => "PROXY header from an address not in --proxy-allow-from",
+            ParseError::ConflictingSchemeHeaders => "contradictory secure scheme headers",
         };
         f.write_str(text)
     }

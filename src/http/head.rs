@@ -5,19 +5,21 @@ use std::ops::Range;
 
 use super::error::ParseError;
 use super::framing::{self, BodyFraming, FramingFields};
+use super::leniency::{relax_field_lines, rewrites_field_lines};
 use super::syntax::{is_field_value_byte, is_ows, list_elements, trim_ows};
 use super::target::RequestTarget;
 
-impl HeadLimits {
+impl HeadRules {
     /// Longest header line without its CRLF.
     pub fn max_field_line(&self) -> usize {
         self.field_size.saturating_sub(2)
     }
 }
 
-/// Size limits of a request head, Gunicorn's `limit_request_*` settings.
+/// What a request head may be: Gunicorn's `limit_request_*` sizes and its
+/// parser leniencies (all off by default).
 #[derive(Debug, Clone, Copy)]
-pub struct HeadLimits {
+pub struct HeadRules {
     /// Longest request line in bytes, CRLF not counted.
     pub request_line: usize,
     /// Most header fields.
@@ -26,6 +28,40 @@ pub struct HeadLimits {
     pub field_size: usize,
     /// Largest body in bytes.
     pub body: u64,
+    /// Leniencies for clients that break the grammar (Gunicorn's settings).
+    pub leniency: Leniency,
+}
+
+/// Gunicorn's parser leniencies; each is off by default, where the strict
+/// rule applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Leniency {
+    /// `strip_header_spaces`: accept whitespace between a field name and its
+    /// colon (RFC 9112 §5.1 says reject) and strip it.
+    pub strip_header_spaces: bool,
+    /// `permit_unconventional_http_method`: any token as a method, also with
+    /// lower-case letters or `#`, of any length.
+    pub permit_unconventional_method: bool,
+    /// `casefold_http_method`: upper-case the method before the app sees it.
+    pub casefold_method: bool,
+    /// `permit_obsolete_folding`: join obs-fold continuation lines to the
+    /// field value with one space (RFC 9112 §5.2) instead of rejecting.
+    pub permit_obsolete_folding: bool,
+    /// `header_map`: what to do with field names containing `_`.
+    pub underscore_headers: UnderscoreHeaders,
+}
+
+/// Field names with `_` collide with `-` names in the environ (`HTTP_X_A`):
+/// Gunicorn's `header_map` setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnderscoreHeaders {
+    /// Leave them out of the environ (Gunicorn's default).
+    #[default]
+    Drop,
+    /// Refuse the request with 400.
+    Refuse,
+    /// Pass them to the app, where they may shadow a `-` field.
+    Dangerous,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +159,7 @@ pub struct HeadScanner {
 impl HeadScanner {
     /// `Ok(Some(end))` when `buf[..end]` holds a whole head, `Ok(None)` when more
     /// bytes are needed.
-    pub fn scan(&mut self, buf: &[u8], limits: &HeadLimits) -> Result<Option<usize>, ParseError> {
+    pub fn scan(&mut self, buf: &[u8], limits: &HeadRules) -> Result<Option<usize>, ParseError> {
         loop {
             if self.lines == 0 && self.line_start == self.start {
                 // RFC 9112 §2.2: ignore empty lines before the request line.
@@ -169,7 +205,7 @@ impl HeadScanner {
                 if line.is_empty() {
                     return Ok(Some(lf + 1));
                 }
-                if is_ows(line[0]) {
+                if is_ows(line[0]) && !limits.leniency.permit_obsolete_folding {
                     return Err(ParseError::ObsoleteFolding);
                 }
                 if self.lines > limits.fields {
@@ -207,9 +243,13 @@ pub fn parse_head(
     start: usize,
     end: usize,
     field_lines: usize,
-    limits: &HeadLimits,
+    limits: &HeadRules,
 ) -> Result<RequestHead, ParseError> {
-    let raw = buf[start..end].to_vec();
+    let leniency = limits.leniency;
+    let mut raw = buf[start..end].to_vec();
+    if rewrites_field_lines(&leniency) {
+        raw = relax_field_lines(&raw, &leniency, limits.field_size)?;
+    }
     let mut slots = vec![httparse::EMPTY_HEADER; field_lines];
     let mut request = httparse::Request::new(&mut slots);
     match request.parse(&raw) {
@@ -223,7 +263,7 @@ pub fn parse_head(
         from..from + part.len()
     };
     let method_bytes = request.method.unwrap_or_default().as_bytes();
-    if !is_conventional_method(method_bytes) {
+    if !leniency.permit_unconventional_method && !is_conventional_method(method_bytes) {
         return Err(ParseError::Method);
     }
     let target_bytes = request.path.unwrap_or_default().as_bytes();
@@ -249,7 +289,11 @@ pub fn parse_head(
             return Err(ParseError::HeaderValue);
         }
         if name.contains(&b'_') {
-            continue;
+            match leniency.underscore_headers {
+                UnderscoreHeaders::Drop => continue,
+                UnderscoreHeaders::Refuse => return Err(ParseError::HeaderName),
+                UnderscoreHeaders::Dangerous => {}
+            }
         }
         if name.eq_ignore_ascii_case(b"content-length") {
             first_time(&mut seen.content_length, "Content-Length")?;
@@ -283,6 +327,9 @@ pub fn parse_head(
         Version::Http10 => connection_keep_alive && !connection_close,
     };
     let expect_continue = expect_continue && framing != BodyFraming::Empty;
+    if leniency.casefold_method {
+        raw[method.clone()].make_ascii_uppercase();
+    }
     Ok(RequestHead {
         raw,
         method,
@@ -358,11 +405,18 @@ fn version_error(raw: &[u8]) -> ParseError {
 mod tests {
     use super::*;
 
-    const LIMITS: HeadLimits = HeadLimits {
+    const LIMITS: HeadRules = HeadRules {
         request_line: 4094,
         fields: 100,
         field_size: 8190,
         body: 1 << 20,
+        leniency: Leniency {
+            strip_header_spaces: false,
+            permit_unconventional_method: false,
+            casefold_method: false,
+            permit_obsolete_folding: false,
+            underscore_headers: UnderscoreHeaders::Drop,
+        },
     };
 
     fn parse(bytes: &[u8]) -> Result<Option<RequestHead>, ParseError> {

@@ -12,20 +12,36 @@ use super::exchange::{ConnectionId, ConnectionInfo, FlowControl, Job, ResponseEn
 use super::listener::Stream;
 use crate::http::ParseError;
 use crate::http::body::{BodyBuffer, BodyDecoder, RequestBody};
-use crate::http::head::{HeadLimits, HeadScanner, RequestHead, parse_head};
+use crate::http::forwarded::{AddressList, SchemeHeaders, proxy_view};
+use crate::http::head::{HeadRules, HeadScanner, RequestHead, parse_head};
+use crate::http::proxy_protocol::{self, ProxyHeader};
 use crate::http::response::{error_response, reason_phrase};
 use crate::log;
 
 /// Settings the connections of a worker share.
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
-    pub limits: HeadLimits,
+    pub limits: HeadRules,
     /// Idle time allowed between requests; zero disables keep-alive.
     pub keep_alive: Duration,
     /// Time a client may stall while sending a request, or while we wait to write.
     pub read_timeout: Duration,
     /// Bodies larger than this go to a temporary file.
     pub spill_at: usize,
+    pub proxy: Arc<ProxySettings>,
+}
+
+/// Whom the server believes about the client behind a proxy.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    /// `--proxy-protocol`: a PROXY header may start each connection.
+    pub protocol: bool,
+    /// `--proxy-allow-from`: peers whose PROXY header is accepted.
+    pub protocol_from: AddressList,
+    /// `--forwarded-allow-ips`: peers whose scheme and forwarded-for headers count.
+    pub forwarded_from: AddressList,
+    /// `secure_scheme_headers`.
+    pub scheme_headers: SchemeHeaders,
 }
 
 /// Bytes read per `read` call.
@@ -42,6 +58,8 @@ const LINGER: Duration = Duration::from_secs(2);
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 enum State {
+    /// Waiting for the PROXY header that may start the connection.
+    ProxyHeader,
     /// Waiting for (more of) a request head.
     Head(HeadScanner),
     /// Receiving the body of `head`.
@@ -82,11 +100,27 @@ pub struct Connection {
     close_after_response: bool,
     responses: u64,
     last_activity: Instant,
+    /// The peer is in `--forwarded-allow-ips`.
+    forwarder_trusted: bool,
+    /// The connection's addresses as the request being received sees them.
+    request_info: Option<ConnectionInfo>,
 }
 
 impl Connection {
-    pub fn new(stream: Stream, id: ConnectionId, info: ConnectionInfo) -> Connection {
+    pub fn new(
+        stream: Stream,
+        id: ConnectionId,
+        info: ConnectionInfo,
+        settings: &ConnectionSettings,
+    ) -> Connection {
+        let state = if settings.proxy.protocol {
+            State::ProxyHeader
+        } else {
+            State::Head(HeadScanner::default())
+        };
         Connection {
+            forwarder_trusted: settings.proxy.forwarded_from.trusts(&info.remote_addr),
+            request_info: None,
             stream,
             id,
             info,
@@ -97,7 +131,7 @@ impl Connection {
             output: VecDeque::new(),
             output_offset: 0,
             app_bytes_queued: 0,
-            state: State::Head(HeadScanner::default()),
+            state,
             may_read: true,
             peer_closed: false,
             close_after_response: false,
@@ -187,7 +221,9 @@ impl Connection {
                     self.state = State::Closed;
                 }
             }
-            State::Head(_) | State::Body { .. } if quiet > settings.read_timeout => {
+            State::ProxyHeader | State::Head(_) | State::Body { .. }
+                if quiet > settings.read_timeout =>
+            {
                 self.reject(ParseError::Incomplete, 408);
             }
             State::Lingering { since } if now.saturating_duration_since(since) > LINGER => {
@@ -226,7 +262,7 @@ impl Connection {
 
     fn wants_input(&self) -> bool {
         match self.state {
-            State::Head(_) | State::Body { .. } => !self.peer_closed,
+            State::ProxyHeader | State::Head(_) | State::Body { .. } => !self.peer_closed,
             State::InApp => !self.peer_closed && self.filled - self.consumed < MAX_READ_AHEAD,
             State::Lingering { .. } => true,
             State::Closing | State::Closed => false,
@@ -274,6 +310,30 @@ impl Connection {
     fn advance(&mut self, settings: &ConnectionSettings) -> Option<Job> {
         loop {
             match &mut self.state {
+                State::ProxyHeader => {
+                    let buffered = &self.input[self.consumed..self.filled];
+                    match proxy_protocol::parse(buffered) {
+                        Ok(ProxyHeader::Incomplete) => {
+                            if self.peer_closed {
+                                return self.reject_parse(ParseError::Incomplete);
+                            }
+                            return None;
+                        }
+                        Ok(ProxyHeader::Absent) => {}
+                        Ok(ProxyHeader::Present { len, source }) => {
+                            if !settings.proxy.protocol_from.trusts(&self.info.remote_addr) {
+                                return self.reject_parse(ParseError::ForbiddenProxy);
+                            }
+                            self.consumed += len;
+                            if let Some(client) = source {
+                                self.info.remote_addr = client.ip().to_string().into();
+                                self.info.remote_port = client.port().to_string().into();
+                            }
+                        }
+                        Err(error) => return self.reject_parse(error),
+                    }
+                    self.state = State::Head(HeadScanner::default());
+                }
                 State::Head(scanner) => {
                     let buffered = &self.input[self.consumed..self.filled];
                     match scanner.scan(buffered, &settings.limits) {
@@ -354,6 +414,25 @@ impl Connection {
         if settings.keep_alive.is_zero() || self.close_after_response {
             head.keep_alive = false;
         }
+        self.request_info = None;
+        if self.forwarder_trusted {
+            match proxy_view(
+                &head,
+                &settings.proxy.scheme_headers,
+                &settings.proxy.forwarded_from,
+            ) {
+                Ok(view) if view.https.is_some() || view.client.is_some() => {
+                    let mut info = self.info.clone();
+                    info.https = view.https.unwrap_or(info.https);
+                    if let Some(client) = view.client {
+                        info.remote_addr = client.into();
+                    }
+                    self.request_info = Some(info);
+                }
+                Ok(_) => {}
+                Err(error) => return self.reject_parse(error),
+            }
+        }
         let Some(decoder) = BodyDecoder::for_framing(head.framing, &settings.limits) else {
             self.state = State::InApp;
             return Some(self.job(head, RequestBody::empty()));
@@ -378,12 +457,15 @@ impl Connection {
         None
     }
 
-    fn job(&self, head: RequestHead, body: RequestBody) -> Job {
+    fn job(&mut self, head: RequestHead, body: RequestBody) -> Job {
         Job {
             connection: self.id,
             head,
             body,
-            info: self.info.clone(),
+            info: self
+                .request_info
+                .take()
+                .unwrap_or_else(|| self.info.clone()),
             flow: self.flow.clone(),
         }
     }

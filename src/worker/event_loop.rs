@@ -244,7 +244,7 @@ impl EventLoop {
                         slot,
                         generation: self.next_generation,
                     };
-                    entry.insert(Connection::new(stream, id, info));
+                    entry.insert(Connection::new(stream, id, info, &self.options.settings));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

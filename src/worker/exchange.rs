@@ -18,6 +18,8 @@ pub struct ConnectionInfo {
     /// Name and port of the listening socket (SERVER_NAME/PORT without a Host).
     pub server_name: Arc<str>,
     pub server_port: Arc<str>,
+    /// The request reached a trusted proxy over https (`wsgi.url_scheme`).
+    pub https: bool,
 }
 
 /// Identifies a connection across the thread boundary: slab slots are reused,

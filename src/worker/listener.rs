@@ -187,6 +187,7 @@ impl Listener {
                     remote_port: peer.port().to_string().into(),
                     server_name: server.0.clone(),
                     server_port: server.1.clone(),
+                    https: false,
                 };
                 Ok((Stream::Tcp(stream), info))
             }
@@ -197,6 +198,7 @@ impl Listener {
                     remote_port: "".into(),
                     server_name: server.0.clone(),
                     server_port: server.1.clone(),
+                    https: false,
                 };
                 Ok((Stream::Unix(stream), info))
             }

@@ -36,6 +36,7 @@ struct Keys {
     content_type: &'static PyStrInterned,
     content_length: &'static PyStrInterned,
     wsgi_input: &'static PyStrInterned,
+    url_scheme: &'static PyStrInterned,
 }
 
 /// Header names seen most often, whose `HTTP_*` keys are cached without limit;
@@ -47,6 +48,7 @@ pub struct EnvironBuilder {
     keys: Keys,
     http10: PyStrRef,
     http11: PyStrRef,
+    https: PyStrRef,
     methods: HashMap<&'static str, PyStrRef>,
     header_keys: std::cell::RefCell<HashMap<Vec<u8>, PyStrRef>>,
 }
@@ -99,6 +101,7 @@ impl EnvironBuilder {
             content_type: intern("CONTENT_TYPE"),
             content_length: intern("CONTENT_LENGTH"),
             wsgi_input: intern("wsgi.input"),
+            url_scheme: intern("wsgi.url_scheme"),
         };
         let methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
             .into_iter()
@@ -109,6 +112,7 @@ impl EnvironBuilder {
             keys,
             http10: ctx.new_str("HTTP/1.0"),
             http11: ctx.new_str("HTTP/1.1"),
+            https: ctx.new_str("https"),
             methods,
             header_keys: Default::default(),
         })
@@ -151,6 +155,9 @@ impl EnvironBuilder {
         set(keys.server_port, text(&server_port))?;
         set(keys.remote_addr, vm.ctx.new_str(&*info.remote_addr).into())?;
         set(keys.remote_port, vm.ctx.new_str(&*info.remote_port).into())?;
+        if info.https {
+            set(keys.url_scheme, self.https.clone().into())?;
+        }
         if head.framing == BodyFraming::Chunked {
             // The body was decoded on arrival; its length is now known.
             set(
