@@ -230,6 +230,12 @@ pub struct Config {
     )]
     pub proxy_allow_from: AddressList,
 
+    /// The URL prefix the app is mounted under, e.g. /app: it becomes
+    /// SCRIPT_NAME and is removed from the start of PATH_INFO.
+    #[arg(long = "root-path", env = "SCRIPT_NAME", value_name = "PATH",
+          value_parser = parse_root_path)]
+    pub root_path: Option<String>,
+
     /// Check every request's use of WSGI against PEP 3333 and log each
     /// violation (for development and tests: slower).
     #[arg(long = "check-wsgi")]
@@ -260,6 +266,14 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+fn parse_root_path(value: &str) -> Result<String, String> {
+    let trimmed = value.trim_end_matches('/');
+    if !value.is_empty() && !value.starts_with('/') {
+        return Err(format!("invalid root path {value:?}: it must start with /"));
+    }
+    Ok(trimmed.to_owned())
+}
+
 fn parse_umask(value: &str) -> Result<u32, String> {
     let digits = value.trim_start_matches("0o").trim_start_matches("0O");
     u32::from_str_radix(digits, 8)
@@ -270,8 +284,9 @@ fn parse_umask(value: &str) -> Result<u32, String> {
 
 impl Config {
     /// The defaults for serving `app` (`MODULE:NAME`), as if it were the only
-    /// command-line argument; `WEB_CONCURRENCY` is not consulted. Change the
-    /// public fields to set anything else.
+    /// command-line argument; `WEB_CONCURRENCY` is not consulted (the other
+    /// variables the command reads, `FORWARDED_ALLOW_IPS` and `SCRIPT_NAME`,
+    /// are). Change the public fields to set anything else.
     pub fn new(app: &str) -> Config {
         // An explicit --workers keeps the environment out; after `--` any
         // string is the positional APP_MODULE, so parsing cannot fail.

@@ -162,3 +162,22 @@ fn parser_leniencies_apply_only_when_asked() {
         "GET"
     ));
 }
+
+#[test]
+fn root_path_becomes_script_name_and_leaves_path_info() {
+    let server = Server::start(&["--root-path", "/app/", "probe"]);
+    let request = "GET /app/environ/x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    let environ = environ_of(&server, request).unwrap();
+    assert!(has(&environ, "SCRIPT_NAME", "/app"), "{environ}");
+    assert!(has(&environ, "PATH_INFO", "/environ/x"), "{environ}");
+    // SCRIPT_NAME in the environment does the same, as with Gunicorn.
+    let server = Server::start_with(
+        &common::apps_dir(),
+        &["probe"],
+        &[("SCRIPT_NAME", "/mounted")],
+    );
+    let request = "GET /mounted/environ HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    let environ = environ_of(&server, request).unwrap();
+    assert!(has(&environ, "SCRIPT_NAME", "/mounted"), "{environ}");
+    assert!(has(&environ, "PATH_INFO", "/environ"), "{environ}");
+}

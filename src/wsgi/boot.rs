@@ -46,7 +46,7 @@ impl HostSettings {
             environ: EnvironSettings {
                 url_scheme: "http",
                 multiprocess,
-                script_name: String::new(),
+                script_name: config.root_path.clone().unwrap_or_default(),
             },
             // Decided once: without an access log nothing is formatted per request.
             access_format: config

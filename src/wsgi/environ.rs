@@ -49,6 +49,7 @@ pub struct EnvironBuilder {
     http10: PyStrRef,
     http11: PyStrRef,
     https: PyStrRef,
+    root_path: String,
     methods: HashMap<&'static str, PyStrRef>,
     header_keys: std::cell::RefCell<HashMap<Vec<u8>, PyStrRef>>,
 }
@@ -113,6 +114,7 @@ impl EnvironBuilder {
             http10: ctx.new_str("HTTP/1.0"),
             http11: ctx.new_str("HTTP/1.1"),
             https: ctx.new_str("https"),
+            root_path: settings.script_name.clone(),
             methods,
             header_keys: Default::default(),
         })
@@ -135,7 +137,8 @@ impl EnvironBuilder {
             None => vm.ctx.new_str(head.method()),
         };
         set(keys.request_method, method.into())?;
-        set(keys.path_info, text(&percent_decode(head.path())))?;
+        let path = percent_decode(head.path());
+        set(keys.path_info, text(self.strip_root_path(&path)))?;
         set(keys.query_string, text(head.query()))?;
         set(keys.raw_uri, text(head.target_bytes()))?;
         let protocol = if head.version == Version::Http11 {
@@ -168,6 +171,19 @@ impl EnvironBuilder {
         self.set_fields(vm, &environ, head)?;
         set(keys.wsgi_input, Input::new(body).into_ref(&vm.ctx).into())?;
         Ok(environ)
+    }
+
+    /// PATH_INFO below the root path: `/app/x` is `/x` under `/app` (a path
+    /// outside it is left whole, as the proxy may route more than the app).
+    fn strip_root_path<'p>(&self, path: &'p [u8]) -> &'p [u8] {
+        let root = self.root_path.as_bytes();
+        if root.is_empty() {
+            return path;
+        }
+        match path.strip_prefix(root) {
+            Some(rest) if rest.is_empty() || rest.starts_with(b"/") => rest,
+            _ => path,
+        }
     }
 
     /// CONTENT_TYPE, CONTENT_LENGTH and an `HTTP_*` key per field name, the
