@@ -75,6 +75,13 @@ pub fn serve(config: &Config) -> Result<(), ServerError> {
         config.capture_output,
     )
     .map_err(ServerError::Log)?;
+    for pair in &config.raw_env {
+        if let Some((key, value)) = pair.split_once('=') {
+            // SAFETY: the process is single-threaded here (the configuration
+            // file's interpreter thread has ended); workers inherit it.
+            unsafe { std::env::set_var(key, value) };
+        }
+    }
     if let Some(mask) = config.umask {
         // SAFETY: umask(2) only sets the process file mode mask.
         unsafe {

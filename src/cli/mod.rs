@@ -3,11 +3,10 @@
 
 mod call;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use crate::config::Config;
+use crate::config::{Config, ConfigError, sources};
 use crate::log;
 use crate::python::app::LoadError;
 use crate::server::{ServerError, serve};
@@ -15,21 +14,51 @@ use crate::server::{ServerError, serve};
 /// Runs the command with this process's arguments; returns its exit status.
 pub fn run_command() -> ExitCode {
     std::panic::set_hook(Box::new(|info| log::critical(&format!("panic: {info}"))));
-    let mut args = std::env::args_os();
-    if args.nth(1).is_some_and(|first| first == "call") {
-        return call::run(std::env::args_os().skip(2));
+    let words: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if words.first().is_some_and(|first| first == "call") {
+        return call::run(words.into_iter().skip(1));
     }
-    let config = Config::parse();
+    let (config, settings) = match sources::load(words) {
+        Ok(loaded) => loaded,
+        Err(ConfigError::Clap(error)) => error.exit(),
+        Err(error) => {
+            eprintln!("ferrocorn: error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if config.print_config {
+        for (name, value) in &settings {
+            println!("{name:<40} = {value}");
+        }
+    }
+    if config.print_config || config.check_config {
+        return check_app(&config);
+    }
     match serve(&config) {
         Ok(()) => ExitCode::SUCCESS,
         // The failing worker already printed its error.
         Err(ServerError::WorkerBoot) => ExitCode::FAILURE,
         Err(error) => {
-            if let ServerError::AppLoad(LoadError::Python { traceback, .. }) = &error {
-                eprint!("{traceback}");
-            }
-            eprintln!("ferrocorn: error: {error}");
+            report(&error);
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--check-config`: the settings were valid; now the app must load.
+fn check_app(config: &Config) -> ExitCode {
+    match crate::embed::App::load(config) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            report(&ServerError::AppLoad(error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report(error: &ServerError) {
+    if let ServerError::AppLoad(LoadError::Python { traceback, .. }) = error {
+        eprint!("{traceback}");
+    }
+    eprintln!("ferrocorn: error: {error}");
 }

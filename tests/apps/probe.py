@@ -157,6 +157,8 @@ def application(environ, start_response):
     if path == "/print":
         print("printed by the app")
         return text(start_response, "printed")
+    if path == "/os-environ":
+        return text(start_response, os.environ.get(environ["QUERY_STRING"], "<unset>"))
     if path == "/pid":
         return text(start_response, str(os.getpid()))
     if path == "/errors":

@@ -1,5 +1,11 @@
 //! Every setting, declared once: its flag (Gunicorn's name), default and doc.
-//! `--help`, parsing and the README's flag table all come from here.
+//! `--help`, parsing, configuration files and the README's flag table all
+//! come from here; `sources` layers them in Gunicorn's order.
+
+mod file;
+pub mod gunicorn;
+pub mod hooks;
+pub mod sources;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -236,6 +242,37 @@ pub struct Config {
           value_parser = parse_root_path)]
     pub root_path: Option<String>,
 
+    /// Configuration file, executed as Python as Gunicorn does: a path or
+    /// python:MODULE. Default: ./gunicorn.conf.py when it exists.
+    #[arg(short = 'c', long = "config", value_name = "CONFIG")]
+    pub config: Option<String>,
+
+    /// Check the configuration and load the app, then exit (status 0 if both work).
+    #[arg(long = "check-config")]
+    pub check_config: bool,
+
+    /// Print every setting's value, load the app, then exit.
+    #[arg(long = "print-config")]
+    pub print_config: bool,
+
+    /// Set an environment variable for the app, KEY=VALUE; repeatable (Gunicorn's raw_env).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_env_pair)]
+    pub raw_env: Vec<String>,
+
+    /// Gunicorn's worker class: sync or gthread, both served by ferrocorn's
+    /// event loop and interpreter threads (set their number with --threads).
+    #[arg(
+        short = 'k',
+        long = "worker-class",
+        default_value = "sync",
+        value_name = "CLASS"
+    )]
+    pub worker_class: String,
+
+    /// Server hooks the configuration file defines (filled when it is read).
+    #[arg(skip)]
+    pub hooks: Vec<String>,
+
     /// Check every request's use of WSGI against PEP 3333 and log each
     /// violation (for development and tests: slower).
     #[arg(long = "check-wsgi")]
@@ -247,24 +284,57 @@ pub struct Config {
     pub native_modules: Vec<crate::embed::NativeModule>,
 }
 
-/// Why settings given as command-line words were refused.
+/// Why the settings were refused.
 #[derive(Debug)]
-pub struct ConfigError(clap::Error);
+pub enum ConfigError {
+    /// A flag or value the command line (or `GUNICORN_CMD_ARGS`, or a
+    /// configuration file) gave is invalid; also `--help` and `--version`.
+    Clap(clap::Error),
+    /// A Gunicorn setting ferrocorn does not have.
+    Unsupported {
+        /// Gunicorn's name for it.
+        setting: &'static str,
+        /// Why, and what to do instead.
+        reason: &'static str,
+    },
+    /// The configuration file could not be read or executed.
+    File(String),
+    /// A setting's value cannot be used (the message names it).
+    Setting(String),
+}
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let rendered = self.0.render().to_string();
-        f.write_str(
-            rendered
-                .lines()
-                .next()
-                .unwrap_or("invalid settings")
-                .trim_start_matches("error: "),
-        )
+        match self {
+            ConfigError::Clap(error) => {
+                let rendered = error.render().to_string();
+                f.write_str(
+                    rendered
+                        .lines()
+                        .next()
+                        .unwrap_or("invalid settings")
+                        .trim_start_matches("error: "),
+                )
+            }
+            ConfigError::Unsupported { setting, reason } => write!(
+                f,
+                "the Gunicorn setting {setting} is not supported by ferrocorn: {reason}"
+            ),
+            ConfigError::File(message) | ConfigError::Setting(message) => f.write_str(message),
+        }
     }
 }
 
 impl std::error::Error for ConfigError {}
+
+fn parse_env_pair(value: &str) -> Result<String, String> {
+    match value.split_once('=') {
+        Some((key, _)) if !key.is_empty() => Ok(value.to_owned()),
+        _ => Err(format!(
+            "invalid environment setting {value:?}: expected KEY=VALUE"
+        )),
+    }
+}
 
 fn parse_root_path(value: &str) -> Result<String, String> {
     let trimmed = value.trim_end_matches('/');
@@ -310,7 +380,7 @@ impl Config {
     {
         let words = std::iter::once(std::ffi::OsString::from("ferrocorn"))
             .chain(args.into_iter().map(Into::into));
-        Config::try_parse_from(words).map_err(ConfigError)
+        Config::try_parse_from(words).map_err(ConfigError::Clap)
     }
 
     /// The bind addresses, with Gunicorn's default when none was given.
