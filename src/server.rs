@@ -6,8 +6,10 @@ use std::fmt;
 use crate::arbiter::Arbiter;
 use crate::arbiter::process;
 use crate::config::Config;
+use crate::config::hooks::ARBITER_HOOKS;
 use crate::log;
 use crate::python::app::LoadError;
+use crate::python::hooks::{HookArg, HookRunner, ServerFacts};
 use crate::worker::listener::{BindAddress, Listener};
 use crate::worker::run::{EXIT_APP_LOAD_ERROR, report_load_error};
 
@@ -95,6 +97,15 @@ pub fn serve(config: &Config) -> Result<(), ServerError> {
         })?;
     }
     log::info(&format!("Starting ferrocorn {}", env!("CARGO_PKG_VERSION")));
+    let hooks = HookRunner::start(config.hook_source().as_ref(), &config.hooks, ARBITER_HOOKS);
+    if let Some(hooks) = &hooks {
+        let server = ServerFacts {
+            pid: std::process::id(),
+            num_workers: config.workers as usize,
+            addresses: config.binds().iter().map(ToString::to_string).collect(),
+        };
+        hooks.call("on_starting", vec![HookArg::Server(server)]);
+    }
     let listeners = bind_all(config)?;
     if config.preload {
         preload(config)?;
@@ -102,7 +113,7 @@ pub fn serve(config: &Config) -> Result<(), ServerError> {
     if let Some(path) = &config.pidfile {
         process::write_pidfile(path).map_err(ServerError::PidFile)?;
     }
-    let mut arbiter = match Arbiter::new(config.clone(), listeners) {
+    let mut arbiter = match Arbiter::new(config.clone(), listeners, hooks) {
         Ok(arbiter) => arbiter,
         Err(error) => return Err(error),
     };

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use self::heartbeat::{Heartbeats, MAX_SLOTS};
 use crate::config::Config;
 use crate::log;
+use crate::python::hooks::{HookArg, HookRunner, ServerFacts, WorkerFacts};
 use crate::server::ServerError;
 use crate::signals::SignalPipe;
 use crate::worker::listener::Listener;
@@ -34,13 +35,19 @@ const ARBITER_SIGNALS: [libc::c_int; 9] = [
 const TICK: Duration = Duration::from_millis(250);
 /// Extra time a retiring worker gets past the graceful timeout before SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How long a timed-out worker has between SIGABRT and SIGKILL.
+const ABORT_GRACE: Duration = Duration::from_secs(1);
 
 struct Worker {
     slot: usize,
     generation: u64,
+    /// How many workers were started before this one (Gunicorn's `age`).
+    age: u64,
     started: Instant,
     /// When it was told to stop (SIGTERM), if it was.
     retiring: Option<Instant>,
+    /// When it was sent SIGABRT for a timeout, if it was.
+    aborted: Option<Instant>,
 }
 
 /// Why the arbiter stopped running workers.
@@ -59,10 +66,18 @@ pub struct Arbiter {
     generation: u64,
     uid: Option<u32>,
     gid: Option<u32>,
+    /// Workers started so far.
+    spawned: u64,
+    /// The configuration file's arbiter hooks, when it defines any.
+    hooks: Option<HookRunner>,
 }
 
 impl Arbiter {
-    pub fn new(config: Config, listeners: Vec<Listener>) -> Result<Arbiter, ServerError> {
+    pub fn new(
+        config: Config,
+        listeners: Vec<Listener>,
+        hooks: Option<HookRunner>,
+    ) -> Result<Arbiter, ServerError> {
         let uid = config
             .user
             .as_deref()
@@ -87,6 +102,30 @@ impl Arbiter {
             generation: 0,
             uid,
             gid,
+            spawned: 0,
+            hooks,
+        })
+    }
+
+    /// Calls an arbiter hook with the `server` argument first.
+    fn hook(&self, name: &'static str, mut args: Vec<HookArg>) {
+        if let Some(hooks) = &self.hooks {
+            let server = ServerFacts {
+                pid: std::process::id(),
+                num_workers: self.target,
+                addresses: self.listeners.iter().map(Listener::describe).collect(),
+            };
+            args.insert(0, HookArg::Server(server));
+            hooks.call(name, args);
+        }
+    }
+
+    /// The `worker` argument of a hook.
+    fn worker_facts(pid: libc::pid_t, age: u64) -> HookArg {
+        HookArg::Worker(WorkerFacts {
+            pid: pid.max(0) as u32,
+            ppid: std::process::id(),
+            age,
         })
     }
 
@@ -98,8 +137,9 @@ impl Arbiter {
             std::process::id(),
             self.target
         ));
+        self.hook("when_ready", Vec::new());
         let halt = self.supervise();
-        match halt {
+        let result = match halt {
             Halt::Stop { graceful } => {
                 self.stop_workers(graceful);
                 Ok(())
@@ -116,7 +156,9 @@ impl Arbiter {
                 ));
                 Err(ServerError::WorkerBoot)
             }
-        }
+        };
+        self.hook("on_exit", Vec::new());
+        result
     }
 
     fn supervise(&mut self) -> Halt {
@@ -130,14 +172,21 @@ impl Arbiter {
                             "Hang up: Master. Starting new workers, then retiring the old ones",
                         );
                         self.generation += 1;
+                        self.hook("on_reload", Vec::new());
                     }
-                    libc::SIGTTIN => {
-                        self.target = (self.target + 1).min(MAX_SLOTS / 2);
-                        log::info(&format!("SIGTTIN: {} workers", self.target));
-                    }
-                    libc::SIGTTOU => {
-                        self.target = self.target.saturating_sub(1).max(1);
-                        log::info(&format!("SIGTTOU: {} workers", self.target));
+                    libc::SIGTTIN | libc::SIGTTOU => {
+                        let old = self.target;
+                        self.target = if signal == libc::SIGTTIN {
+                            (self.target + 1).min(MAX_SLOTS / 2)
+                        } else {
+                            self.target.saturating_sub(1).max(1)
+                        };
+                        log::info(&format!("Number of workers: {}", self.target));
+                        if self.target != old {
+                            let args =
+                                vec![HookArg::Int(self.target as i64), HookArg::Int(old as i64)];
+                            self.hook("nworkers_changed", args);
+                        }
                     }
                     libc::SIGUSR1 => {
                         log::reopen();
@@ -169,6 +218,7 @@ impl Arbiter {
                     return Some(Halt::BootFailure { pid, code });
                 }
             }
+            self.hook("child_exit", vec![Self::worker_facts(pid, worker.age)]);
             let how = process::describe_exit(status);
             if worker.retiring.is_some() || code == Some(0) {
                 log::info(&format!("Worker (pid:{pid}) {how}"));
@@ -186,9 +236,18 @@ impl Arbiter {
         }
         let limit_ms = self.config.timeout * 1000;
         for (&pid, worker) in &mut self.workers {
-            if worker.retiring.is_none() && self.heartbeats.silence_ms(worker.slot) > limit_ms {
+            // As Gunicorn: SIGABRT first (the worker's loop runs the
+            // worker_abort hook and exits), SIGKILL if it is still there.
+            if let Some(since) = worker.aborted {
+                if since.elapsed() > ABORT_GRACE {
+                    process::send_signal(pid, libc::SIGKILL);
+                }
+            } else if worker.retiring.is_none()
+                && self.heartbeats.silence_ms(worker.slot) > limit_ms
+            {
                 log::critical(&format!("WORKER TIMEOUT (pid:{pid})"));
-                process::send_signal(pid, libc::SIGKILL);
+                process::send_signal(pid, libc::SIGABRT);
+                worker.aborted = Some(Instant::now());
                 worker.retiring = Some(Instant::now());
             }
         }
@@ -259,6 +318,9 @@ impl Arbiter {
         self.heartbeats.start(slot);
         let max_requests = self.max_requests_for(slot);
         let arbiter_pid = std::process::id() as libc::pid_t;
+        let age = self.spawned;
+        self.spawned += 1;
+        self.hook("pre_fork", vec![Self::worker_facts(0, age)]);
         let result = process::fork(|| {
             crate::signals::reset(&ARBITER_SIGNALS);
             process::set_process_name("ferrocorn-work");
@@ -287,6 +349,8 @@ impl Arbiter {
                 beat: Some(self.heartbeats.worker(slot)),
                 max_requests,
                 multiprocess: self.target > 1,
+                age,
+                num_workers: self.target,
             };
             run_worker(&self.config, spec)
         });
@@ -295,8 +359,10 @@ impl Arbiter {
                 let worker = Worker {
                     slot,
                     generation: self.generation,
+                    age,
                     started: Instant::now(),
                     retiring: None,
+                    aborted: None,
                 };
                 self.workers.insert(pid, worker);
             }
@@ -345,7 +411,8 @@ impl Arbiter {
                 }
             }
             while let Some((pid, status)) = process::reap() {
-                if self.workers.remove(&pid).is_some() {
+                if let Some(worker) = self.workers.remove(&pid) {
+                    self.hook("child_exit", vec![Self::worker_facts(pid, worker.age)]);
                     log::info(&format!(
                         "Worker (pid:{pid}) {}",
                         process::describe_exit(status)

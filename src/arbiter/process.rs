@@ -6,9 +6,11 @@ use std::path::Path;
 
 /// Forks; the child runs `child` and exits with its code, never returning.
 pub fn fork(child: impl FnOnce() -> i32) -> io::Result<libc::pid_t> {
-    // SAFETY: the arbiter is single-threaded when it forks (it runs no
-    // interpreter and spawns no threads), so the child's copy of every lock
-    // and of the allocator is consistent.
+    // SAFETY: when the arbiter forks, its only other thread, if any, is the
+    // hooks thread, idle in a channel receive (hook calls are synchronous and
+    // none is running), so it holds no lock: the child's copy of every lock
+    // and of the allocator is consistent. The child never touches that
+    // thread's interpreter and ends with process::exit, dropping nothing.
     let pid = unsafe { libc::fork() };
     match pid {
         -1 => Err(io::Error::last_os_error()),

@@ -273,6 +273,10 @@ pub struct Config {
     #[arg(skip)]
     pub hooks: Vec<String>,
 
+    /// Every setting by its Gunicorn name, as text (the hooks' `cfg`).
+    #[arg(skip)]
+    pub settings_text: Vec<(String, String)>,
+
     /// Check every request's use of WSGI against PEP 3333 and log each
     /// violation (for development and tests: slower).
     #[arg(long = "check-wsgi")]
@@ -381,6 +385,17 @@ impl Config {
         let words = std::iter::once(std::ffi::OsString::from("ferrocorn"))
             .chain(args.into_iter().map(Into::into));
         Config::try_parse_from(words).map_err(ConfigError::Clap)
+    }
+
+    /// Where hooks come from: the configuration file, when it defines any.
+    pub(crate) fn hook_source(&self) -> Option<crate::python::hooks::HookSource> {
+        let source = self.config.as_ref().filter(|_| !self.hooks.is_empty())?;
+        let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
+        Some(crate::python::hooks::HookSource {
+            source: source.clone(),
+            settings: self.settings_text.clone(),
+            sys_path: self.sys_path(&working_dir),
+        })
     }
 
     /// The bind addresses, with Gunicorn's default when none was given.

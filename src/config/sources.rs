@@ -64,15 +64,21 @@ pub fn load(cli: Vec<OsString>) -> Result<(Config, Vec<(String, String)>), Confi
         ));
     }
     let mut config = Config::from_arg_matches(&matches).map_err(ConfigError::Clap)?;
-    config.config = source;
+    // Absolute: hooks execute the file again after --chdir.
+    config.config = source.map(|s| match s.starts_with("python:") {
+        true => s,
+        false => std::path::absolute(&s).map_or(s, |p| p.display().to_string()),
+    });
     config.hooks = hooks;
+    config.settings_text = describe(&matches);
     if !WORKER_CLASSES.contains(&config.worker_class.as_str()) {
         return Err(ConfigError::Setting(format!(
             "worker_class {:?} is not available: {WORKER_CLASS_REASON}",
             config.worker_class
         )));
     }
-    Ok((config, describe(&matches)))
+    let settings = config.settings_text.clone();
+    Ok((config, settings))
 }
 
 /// `name = value` for every setting, by Gunicorn's names (`--print-config`).

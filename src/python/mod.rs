@@ -1,4 +1,5 @@
 //! RustPython: interpreter setup (frozen stdlib and pylib/) and app loading.
 
 pub mod app;
+pub mod hooks;
 pub mod interpreter;

@@ -25,10 +25,11 @@ const LISTENER_BASE: usize = usize::MAX - 2;
 /// How often timeouts are checked.
 const TICK: Duration = Duration::from_secs(1);
 
-/// Signals a worker acts on (TERM, INT/QUIT, USR1) or ignores (the others,
+/// Signals a worker acts on (TERM, ABRT, INT/QUIT, USR1) or ignores (the others,
 /// meant for the arbiter, whose default action would kill the worker).
-const WORKER_SIGNALS: [libc::c_int; 8] = [
+const WORKER_SIGNALS: [libc::c_int; 9] = [
     libc::SIGTERM,
+    libc::SIGABRT,
     libc::SIGINT,
     libc::SIGQUIT,
     libc::SIGUSR1,
@@ -45,6 +46,8 @@ pub enum Stop {
     Graceful,
     /// Exit now.
     Immediate,
+    /// The arbiter timed the worker out (SIGABRT): exit now.
+    Abort,
 }
 
 /// What the loop needs besides its sockets.
@@ -153,6 +156,13 @@ impl EventLoop {
                                         "Worker received signal {signal}: exiting now"
                                     ));
                                     return Ok(Stop::Immediate);
+                                }
+                                libc::SIGABRT => {
+                                    log::critical(&format!(
+                                        "Worker timed out (pid: {}): exiting now",
+                                        std::process::id()
+                                    ));
+                                    return Ok(Stop::Abort);
                                 }
                                 libc::SIGUSR1 => log::reopen(),
                                 _ => {}

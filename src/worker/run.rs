@@ -13,8 +13,10 @@ use super::listener::Listener;
 use super::pool::InterpreterPool;
 use crate::arbiter::heartbeat::WorkerBeat;
 use crate::config::Config;
+use crate::config::hooks::WORKER_HOOKS;
 use crate::log;
 use crate::python::app::LoadError;
+use crate::python::hooks::{HookArg, HookRunner, ServerFacts, WorkerFacts, call_hook};
 use crate::wsgi::boot::HostSettings;
 
 /// The worker could not start (Gunicorn's WORKER_BOOT_ERROR).
@@ -28,6 +30,10 @@ pub struct WorkerSpec {
     pub beat: Option<WorkerBeat>,
     pub max_requests: u64,
     pub multiprocess: bool,
+    /// Workers the arbiter started before this one (the hooks' `worker.age`).
+    pub age: u64,
+    /// The arbiter's worker count (the hooks' `server.num_workers`).
+    pub num_workers: usize,
 }
 
 /// Why a worker could not start.
@@ -126,8 +132,11 @@ impl BootedWorker {
 /// Runs a worker process until it is told to stop; returns its exit code.
 pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
     log::info(&format!("Booting worker with pid: {}", std::process::id()));
+    let hooks = WorkerHooks::start(config, &spec);
+    hooks.call("post_fork", true);
     let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
-    let settings = HostSettings::from_config(config, spec.multiprocess, &working_dir);
+    let mut settings = HostSettings::from_config(config, spec.multiprocess, &working_dir);
+    settings.worker_age = spec.age;
     let beat = spec.beat;
     let worker = match boot_worker(
         config,
@@ -151,12 +160,62 @@ pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
         beat.mark_booted();
     }
     log::info(&format!("Booted worker with pid: {}", std::process::id()));
-    if let Err(error) = worker.run() {
-        log::error(&format!("worker event loop failed: {error}"));
-        return 1;
-    }
+    hooks.call("post_worker_init", false);
+    let code = match worker.run() {
+        Err(error) => {
+            log::error(&format!("worker event loop failed: {error}"));
+            1
+        }
+        Ok(Stop::Immediate) => {
+            hooks.call("worker_int", false);
+            0
+        }
+        Ok(Stop::Abort) => {
+            hooks.call("worker_abort", false);
+            1
+        }
+        Ok(Stop::Graceful) => 0,
+    };
     log::info(&format!("Worker exiting (pid: {})", std::process::id()));
-    0
+    hooks.call("worker_exit", true);
+    code
+}
+
+/// The configuration file's worker hooks, run on a thread of this worker.
+struct WorkerHooks {
+    runner: Option<HookRunner>,
+    server: ServerFacts,
+    worker: WorkerFacts,
+}
+
+impl WorkerHooks {
+    fn start(config: &Config, spec: &WorkerSpec) -> WorkerHooks {
+        let ppid = std::os::unix::process::parent_id();
+        WorkerHooks {
+            runner: HookRunner::start(config.hook_source().as_ref(), &config.hooks, WORKER_HOOKS),
+            server: ServerFacts {
+                pid: ppid,
+                num_workers: spec.num_workers,
+                addresses: spec.listeners.iter().map(Listener::describe).collect(),
+            },
+            worker: WorkerFacts {
+                pid: std::process::id(),
+                ppid,
+                age: spec.age,
+            },
+        }
+    }
+
+    /// Calls `name(worker)`, or `name(server, worker)` as Gunicorn does for
+    /// post_fork and worker_exit.
+    fn call(&self, name: &'static str, with_server: bool) {
+        let mut args = Vec::new();
+        if with_server {
+            args.push(HookArg::Server(self.server.clone()));
+        }
+        args.push(HookArg::Worker(self.worker));
+        call_hook(self.runner.as_ref(), name, args);
+    }
 }
 
 /// The app's traceback (if any) and one `ferrocorn: error:` line on stderr.

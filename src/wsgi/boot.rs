@@ -11,11 +11,14 @@ use rustpython_vm::{Interpreter, PyObjectRef, VirtualMachine};
 
 use super::bridge::{WsgiHost, describe};
 use super::environ::EnvironSettings;
+use super::request_hooks::RequestHooks;
 use super::start_response::record_violation;
 use crate::access_log::AccessFormat;
 use crate::config::Config;
+use crate::config::hooks::REQUEST_HOOKS;
 use crate::embed::NativeModule;
 use crate::python::app::{LoadError, import_module, load_app};
+use crate::python::hooks::HookSource;
 use crate::python::interpreter::new_interpreter;
 
 /// Stack for interpreter threads: RustPython derives its recursion limit
@@ -31,6 +34,10 @@ pub struct HostSettings {
     /// Wrap the app in `ferrocorn.check` (`--check-wsgi`).
     pub check_wsgi: bool,
     pub native_modules: Vec<NativeModule>,
+    /// The configuration file, when it defines pre_request or post_request.
+    pub request_hooks: Option<HookSource>,
+    /// The hooks' `worker.age`.
+    pub worker_age: u64,
 }
 
 impl HostSettings {
@@ -55,6 +62,13 @@ impl HostSettings {
                 .map(|_| config.access_logformat.clone()),
             check_wsgi: config.check_wsgi,
             native_modules: config.native_modules.clone(),
+            request_hooks: config.hook_source().filter(|_| {
+                config
+                    .hooks
+                    .iter()
+                    .any(|h| REQUEST_HOOKS.contains(&h.as_str()))
+            }),
+            worker_age: 0,
         }
     }
 }
@@ -137,8 +151,12 @@ pub fn boot(settings: &HostSettings) -> Result<(Interpreter, WsgiHost), LoadErro
         } else {
             app
         };
-        WsgiHost::new(vm, app, &settings.environ, settings.access_format.clone())
-            .map_err(|e| LoadError::Spec(describe(vm, &e)))
+        let mut host = WsgiHost::new(vm, app, &settings.environ, settings.access_format.clone())
+            .map_err(|e| LoadError::Spec(describe(vm, &e)))?;
+        if let Some(source) = &settings.request_hooks {
+            host.set_request_hooks(RequestHooks::load(vm, source, settings.worker_age)?);
+        }
+        Ok(host)
     })?;
     Ok((interpreter, host))
 }

@@ -13,6 +13,7 @@ use rustpython_vm::{AsObject, PyObjectRef, PyPayload, VirtualMachine};
 use super::environ::{EnvironBuilder, EnvironSettings};
 use super::errors::ErrorStream;
 use super::input::Input;
+use super::request_hooks::RequestHooks;
 use super::sink::ResponseSink;
 use super::start_response::{self, Exchange};
 use crate::access_log::{AccessFormat, AccessRecord};
@@ -34,6 +35,7 @@ pub struct WsgiHost {
     app: PyObjectRef,
     start_response: PyObjectRef,
     environ: EnvironBuilder,
+    request_hooks: Option<RequestHooks>,
 }
 
 impl WsgiHost {
@@ -66,7 +68,13 @@ impl WsgiHost {
             app,
             start_response,
             environ,
+            request_hooks: None,
         })
+    }
+
+    /// Calls the configuration file's pre_request/post_request around each request.
+    pub fn set_request_hooks(&mut self, hooks: RequestHooks) {
+        self.request_hooks = Some(hooks);
     }
 
     /// Serves one request into `output`. Never panics outward: a panic in our
@@ -85,12 +93,20 @@ impl WsgiHost {
             output,
             violations: Vec::new(),
         });
+        // Kept for post_request: the request object and the environ.
+        let mut hooked: Option<(PyObjectRef, PyObjectRef)> = None;
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let environ = self
+            let environ: PyObjectRef = self
                 .environ
                 .build(vm, head, body, info)
-                .map_err(Failure::Python)?;
-            self.run(vm, environ.into())
+                .map_err(Failure::Python)?
+                .into();
+            if let Some(hooks) = &self.request_hooks {
+                let request = hooks.request(vm, head).map_err(Failure::Python)?;
+                hooks.pre_request(vm, &request);
+                hooked = Some((request, environ.clone()));
+            }
+            self.run(vm, environ)
         }));
         let Some(mut exchange) = start_response::end() else {
             return;
@@ -163,6 +179,20 @@ impl WsgiHost {
                 duration: started.elapsed(),
             };
             log::access(&format.render(&record));
+        }
+        if let (Some(hooks), Some((request, environ))) = (&self.request_hooks, &hooked) {
+            let (status, headers) = match &exchange.headers {
+                Some(h) if !failed => (h.status.as_str(), h.headers.as_slice()),
+                _ => ("500 Internal Server Error", &[][..]),
+            };
+            hooks.post_request(
+                vm,
+                request,
+                environ,
+                status,
+                headers,
+                exchange.output.body_sent(),
+            );
         }
     }
 

@@ -7,5 +7,6 @@ pub mod environ;
 pub mod errors;
 pub mod headers;
 pub mod input;
+pub mod request_hooks;
 pub mod sink;
 pub mod start_response;
