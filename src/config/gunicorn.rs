@@ -13,6 +13,7 @@ pub const RENAMED: &[(&str, &str)] = &[
     ("keepalive", "keep_alive"),
     ("preload_app", "preload"),
     ("proxy_allow_ips", "proxy_allow_from"),
+    ("reload_extra_files", "reload_extra_file"),
 ];
 
 /// The `Config` field a Gunicorn setting name refers to.

@@ -242,6 +242,14 @@ pub struct Config {
           value_parser = parse_root_path)]
     pub root_path: Option<String>,
 
+    /// Restart workers when a source file of the app changes (development).
+    #[arg(long)]
+    pub reload: bool,
+
+    /// Another file whose change restarts workers with --reload; repeatable.
+    #[arg(long = "reload-extra-file", value_name = "FILE")]
+    pub reload_extra_file: Vec<PathBuf>,
+
     /// Configuration file, executed as Python as Gunicorn does: a path or
     /// python:MODULE. Default: ./gunicorn.conf.py when it exists.
     #[arg(short = 'c', long = "config", value_name = "CONFIG")]

@@ -95,7 +95,7 @@ impl App {
         )?;
         Ok(App {
             calls: Some(calls),
-            threads,
+            threads: threads.threads,
             limits: config.head_limits(),
         })
     }

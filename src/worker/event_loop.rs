@@ -14,6 +14,7 @@ use super::activity::Activity;
 use super::connection::{Connection, ConnectionSettings};
 use super::exchange::{ConnectionId, JobQueue, Reply, ReplyQueue};
 use super::listener::Listener;
+use super::reload::FileWatcher;
 use crate::arbiter::heartbeat::WorkerBeat;
 use crate::log;
 use crate::signals::SignalPipe;
@@ -63,6 +64,8 @@ pub struct LoopOptions {
     /// Where stop requests come from: signals (a worker process) or a flag
     /// set by a [`crate::embed::ServerHandle`] (library use, no signal handlers).
     pub stop_source: StopSource,
+    /// `--reload`: the files whose change retires this worker.
+    pub watcher: Option<FileWatcher>,
 }
 
 /// How a running loop learns it should stop.
@@ -203,6 +206,11 @@ impl EventLoop {
                 self.check_timeouts(last_tick);
                 if let Some(beat) = &self.options.beat {
                     beat.beat(self.options.activity.progress_ms());
+                }
+                let changed = self.options.watcher.as_ref().and_then(FileWatcher::changed);
+                if let Some(path) = changed {
+                    let reason = format!("Worker reloading: {} modified", path.display());
+                    self.stop_gracefully(&mut stopping, &reason);
                 }
             }
             if let Some(since) = stopping {

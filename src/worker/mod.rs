@@ -8,4 +8,5 @@ pub mod exchange;
 pub mod listener;
 pub mod output;
 pub mod pool;
+pub mod reload;
 pub mod run;

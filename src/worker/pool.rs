@@ -16,6 +16,7 @@ use crate::wsgi::bridge::WsgiHost;
 
 pub struct InterpreterPool {
     threads: Vec<JoinHandle<()>>,
+    module_files: Vec<std::path::PathBuf>,
 }
 
 impl InterpreterPool {
@@ -39,7 +40,15 @@ impl InterpreterPool {
                     activity.end(index);
                 }
             })?;
-        Ok(InterpreterPool { threads })
+        Ok(InterpreterPool {
+            threads: threads.threads,
+            module_files: threads.module_files,
+        })
+    }
+
+    /// The source files of the modules the app imported (with `--reload`).
+    pub fn module_files(&self) -> &[std::path::PathBuf] {
+        &self.module_files
     }
 
     /// Waits for the threads to finish (after the job queue was closed).

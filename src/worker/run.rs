@@ -11,6 +11,7 @@ use super::event_loop::{EventLoop, LoopOptions, Stop, StopSource};
 use super::exchange::{JobQueue, ReplyQueue};
 use super::listener::Listener;
 use super::pool::InterpreterPool;
+use super::reload::FileWatcher;
 use crate::arbiter::heartbeat::WorkerBeat;
 use crate::config::Config;
 use crate::config::hooks::WORKER_HOOKS;
@@ -89,6 +90,12 @@ pub fn boot_worker(
         activity.clone(),
     )
     .map_err(WorkerError::AppLoad)?;
+    let watcher = config.reload.then(|| {
+        let extra = config.reload_extra_file.iter().cloned();
+        let watcher = FileWatcher::new(pool.module_files().iter().cloned().chain(extra));
+        log::debug(&format!("--reload: watching {} files", watcher.len()));
+        watcher
+    });
     let options = LoopOptions {
         settings: config.connection_settings(),
         max_connections: config.worker_connections as usize,
@@ -97,6 +104,7 @@ pub fn boot_worker(
         activity,
         max_requests,
         stop_source,
+        watcher,
     };
     let event_loop = EventLoop::new(poll, listeners, jobs.clone(), replies.clone(), options)
         .map_err(WorkerError::EventLoop)?;
@@ -149,6 +157,9 @@ pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
         Ok(worker) => worker,
         Err(WorkerError::AppLoad(error)) => {
             report_load_error(&error);
+            if config.reload {
+                return wait_for_a_fix(config, beat.as_ref());
+            }
             return EXIT_APP_LOAD_ERROR;
         }
         Err(error) => {
@@ -179,6 +190,33 @@ pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
     log::info(&format!("Worker exiting (pid: {})", std::process::id()));
     hooks.call("worker_exit", true);
     code
+}
+
+/// `--reload` after the app failed to load: as with Gunicorn the server
+/// stays up; this worker waits for a `.py` file below the working directory
+/// (or an extra file) to change, then exits so that a fresh worker tries again.
+fn wait_for_a_fix(config: &Config, beat: Option<&WorkerBeat>) -> i32 {
+    if let Some(beat) = beat {
+        beat.mark_booted();
+    }
+    let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let mut files = FileWatcher::python_files_below(&working_dir);
+    files.extend(config.reload_extra_file.iter().cloned());
+    let watcher = FileWatcher::new(files);
+    log::error(&format!(
+        "the app failed to load; --reload: waiting for one of {} files to change",
+        watcher.len()
+    ));
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        if let Some(beat) = beat {
+            beat.beat(crate::arbiter::heartbeat::now_ms());
+        }
+        if let Some(path) = watcher.changed() {
+            log::info(&format!("Worker reloading: {} modified", path.display()));
+            return 0;
+        }
+    }
 }
 
 /// The configuration file's worker hooks, run on a thread of this worker.

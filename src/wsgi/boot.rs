@@ -3,11 +3,12 @@
 //! when asked, and build its [`WsgiHost`]. The server's interpreter threads
 //! and the in-process [`crate::embed::App`] boot the same way.
 
+use std::path::PathBuf;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use rustpython_vm::builtins::PyStrRef;
-use rustpython_vm::{Interpreter, PyObjectRef, VirtualMachine};
+use rustpython_vm::{Interpreter, PyObjectRef, PyResult, VirtualMachine};
 
 use super::bridge::{WsgiHost, describe};
 use super::environ::EnvironSettings;
@@ -38,6 +39,8 @@ pub struct HostSettings {
     pub request_hooks: Option<HookSource>,
     /// The hooks' `worker.age`.
     pub worker_age: u64,
+    /// Report the app's source files once booted (`--reload`).
+    pub list_module_files: bool,
 }
 
 impl HostSettings {
@@ -69,6 +72,7 @@ impl HostSettings {
                     .any(|h| REQUEST_HOOKS.contains(&h.as_str()))
             }),
             worker_age: 0,
+            list_module_files: config.reload,
         }
     }
 }
@@ -82,7 +86,7 @@ pub fn start_interpreter_threads<F>(
     name: &str,
     settings: Arc<HostSettings>,
     serve: F,
-) -> Result<Vec<JoinHandle<()>>, LoadError>
+) -> Result<InterpreterThreads, LoadError>
 where
     F: Fn(usize, &VirtualMachine, &WsgiHost) + Send + Sync + 'static,
 {
@@ -102,7 +106,12 @@ where
                         return;
                     }
                 };
-                let _ = ready.send(Ok(()));
+                let files = if settings.list_module_files {
+                    interpreter.enter(module_files)
+                } else {
+                    Vec::new()
+                };
+                let _ = ready.send(Ok(files));
                 interpreter.enter(|vm| serve(index, vm, &host));
             });
         match spawned {
@@ -115,9 +124,10 @@ where
         }
     }
     drop(ready_tx);
+    let mut module_files = Vec::new();
     for _ in 0..count {
         match ready_rx.recv() {
-            Ok(Ok(())) => {}
+            Ok(Ok(files)) => module_files = files,
             Ok(Err(error)) => return Err(error),
             Err(_) => {
                 return Err(LoadError::Spec(
@@ -126,7 +136,42 @@ where
             }
         }
     }
-    Ok(threads)
+    Ok(InterpreterThreads {
+        threads,
+        module_files,
+    })
+}
+
+/// Interpreter threads that booted, and the source files their app imported.
+pub struct InterpreterThreads {
+    pub threads: Vec<JoinHandle<()>>,
+    /// With [`HostSettings::list_module_files`]: every existing file of a
+    /// module in `sys.modules` (for `--reload`).
+    pub module_files: Vec<PathBuf>,
+}
+
+/// The files of the modules this interpreter has imported (frozen standard
+/// library modules have none on disk and are left out).
+fn module_files(vm: &VirtualMachine) -> Vec<PathBuf> {
+    let listed = (|| -> PyResult<Vec<String>> {
+        let modules = vm.sys_module.get_attr("modules", vm)?;
+        let values = vm.call_method(&modules, "values", ())?;
+        let mut files = Vec::new();
+        for module in values.try_to_value::<Vec<PyObjectRef>>(vm)? {
+            if let Ok(Some(file)) = vm.get_attribute_opt(&module, "__file__") {
+                if let Ok(text) = file.str(vm) {
+                    files.push(text.to_string_lossy().into_owned());
+                }
+            }
+        }
+        Ok(files)
+    })();
+    listed
+        .unwrap_or_default()
+        .into_iter()
+        .map(PathBuf::from)
+        .filter(|path| path.is_file())
+        .collect()
 }
 
 /// Boots an interpreter on this thread, ready to serve requests.
