@@ -242,3 +242,33 @@ fn check_config_loads_the_app_and_reports_by_exit_status() {
         stderr(&no_app)
     );
 }
+
+#[test]
+fn config_file_values_take_gunicorn_shapes() {
+    let dir = project(
+        "shapes",
+        &[(
+            "conf.py",
+            "umask = 0o027\nforwarded_allow_ips = ['10.0.0.1', '10.0.0.0/8']\n\
+             secure_scheme_headers = {'X-Scheme': 'https'}\nbind = '127.0.0.1:7010'\n\
+             raw_env = ['A=1', 'B=2']\nsendfile = False\n",
+        )],
+    );
+    let output = ferrocorn(
+        &dir,
+        &["--print-config", "-c", "conf.py", "--no-sendfile", "probe"],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        printed(&output, "umask"),
+        "0o27",
+        "the number 0o027, as the octal mask"
+    );
+    assert_eq!(
+        printed(&output, "forwarded_allow_ips"),
+        "10.0.0.1,10.0.0.0/8"
+    );
+    assert_eq!(printed(&output, "secure_scheme_headers"), "X-Scheme=https");
+    assert_eq!(printed(&output, "raw_env"), "A=1,B=2");
+}

@@ -50,6 +50,9 @@ def read(source):
             continue
         if isinstance(value, bool):
             settings.append((name, "flag", ["1"] if value else []))
+        elif name == "umask" and isinstance(value, int):
+            # Gunicorn's umask is a number (0o022); the flag takes octal text.
+            settings.append((name, "values", [oct(value)]))
         elif isinstance(value, (str, int, float)):
             settings.append((name, "values", [_text(value)]))
         elif isinstance(value, (list, tuple)):

@@ -109,8 +109,8 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     },
     Unsupported {
         name: "sendfile",
-        flags: &["--no-sendfile"],
-        reason: "responses are written from the app's bytes; wsgi.file_wrapper streams files in blocks",
+        flags: &[],
+        reason: "responses are written from the app's bytes (wsgi.file_wrapper streams files in blocks); --no-sendfile is accepted",
     },
     Unsupported {
         name: "initgroups",

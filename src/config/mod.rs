@@ -250,6 +250,10 @@ pub struct Config {
     #[arg(long = "reload-extra-file", value_name = "FILE")]
     pub reload_extra_file: Vec<PathBuf>,
 
+    /// Gunicorn's --no-sendfile, accepted: ferrocorn never uses sendfile.
+    #[arg(long = "no-sendfile", hide = true)]
+    pub no_sendfile: bool,
+
     /// Configuration file, executed as Python as Gunicorn does: a path or
     /// python:MODULE. Default: ./gunicorn.conf.py when it exists.
     #[arg(short = 'c', long = "config", value_name = "CONFIG")]

@@ -261,8 +261,14 @@ fn file_words(source: &str) -> Result<(Vec<OsString>, Vec<String>), ConfigError>
                 "{name} in the configuration file must be True or False"
             )));
         }
-        for value in values {
-            words.push(OsString::from(format!("--{long}={value}")));
+        if matches!(arg.get_action(), ArgAction::Append) {
+            for value in values {
+                words.push(OsString::from(format!("--{long}={value}")));
+            }
+        } else if !values.is_empty() {
+            // A list for a one-value setting, e.g. forwarded_allow_ips =
+            // ["10.0.0.1", "10.0.0.2"]: Gunicorn takes it as the comma list.
+            words.push(OsString::from(format!("--{long}={}", values.join(","))));
         }
     }
     // APP_MODULE last: `--` ends the options.
