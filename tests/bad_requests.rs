@@ -216,3 +216,26 @@ fn a_request_without_host_is_served_with_the_socket_name() {
         "{body}"
     );
 }
+
+#[test]
+fn zero_lifts_the_line_limits_as_in_gunicorn() {
+    let (server, _log) = probe_server(&[
+        "--limit-request-line",
+        "0",
+        "--limit-request-field_size",
+        "0",
+    ]);
+    let long_target = format!("/{}", "a".repeat(9000));
+    let long_header = "v".repeat(9000);
+    let request = format!(
+        "GET {long_target} HTTP/1.1\r\nHost: t\r\nX-Long: {long_header}\r\nConnection: close\r\n\r\n"
+    );
+    let responses = common::exchange(&server, request.as_bytes());
+    assert_eq!(responses[0].status, 404, "over 8190 bytes each, yet served");
+    let too_long = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(70_000));
+    let responses = common::exchange(&server, too_long.as_bytes());
+    assert_eq!(
+        responses[0].status, 414,
+        "still bounded by what is buffered for a line"
+    );
+}

@@ -136,8 +136,9 @@ pub struct Config {
     )]
     pub graceful_timeout: u64,
 
-    /// Longest request line in bytes (0 means 8190; unlike Gunicorn, which
-    /// caps it at 8190, larger values up to 65536 are honoured).
+    /// Longest request line in bytes; 0 lifts the limit (as in Gunicorn) to
+    /// 65536, the most ferrocorn reads for one line. Values above Gunicorn's
+    /// 8190 cap are honoured.
     #[arg(long = "limit-request-line", default_value_t = 4094, value_name = "BYTES",
           value_parser = clap::value_parser!(u64).range(0..=65536))]
     pub limit_request_line: u64,
@@ -147,7 +148,8 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(0..=32768))]
     pub limit_request_fields: u64,
 
-    /// Longest header line in bytes, its CRLF included (0 means the default, 8190).
+    /// Longest header line in bytes, its CRLF included; 0 lifts the limit
+    /// (as in Gunicorn) to 65536.
     #[arg(
         long = "limit-request-field_size",
         alias = "limit-request-field-size",
@@ -343,6 +345,10 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// What a `limit_request_line`/`limit_request_field_size` of 0 (Gunicorn's
+/// "no limit") means here: a line must still fit what is buffered for it.
+const LIFTED_LINE_LIMIT: u64 = 65536;
+
 fn parse_env_pair(value: &str) -> Result<String, String> {
     match value.split_once('=') {
         Some((key, _)) if !key.is_empty() => Ok(value.to_owned()),
@@ -424,13 +430,13 @@ impl Config {
 
     pub(crate) fn head_limits(&self) -> HeadRules {
         let field_size = if self.limit_request_field_size == 0 {
-            8190
+            LIFTED_LINE_LIMIT
         } else {
             self.limit_request_field_size
         };
         HeadRules {
             request_line: if self.limit_request_line == 0 {
-                8190
+                LIFTED_LINE_LIMIT as usize
             } else {
                 self.limit_request_line as usize
             },
