@@ -55,11 +55,31 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def server_commands(binary, venv, site_packages, app, workers, port):
+NGINX = "/usr/sbin/nginx"
+
+
+def nginx_command(work, workers, port):
+    """nginx answering `return 200` with hello's body: the ceiling for hello."""
+    prefix = os.path.join(work, "nginx-%d" % port)
+    os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("daemon off; worker_processes %d; pid %s/nginx.pid; error_log %s/logs/error.log;\n"
+                "events { worker_connections 1024; }\n"
+                "http { access_log off; server { listen 127.0.0.1:%d;\n"
+                "  location / { default_type text/plain; return 200 \"Hello, world!\\n\"; } } }\n"
+                % (workers, prefix, prefix, port))
+    return [NGINX, "-p", prefix, "-c", conf]
+
+
+def server_commands(binary, venv, site_packages, app, workers, port, work=None, kind=None):
     bind = "127.0.0.1:%d" % port
     bin_dir = os.path.join(venv, "bin")
     module, _, attr = app.partition(":")
-    return {
+    extra = {}
+    if kind == "hello" and work and os.path.exists(NGINX):
+        extra["nginx"] = nginx_command(work, workers, port)
+    return extra | {
         "ferrocorn": [binary, "-b", bind, "-w", str(workers), "--threads", "2", "--log-level", "warning",
                       "--pythonpath", site_packages, app],
         "gunicorn-sync": [os.path.join(bin_dir, "gunicorn"), "-b", bind, "-w", str(workers), "--log-level",
@@ -185,7 +205,8 @@ def main():
             results = {}
             for _ in range(args.rounds):
                 port = free_port()
-                commands = server_commands(binary, venv, site_packages, APPS_BY_KIND[kind][0], workers, port)
+                commands = server_commands(binary, venv, site_packages, APPS_BY_KIND[kind][0], workers, port,
+                                           work, kind)
                 for name, command in commands.items():
                     if wanted_servers and name not in wanted_servers:
                         continue
@@ -209,6 +230,35 @@ def main():
                           if name != "ferrocorn" and m["rps"]]
                 print("ferrocorn / peer req/s: " + ", ".join(ratios))
             sys.stdout.flush()
+        if not wanted or "startup" in wanted:
+            print("\n== startup: process start to the first hello-world response (10 launches)")
+            print("ferrocorn median %.1f ms (target <= 150 ms)" % startup_ms(binary, env))
+
+
+def startup_ms(binary, env, launches=10):
+    """Median time from spawning `ferrocorn -w 1` to a 200 on a new connection."""
+    times = []
+    for _ in range(launches):
+        port = free_port()
+        started = time.monotonic()
+        process = subprocess.Popen([binary, "-b", "127.0.0.1:%d" % port, "--log-level", "warning",
+                                    "bench_apps:hello"], cwd=APPS, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = started + 10
+            while time.monotonic() < deadline:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                        s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+                        if s.recv(16).startswith(b"HTTP/1.1 200"):
+                            times.append((time.monotonic() - started) * 1000)
+                            break
+                except OSError:
+                    time.sleep(0.002)
+        finally:
+            process.terminate()
+            process.wait()
+    return statistics.median(times) if times else float("nan")
 
 
 if __name__ == "__main__":
