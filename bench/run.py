@@ -7,7 +7,7 @@
 Builds the release binary, makes a throw-away venv with Gunicorn (sync and
 gthread), Granian (--interface wsgi), Waitress and Flask from PyPI, installs
 wrk with apt-get if missing, then for each scenario and round starts each
-server on a loopback port, warms it up, runs `wrk -t1 -c64 --latency`, and
+server on a loopback port, waits until it answers HTTP, warms it up for 2 s, runs `wrk -t1 -c64 --latency`, and
 records requests/s, p50/p99 latency and the RSS of its worker processes.
 Prints one table per scenario with the ratio of ferrocorn to each peer.
 Traffic stays on 127.0.0.1; every run is bounded by --duration.
@@ -93,16 +93,22 @@ def server_commands(binary, venv, site_packages, app, workers, port, work=None, 
     }
 
 
-def wait_listening(port, process, timeout=30):
+def wait_serving(port, process, timeout=30):
+    """Until the server answers HTTP, not just accepts: a prefork server
+    listens before its workers have imported the app, and measuring then
+    would count their start-up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             return False
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as probe:
+                probe.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+                if probe.recv(16).startswith(b"HTTP/1."):
+                    return True
         except OSError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     return False
 
 
@@ -153,9 +159,10 @@ def measure(name, command, env, port, kind, mode, duration):
     process = subprocess.Popen(command, cwd=APPS, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     try:
-        if not wait_listening(port, process):
+        if not wait_serving(port, process):
             return None
-        run_wrk(port, path, mode, 1, extra)  # warm-up
+        # Warm-up, long enough for every worker of a prefork server to boot.
+        run_wrk(port, path, mode, 2, extra)
         result = run_wrk(port, path, mode, duration, extra)
         result["rss_mb"] = tree_rss_kb(process.pid, include_root=name == "waitress") / 1024
         return result

@@ -209,3 +209,33 @@ fn large_responses_arrive_whole() {
     assert_eq!(response.body.len(), 5_000_000);
     assert!(response.body.iter().all(|&b| b == b'x'));
 }
+
+/// CPU ticks (user + system) a process has used, from /proc.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the ")" that ends the command name; utime and stime are 14 and 15.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn a_worker_waiting_for_a_free_interpreter_does_not_spin() {
+    // Listeners are level-triggered: while every interpreter is busy the
+    // worker must stop watching them, or clients waiting in the backlog
+    // would wake its loop over and over.
+    let server = Server::start(&["--threads", "1", "probe"]);
+    let pid: u32 = server.get("/pid").text().parse().unwrap();
+    let mut busy = Client::new(server.connect());
+    busy.send(b"GET /sleep?1.5 HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut waiting = Client::new(server.connect());
+    waiting.send(b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n");
+    let before = cpu_ticks(pid);
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let used = cpu_ticks(pid) - before;
+    // A spinning loop would use ~100 ticks (one core) in that second.
+    assert!(used < 20, "the worker used {used} ticks while waiting");
+    assert_eq!(busy.response(false).unwrap().text(), "slept");
+    assert_eq!(waiting.response(false).unwrap().text(), pid.to_string());
+}

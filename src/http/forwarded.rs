@@ -142,7 +142,7 @@ pub fn proxy_view(
 ) -> Result<ProxyView, ParseError> {
     let mut view = ProxyView::default();
     for (name, secure_value) in &scheme_headers.0 {
-        if let Some(value) = head.field(name.to_ascii_lowercase().as_bytes()) {
+        if let Some(value) = head.field(name.as_bytes()) {
             let https = trim_ows(value).eq_ignore_ascii_case(secure_value.as_bytes());
             if view.https.is_some_and(|seen| seen != https) {
                 return Err(ParseError::ConflictingSchemeHeaders);

@@ -132,11 +132,11 @@ impl RequestHead {
     pub fn value(&self, field: &Field) -> &[u8] {
         &self.raw[field.value.clone()]
     }
-    /// The first value of the field `lower_name` (given in lower case).
-    pub fn field(&self, lower_name: &[u8]) -> Option<&[u8]> {
+    /// The first value of the field `name` (compared ignoring case).
+    pub fn field(&self, name: &[u8]) -> Option<&[u8]> {
         self.fields
             .iter()
-            .find(|f| self.name(f).eq_ignore_ascii_case(lower_name))
+            .find(|f| self.name(f).eq_ignore_ascii_case(name))
             .map(|f| self.value(f))
     }
 }

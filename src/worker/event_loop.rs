@@ -3,6 +3,7 @@
 //! writes the replies they send back.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use super::accept_wakeup;
 use super::activity::Activity;
 use super::connection::{Connection, ConnectionSettings};
 use super::exchange::{ConnectionId, JobQueue, Reply, ReplyQueue};
@@ -23,6 +25,8 @@ const WAKER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
 /// Listener `i` has token `LISTENER_BASE - i`; connections use their slab key.
 const LISTENER_BASE: usize = usize::MAX - 2;
+/// Clients accepted per wake-up of a listener.
+const ACCEPTS_PER_WAKEUP: usize = 8;
 /// How often timeouts are checked.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -108,12 +112,8 @@ impl EventLoop {
             StopSource::Flag(_) => None,
         };
         let mut named = Vec::with_capacity(listeners.len());
-        for (index, mut listener) in listeners.into_iter().enumerate() {
-            poll.registry().register(
-                &mut listener,
-                Token(LISTENER_BASE - index),
-                Interest::READABLE,
-            )?;
+        for (index, listener) in listeners.into_iter().enumerate() {
+            accept_wakeup::watch(&poll, listener.as_raw_fd(), Token(LISTENER_BASE - index))?;
             let name = listener.server_name_port();
             named.push((listener, name));
         }
@@ -229,18 +229,24 @@ impl EventLoop {
     }
 
     fn accept(&mut self, index: usize) {
-        while self.accepting {
+        // The listener is level-triggered: clients left waiting wake this
+        // loop (or another worker's) again, so a wake-up takes a few only
+        // and a burst of clients spreads over the workers.
+        for _ in 0..ACCEPTS_PER_WAKEUP {
+            if !self.accepting {
+                return;
+            }
             // With every interpreter busy, leave new clients to the other
             // workers sharing the socket (or to the backlog until one frees):
             // a stuck app must not trap connections in this worker.
             if self.options.activity.all_busy() {
-                self.accepting = false;
+                self.pause_accepting();
                 return;
             }
             if self.connections.len() >= self.options.max_connections {
                 // Stop accepting; resumed when a connection closes. The kernel
                 // queues further clients in the listen backlog meanwhile.
-                self.accepting = false;
+                self.pause_accepting();
                 return;
             }
             let (listener, name) = &self.listeners[index];
@@ -347,8 +353,22 @@ impl EventLoop {
         self.connections.len() < self.options.max_connections && !self.options.activity.all_busy()
     }
 
+    /// Stops taking clients: their listeners stop waking this loop.
+    fn pause_accepting(&mut self) {
+        self.accepting = false;
+        for (listener, _) in &self.listeners {
+            accept_wakeup::unwatch(&self.poll, listener.as_raw_fd());
+        }
+    }
+
     fn resume_accepting(&mut self) {
         self.accepting = true;
+        for (index, (listener, _)) in self.listeners.iter().enumerate() {
+            let token = Token(LISTENER_BASE - index);
+            if let Err(error) = accept_wakeup::watch(&self.poll, listener.as_raw_fd(), token) {
+                log::error(&format!("cannot watch a listener again: {error}"));
+            }
+        }
         for index in 0..self.listeners.len() {
             self.accept(index);
         }
@@ -369,8 +389,8 @@ impl EventLoop {
         self.accepting = false;
         // The listening sockets stay open in the arbiter and the other
         // workers; this worker only stops taking connections from them.
-        for (mut listener, _) in self.listeners.drain(..) {
-            let _ = self.poll.registry().deregister(&mut listener);
+        for (listener, _) in self.listeners.drain(..) {
+            accept_wakeup::unwatch(&self.poll, listener.as_raw_fd());
         }
         let slots: Vec<usize> = self.connections.iter().map(|(slot, _)| slot).collect();
         for slot in slots {

@@ -1,6 +1,7 @@
 //! One worker: the mio event loop that owns all socket I/O, and the
 //! interpreter threads that run the app.
 
+pub mod accept_wakeup;
 pub mod activity;
 pub mod connection;
 pub mod event_loop;
