@@ -155,19 +155,10 @@ fn access_time(time: &UtcTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::head::{HeadRules, HeadScanner, parse_head};
+    use crate::http::head::parse_complete_head;
 
     fn head(bytes: &[u8]) -> RequestHead {
-        let limits = HeadRules {
-            request_line: 4094,
-            fields: 100,
-            field_size: 8190,
-            body: 0,
-            leniency: Default::default(),
-        };
-        let mut scanner = HeadScanner::default();
-        let end = scanner.scan(bytes, &limits).unwrap().unwrap();
-        parse_head(bytes, scanner.start(), end, scanner.field_lines(), &limits).unwrap()
+        parse_complete_head(bytes)
     }
 
     #[test]

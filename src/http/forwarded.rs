@@ -209,27 +209,10 @@ fn strip_node_port(node: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::head::{HeadRules, HeadScanner, parse_head};
+    use crate::http::head::parse_complete_head;
 
     fn head(fields: &str) -> RequestHead {
-        let raw = format!("GET / HTTP/1.1\r\nHost: h\r\n{fields}\r\n");
-        let rules = HeadRules {
-            request_line: 4094,
-            fields: 100,
-            field_size: 8190,
-            body: 0,
-            leniency: Default::default(),
-        };
-        let mut scanner = HeadScanner::default();
-        let end = scanner.scan(raw.as_bytes(), &rules).unwrap().unwrap();
-        parse_head(
-            raw.as_bytes(),
-            scanner.start(),
-            end,
-            scanner.field_lines(),
-            &rules,
-        )
-        .unwrap()
+        parse_complete_head(format!("GET / HTTP/1.1\r\nHost: h\r\n{fields}\r\n").as_bytes())
     }
 
     fn view(fields: &str, trusted: &str) -> Result<ProxyView, ParseError> {

@@ -401,11 +401,21 @@ fn version_error(raw: &[u8]) -> ParseError {
     }
 }
 
+/// For other modules' tests: a complete head parsed under Gunicorn's
+/// default limits, no leniency.
+#[cfg(test)]
+pub fn parse_complete_head(bytes: &[u8]) -> RequestHead {
+    let rules = tests::LIMITS;
+    let mut scanner = HeadScanner::default();
+    let end = scanner.scan(bytes, &rules).unwrap().unwrap();
+    parse_head(bytes, scanner.start(), end, scanner.field_lines(), &rules).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const LIMITS: HeadRules = HeadRules {
+    pub(super) const LIMITS: HeadRules = HeadRules {
         request_line: 4094,
         fields: 100,
         field_size: 8190,
