@@ -388,8 +388,10 @@ impl Config {
         }
     }
 
-    /// Settings from command-line words (without the program name), exactly
-    /// as the `ferrocorn` command reads them, environment variables included.
+    /// Settings from command-line words (without the program name), checked
+    /// as the `ferrocorn` command checks its flags, with the environment
+    /// variables that give defaults; configuration files and
+    /// `GUNICORN_CMD_ARGS` are not read (set fields instead).
     ///
     /// ```
     /// let config = ferrocorn::Config::from_args(["--threads", "4", "app:application"]).unwrap();
