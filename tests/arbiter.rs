@@ -388,3 +388,12 @@ fn workers_do_not_outlive_a_killed_arbiter() {
         })
     });
 }
+
+#[test]
+fn name_sets_the_process_names_ps_shows() {
+    let server = Server::start(&["-n", "shop", "probe"]);
+    let comm = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm(server.pid()).trim(), "shop-main");
+    let worker: u32 = server.get("/pid").text().parse().unwrap();
+    assert_eq!(comm(worker).trim(), "shop-work");
+}

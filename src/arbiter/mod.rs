@@ -107,6 +107,14 @@ impl Arbiter {
         })
     }
 
+    /// `--name` (or ferrocorn) and the role, e.g. `shop-work`.
+    fn process_name(&self, role: &str) -> String {
+        format!(
+            "{}-{role}",
+            self.config.proc_name.as_deref().unwrap_or("ferrocorn")
+        )
+    }
+
     /// Calls an arbiter hook with the `server` argument first.
     fn hook(&self, name: &'static str, mut args: Vec<HookArg>) {
         if let Some(hooks) = &self.hooks {
@@ -131,7 +139,7 @@ impl Arbiter {
 
     /// Runs until stopped; `Err` when a worker could not boot.
     pub fn run(&mut self) -> Result<(), ServerError> {
-        process::set_process_name("ferrocorn-main");
+        process::set_process_name(&self.process_name("main"));
         log::info(&format!(
             "Arbiter running (pid: {}), {} workers",
             std::process::id(),
@@ -323,7 +331,7 @@ impl Arbiter {
         self.hook("pre_fork", vec![Self::worker_facts(0, age)]);
         let result = process::fork(|| {
             crate::signals::reset(&ARBITER_SIGNALS);
-            process::set_process_name("ferrocorn-work");
+            process::set_process_name(&self.process_name("work"));
             if let Err(error) = process::switch_user(self.uid, self.gid) {
                 log::error(&format!("cannot switch user/group: {error}"));
                 return EXIT_BOOT_ERROR;

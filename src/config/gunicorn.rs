@@ -183,14 +183,9 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         reason: STATSD,
     },
     Unsupported {
-        name: "proc_name",
-        flags: &["-n", "--name"],
-        reason: "process titles are not set (ps shows the command line)",
-    },
-    Unsupported {
         name: "default_proc_name",
         flags: &[],
-        reason: "process titles are not set (ps shows the command line)",
+        reason: "a framework integration's setting: set proc_name (--name) instead",
     },
     Unsupported {
         name: "paste",

@@ -252,6 +252,11 @@ pub struct Config {
     #[arg(long = "reload-extra-file", value_name = "FILE")]
     pub reload_extra_file: Vec<PathBuf>,
 
+    /// Process name prefix: the arbiter is NAME-main and workers NAME-work in
+    /// ps -e, top and pgrep (the kernel keeps 15 bytes). Default: ferrocorn.
+    #[arg(short = 'n', long = "name", value_name = "NAME")]
+    pub proc_name: Option<String>,
+
     /// Gunicorn's --no-sendfile, accepted: ferrocorn never uses sendfile.
     #[arg(long = "no-sendfile", hide = true)]
     pub no_sendfile: bool,

@@ -132,6 +132,11 @@ impl Server {
         }
     }
 
+    /// The arbiter's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
