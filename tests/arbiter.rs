@@ -356,6 +356,45 @@ fn workers_run_as_the_given_user_with_a_process_name() {
     );
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm.trim(), "ferrocorn-work");
+    assert_eq!(
+        groups_of(&pid),
+        Vec::<String>::new(),
+        "no supplementary groups"
+    );
+}
+
+/// The supplementary groups of a process, from /proc.
+fn groups_of(pid: &str) -> Vec<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Groups:")).unwrap();
+    line.split_whitespace().skip(1).map(str::to_owned).collect()
+}
+
+#[test]
+fn initgroups_gives_workers_the_users_groups() {
+    // SAFETY: getuid(2) has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        panic!("this test switches users and needs root (CI runs as root)");
+    }
+    let nogroup = std::fs::read_to_string("/etc/group")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("nogroup:x:")
+                .and_then(|r| r.split(':').next())
+                .map(str::to_owned)
+        })
+        .unwrap();
+    let server = Server::start(&[
+        "-u",
+        "nobody",
+        "-g",
+        "nogroup",
+        "--initgroups",
+        "probe:application",
+    ]);
+    let pid = server.get("/pid").text();
+    assert_eq!(groups_of(&pid), vec![nogroup]);
 }
 
 #[test]

@@ -66,6 +66,8 @@ pub struct Arbiter {
     generation: u64,
     uid: Option<u32>,
     gid: Option<u32>,
+    /// `--initgroups`: the workers' supplementary groups.
+    groups: Option<Vec<u32>>,
     /// Workers started so far.
     spawned: u64,
     /// The configuration file's arbiter hooks, when it defines any.
@@ -90,6 +92,21 @@ impl Arbiter {
             .map(|g| process::resolve_id(g, Path::new("/etc/group")))
             .transpose()
             .map_err(ServerError::Setting)?;
+        let groups = match (config.initgroups, config.user.as_deref()) {
+            (false, _) => None,
+            (true, None) => {
+                return Err(ServerError::Setting("--initgroups needs --user".to_owned()));
+            }
+            (true, Some(user)) => {
+                let (name, primary) = process::user_entry(user, Path::new("/etc/passwd"))
+                    .map_err(ServerError::Setting)?;
+                let gid = gid.unwrap_or(primary);
+                Some(
+                    process::supplementary_groups(&name, gid, Path::new("/etc/group"))
+                        .map_err(ServerError::Setting)?,
+                )
+            }
+        };
         let heartbeats = Heartbeats::new().map_err(ServerError::Io)?;
         let signals = SignalPipe::install(&ARBITER_SIGNALS).map_err(ServerError::Io)?;
         Ok(Arbiter {
@@ -102,6 +119,7 @@ impl Arbiter {
             generation: 0,
             uid,
             gid,
+            groups,
             spawned: 0,
             hooks,
         })
@@ -332,7 +350,7 @@ impl Arbiter {
         let result = process::fork(|| {
             crate::signals::reset(&ARBITER_SIGNALS);
             process::set_process_name(&self.process_name("work"));
-            if let Err(error) = process::switch_user(self.uid, self.gid) {
+            if let Err(error) = process::switch_user(self.uid, self.gid, self.groups.as_deref()) {
                 log::error(&format!("cannot switch user/group: {error}"));
                 return EXIT_BOOT_ERROR;
             }

@@ -116,12 +116,61 @@ pub fn resolve_id(value: &str, database: &Path) -> Result<u32, String> {
         .ok_or_else(|| format!("no {value:?} in {}", database.display()))
 }
 
-/// Drops to `gid` and `uid` (group first, while still allowed to).
-pub fn switch_user(uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
-    // SAFETY: plain credential syscalls; failures are reported via errno.
+/// The supplementary groups of `user` for `--initgroups`: every group of
+/// `group_database` (/etc/group) listing it as a member, plus `gid`. Read
+/// from the file, not through NSS, which a static binary cannot load.
+pub fn supplementary_groups(
+    user: &str,
+    gid: u32,
+    group_database: &Path,
+) -> Result<Vec<u32>, String> {
+    let text = std::fs::read_to_string(group_database)
+        .map_err(|e| format!("cannot read {}: {e}", group_database.display()))?;
+    let mut groups = vec![gid];
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let fields: Vec<&str> = line.split(':').collect();
+        if let [_, _, id, members] = fields.as_slice() {
+            if members.split(',').any(|m| m.trim() == user) {
+                if let Ok(id) = id.parse() {
+                    groups.push(id);
+                }
+            }
+        }
+    }
+    groups.sort_unstable();
+    groups.dedup();
+    Ok(groups)
+}
+
+/// The name and primary group of `user` (a name or a uid) in `passwd`.
+pub fn user_entry(user: &str, passwd: &Path) -> Result<(String, u32), String> {
+    let text = std::fs::read_to_string(passwd)
+        .map_err(|e| format!("cannot read {}: {e}", passwd.display()))?;
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            let (name, uid, gid) = (fields.first()?, fields.get(2)?, fields.get(3)?);
+            (*name == user || *uid == user).then(|| Some((name.to_string(), gid.parse().ok()?)))?
+        })
+        .ok_or_else(|| format!("no user {user:?} in {}", passwd.display()))
+}
+
+/// Drops to `gid` and `uid` (group first, while still allowed to), with
+/// `groups` as the supplementary groups (none when not given).
+pub fn switch_user(uid: Option<u32>, gid: Option<u32>, groups: Option<&[u32]>) -> io::Result<()> {
+    // SAFETY: plain credential syscalls; the group list outlives the call;
+    // failures are reported via errno.
     unsafe {
+        if let Some(groups) = groups {
+            let list: Vec<libc::gid_t> = groups.iter().map(|&g| g as libc::gid_t).collect();
+            if libc::setgroups(list.len(), list.as_ptr()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
         if let Some(gid) = gid {
-            if libc::setgroups(0, std::ptr::null()) != 0 && libc::getuid() == 0 {
+            if groups.is_none() && libc::setgroups(0, std::ptr::null()) != 0 && libc::getuid() == 0
+            {
                 return Err(io::Error::last_os_error());
             }
             if libc::setgid(gid) != 0 {
@@ -154,6 +203,13 @@ mod tests {
         assert_eq!(resolve_id("www-data", &passwd), Ok(33));
         assert_eq!(resolve_id("1000", &passwd), Ok(1000));
         assert!(resolve_id("nobody-here", &passwd).is_err());
+        let group = dir.join("group");
+        std::fs::write(&group, "# comment\nadm:x:4:syslog,www-data\nwww-data:x:33:\nweb:x:500: www-data \nother:x:7:bob\n").unwrap();
+        assert_eq!(
+            supplementary_groups("www-data", 33, &group),
+            Ok(vec![4, 33, 500])
+        );
+        assert_eq!(user_entry("www-data", &passwd).map(|(_, gid)| gid), Ok(33));
     }
 
     #[test]

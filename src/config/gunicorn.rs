@@ -113,11 +113,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         reason: "responses are written from the app's bytes (wsgi.file_wrapper streams files in blocks); --no-sendfile is accepted",
     },
     Unsupported {
-        name: "initgroups",
-        flags: &["--initgroups"],
-        reason: "supplementary groups are not set; use --group",
-    },
-    Unsupported {
         name: "logger_class",
         flags: &["--logger-class"],
         reason: LOGGING,

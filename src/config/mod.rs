@@ -103,6 +103,11 @@ pub struct Config {
     #[arg(short = 'u', long, value_name = "USER")]
     pub user: Option<String>,
 
+    /// Give workers the supplementary groups --user belongs to in /etc/group
+    /// (plus --group); otherwise they have none.
+    #[arg(long)]
+    pub initgroups: bool,
+
     /// Run workers as this group (name or gid).
     #[arg(short = 'g', long, value_name = "GROUP")]
     pub group: Option<String>,
