@@ -3,10 +3,10 @@
 //! the server starts: the arbiter stays free of interpreter threads.
 
 use rustpython_vm::builtins::{PyListRef, PyStr, PyTuple};
-use rustpython_vm::{AsObject, PyObjectRef, VirtualMachine};
+use rustpython_vm::{PyObjectRef, VirtualMachine};
 
 use super::sources::FileValue;
-use crate::python::app::{exception_message, import_module};
+use crate::python::app::{describe, format_exception, import_module};
 use crate::python::interpreter::new_interpreter;
 use crate::wsgi::boot::INTERPRETER_STACK;
 
@@ -34,12 +34,10 @@ pub fn read(source: &str) -> Result<Vec<(String, FileValue)>, String> {
 
 fn run(vm: &VirtualMachine, source: &str) -> Result<Vec<(String, FileValue)>, String> {
     let failed = |e: &rustpython_vm::builtins::PyBaseExceptionRef| {
-        let mut traceback = String::new();
-        let _ = vm.write_exception(&mut traceback, e);
         format!(
-            "cannot read configuration {source:?}: {}: {}\n{traceback}",
-            e.class().name(),
-            exception_message(vm, e)
+            "cannot read configuration {source:?}: {}\n{}",
+            describe(vm, e),
+            format_exception(vm, e)
         )
     };
     let module = import_module(vm, "ferrocorn.config", "read").map_err(|e| failed(&e))?;

@@ -82,6 +82,15 @@ pub fn exception_message(vm: &VirtualMachine, exception: &PyBaseExceptionRef) ->
         .unwrap_or_else(|_| "<unprintable exception>".to_owned())
 }
 
+/// `Type: message`, for one-line reports of an exception.
+pub fn describe(vm: &VirtualMachine, exception: &PyBaseExceptionRef) -> String {
+    format!(
+        "{}: {}",
+        exception.class().name(),
+        exception_message(vm, exception)
+    )
+}
+
 /// The traceback as Python would print it.
 pub fn format_exception(vm: &VirtualMachine, exception: &PyBaseExceptionRef) -> String {
     let mut text = String::new();

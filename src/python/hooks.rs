@@ -11,7 +11,7 @@ use rustpython_vm::builtins::PyStrRef;
 use rustpython_vm::{PyObjectRef, PyResult, VirtualMachine};
 
 use crate::log;
-use crate::python::app::{exception_message, import_module};
+use crate::python::app::{exception_message, format_exception, import_module};
 use crate::python::interpreter::new_interpreter;
 use crate::wsgi::boot::INTERPRETER_STACK;
 
@@ -191,9 +191,11 @@ pub fn load_hooks(vm: &VirtualMachine, source: &HookSource) -> Result<PyObjectRe
         )
     })();
     built.map_err(|error| {
-        let mut traceback = String::new();
-        let _ = vm.write_exception(&mut traceback, &error);
-        format!("cannot load the hooks of {}:\n{traceback}", source.source)
+        format!(
+            "cannot load the hooks of {}:\n{}",
+            source.source,
+            format_exception(vm, &error)
+        )
     })
 }
 

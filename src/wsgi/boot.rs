@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use rustpython_vm::builtins::PyStrRef;
 use rustpython_vm::{Interpreter, PyObjectRef, PyResult, VirtualMachine};
 
-use super::bridge::{WsgiHost, describe};
+use super::bridge::WsgiHost;
 use super::environ::EnvironSettings;
 use super::request_hooks::RequestHooks;
 use super::start_response::record_violation;
@@ -18,7 +18,7 @@ use crate::access_log::AccessFormat;
 use crate::config::Config;
 use crate::config::hooks::REQUEST_HOOKS;
 use crate::embed::NativeModule;
-use crate::python::app::{LoadError, import_module, load_app};
+use crate::python::app::{LoadError, describe, import_module, load_app};
 use crate::python::hooks::HookSource;
 use crate::python::interpreter::new_interpreter;
 

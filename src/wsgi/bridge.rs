@@ -21,7 +21,7 @@ use crate::http::body::RequestBody;
 use crate::http::date::UtcTime;
 use crate::http::head::RequestHead;
 use crate::log;
-use crate::python::app::{exception_message, format_exception, import_module};
+use crate::python::app::{format_exception, import_module};
 use crate::worker::exchange::ConnectionInfo;
 
 /// Why a request's app run failed.
@@ -304,13 +304,4 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned())
-}
-
-/// For messages about exceptions outside a request (e.g. at start-up).
-pub fn describe(vm: &VirtualMachine, exception: &PyBaseExceptionRef) -> String {
-    format!(
-        "{}: {}",
-        exception.class().name(),
-        exception_message(vm, exception)
-    )
 }
