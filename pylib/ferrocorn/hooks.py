@@ -19,9 +19,6 @@ import types
 
 from ferrocorn import config
 
-LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3, "critical": 4}
-
-
 class Log:
     """``server.log`` / ``worker.log``: writes to ferrocorn's error log."""
 
@@ -30,7 +27,7 @@ class Log:
 
     def _log(self, level, message, args):
         text = str(message) % args if args else str(message)
-        self._write(LEVELS[level], text)
+        self._write(level, text)
 
     def debug(self, message, *args, **_):
         self._log("debug", message, args)
@@ -51,7 +48,7 @@ class Log:
 
     def exception(self, message, *args, **_):
         self._log("error", message, args)
-        self._write(LEVELS["error"], traceback.format_exc())
+        self._write("error", traceback.format_exc())
 
 
 class Hooks:

@@ -159,14 +159,11 @@ fn serve_calls(source: &HookSource, calls: Receiver<HookCall>) {
 pub fn load_hooks(vm: &VirtualMachine, source: &HookSource) -> Result<PyObjectRef, String> {
     let built = (|| -> PyResult {
         let class = import_module(vm, "ferrocorn.hooks", "Hooks")?.get_attr("Hooks", vm)?;
-        let write_log = vm.new_function("write_log", |level: i32, message: PyStrRef| {
-            let level = match level {
-                0 => log::Level::Debug,
-                1 => log::Level::Info,
-                2 => log::Level::Warning,
-                3 => log::Level::Error,
-                _ => log::Level::Critical,
-            };
+        let write_log = vm.new_function("write_log", |level: PyStrRef, message: PyStrRef| {
+            let level = level
+                .to_string_lossy()
+                .parse()
+                .unwrap_or(log::Level::Error);
             log::log(level, message.to_string_lossy().trim_end());
         });
         let settings: Vec<PyObjectRef> = source
