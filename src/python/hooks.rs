@@ -160,10 +160,7 @@ pub fn load_hooks(vm: &VirtualMachine, source: &HookSource) -> Result<PyObjectRe
     let built = (|| -> PyResult {
         let class = import_module(vm, "ferrocorn.hooks", "Hooks")?.get_attr("Hooks", vm)?;
         let write_log = vm.new_function("write_log", |level: PyStrRef, message: PyStrRef| {
-            let level = level
-                .to_string_lossy()
-                .parse()
-                .unwrap_or(log::Level::Error);
+            let level = level.to_string_lossy().parse().unwrap_or(log::Level::Error);
             log::log(level, message.to_string_lossy().trim_end());
         });
         let settings: Vec<PyObjectRef> = source

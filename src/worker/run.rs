@@ -150,7 +150,7 @@ pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
         config,
         settings,
         spec.listeners,
-        spec.beat,
+        beat,
         spec.max_requests,
         StopSource::Signals,
     ) {

@@ -106,7 +106,8 @@ where
                         return;
                     }
                 };
-                let files = if settings.list_module_files {
+                // One interpreter's list is the worker's: they import the same app.
+                let files = if settings.list_module_files && index == 0 {
                     interpreter.enter(module_files)
                 } else {
                     Vec::new()
@@ -127,7 +128,7 @@ where
     let mut module_files = Vec::new();
     for _ in 0..count {
         match ready_rx.recv() {
-            Ok(Ok(files)) => module_files = files,
+            Ok(Ok(files)) => module_files.extend(files),
             Ok(Err(error)) => return Err(error),
             Err(_) => {
                 return Err(LoadError::Spec(

@@ -13,7 +13,8 @@ use super::environ::latin1;
 
 /// The hooks and the `worker` object of one interpreter.
 pub struct RequestHooks {
-    hooks: PyObjectRef,
+    /// `Hooks.call`, bound once.
+    call: PyObjectRef,
     worker: PyObjectRef,
     request_class: PyObjectRef,
     response_class: PyObjectRef,
@@ -45,7 +46,7 @@ impl RequestHooks {
                 response_class: module.get_attr("Response", vm)?,
                 pre: defines("pre_request")?,
                 post: defines("post_request")?,
-                hooks,
+                call: hooks.get_attr("call", vm)?,
             })
         })();
         built.map_err(|e| {
@@ -145,11 +146,7 @@ impl RequestHooks {
 
     fn call(&self, vm: &VirtualMachine, name: &str, mut args: Vec<PyObjectRef>) {
         args.insert(0, vm.ctx.new_str(name).into());
-        if let Err(error) = self
-            .hooks
-            .get_attr("call", vm)
-            .and_then(|call| call.call(args, vm))
-        {
+        if let Err(error) = self.call.call(args, vm) {
             report(vm, name, &error);
         }
     }
