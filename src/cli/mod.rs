@@ -18,7 +18,7 @@ pub fn run_command() -> ExitCode {
     if words.first().is_some_and(|first| first == "call") {
         return call::run(words.into_iter().skip(1));
     }
-    let (config, settings) = match sources::load(words) {
+    let config = match sources::load(words) {
         Ok(loaded) => loaded,
         Err(ConfigError::Clap(error)) => error.exit(),
         Err(error) => {
@@ -27,7 +27,7 @@ pub fn run_command() -> ExitCode {
         }
     };
     if config.print_config {
-        for (name, value) in &settings {
+        for (name, value) in &config.settings_text {
             println!("{name:<40} = {value}");
         }
     }

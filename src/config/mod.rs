@@ -297,7 +297,7 @@ pub struct Config {
     #[arg(skip)]
     pub hooks: Vec<String>,
 
-    /// Every setting by its Gunicorn name, as text (the hooks' `cfg`).
+    /// Every setting by its Gunicorn name, as text (`--print-config`, the hooks' `cfg`).
     #[arg(skip)]
     pub settings_text: Vec<(String, String)>,
 

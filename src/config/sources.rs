@@ -34,8 +34,7 @@ pub enum FileValue {
 
 /// The settings of the `ferrocorn` command: its arguments (without the
 /// program name) layered over `GUNICORN_CMD_ARGS` and the configuration file.
-/// Returns the settings and, for `--print-config`, each one's value by name.
-pub fn load(cli: Vec<OsString>) -> Result<(Config, Vec<(String, String)>), ConfigError> {
+pub fn load(cli: Vec<OsString>) -> Result<Config, ConfigError> {
     refuse_unsupported_flags(&cli)?;
     let cli_matches = parse(&cli)?;
     let env_words = match std::env::var("GUNICORN_CMD_ARGS") {
@@ -77,8 +76,7 @@ pub fn load(cli: Vec<OsString>) -> Result<(Config, Vec<(String, String)>), Confi
             config.worker_class
         )));
     }
-    let settings = config.settings_text.clone();
-    Ok((config, settings))
+    Ok(config)
 }
 
 /// `name = value` for every setting, by Gunicorn's names (`--print-config`).
