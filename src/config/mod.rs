@@ -417,6 +417,15 @@ impl Config {
         Config::try_parse_from(words).map_err(ConfigError::Clap)
     }
 
+    /// Library use: where `sys.path` starts: `chdir` made absolute, else the
+    /// working directory. The process's working directory is left alone.
+    pub(crate) fn library_base_dir(&self) -> std::io::Result<PathBuf> {
+        match &self.chdir {
+            Some(dir) => std::path::absolute(dir),
+            None => std::env::current_dir(),
+        }
+    }
+
     /// Where hooks come from: the configuration file, when it defines any.
     pub(crate) fn hook_source(&self) -> Option<crate::python::hooks::HookSource> {
         let source = self.config.as_ref().filter(|_| !self.hooks.is_empty())?;

@@ -74,10 +74,9 @@ impl App {
     /// directory is left alone), `pythonpath`, `threads`, the request limits,
     /// `check_wsgi` and `native_modules`.
     pub fn load(config: &Config) -> Result<App, LoadError> {
-        let working_dir = match &config.chdir {
-            Some(dir) => dir.clone(),
-            None => std::env::current_dir().unwrap_or_else(|_| ".".into()),
-        };
+        let working_dir = config
+            .library_base_dir()
+            .map_err(|e| LoadError::Spec(format!("cannot find the app's directory: {e}")))?;
         let settings = Arc::new(HostSettings::from_config(config, false, &working_dir));
         let (calls, receiver) = mpsc::channel::<Call>();
         let receiver = Arc::new(Mutex::new(receiver));

@@ -97,13 +97,15 @@ impl Server {
     }
 
     fn serve(config: &Config, listeners: Vec<Listener>) -> Result<ServerHandle, ServerError> {
-        let working_dir = match &config.chdir {
-            Some(dir) => std::path::absolute(dir).map_err(|error| ServerError::Chdir {
-                dir: dir.clone(),
-                error,
-            })?,
-            None => std::env::current_dir().map_err(ServerError::Io)?,
-        };
+        let working_dir = config
+            .library_base_dir()
+            .map_err(|error| match &config.chdir {
+                Some(dir) => ServerError::Chdir {
+                    dir: dir.clone(),
+                    error,
+                },
+                None => ServerError::Io(error),
+            })?;
         let stop_requested = Arc::new(AtomicBool::new(false));
         let mut handle = ServerHandle {
             addresses: listeners.iter().map(Listener::describe).collect(),
