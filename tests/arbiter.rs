@@ -327,10 +327,7 @@ fn stale_unix_sockets_are_replaced_and_umask_sets_their_mode() {
 
 #[test]
 fn workers_run_as_the_given_user_with_a_process_name() {
-    // SAFETY: getuid(2) has no preconditions.
-    if unsafe { libc::getuid() } != 0 {
-        panic!("this test switches users and needs root (CI runs as root)");
-    }
+    require_root();
     let server = Server::start(&[
         "--user",
         "nobody",
@@ -341,15 +338,7 @@ fn workers_run_as_the_given_user_with_a_process_name() {
     let pid = server.get("/pid").text();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    let nobody = std::fs::read_to_string("/etc/passwd")
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("nobody:x:")
-                .and_then(|r| r.split(':').next())
-                .map(str::to_owned)
-        })
-        .unwrap();
+    let nobody = system_id("/etc/passwd", "nobody");
     assert!(
         uid_line.split_whitespace().skip(1).all(|id| id == nobody),
         "{uid_line}"
@@ -363,6 +352,27 @@ fn workers_run_as_the_given_user_with_a_process_name() {
     );
 }
 
+fn require_root() {
+    // SAFETY: getuid(2) has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        panic!("this test switches users and needs root (CI runs as root)");
+    }
+}
+
+/// The numeric id of `name` in /etc/passwd or /etc/group.
+fn system_id(database: &str, name: &str) -> String {
+    let prefix = format!("{name}:x:");
+    std::fs::read_to_string(database)
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&prefix)
+                .and_then(|r| r.split(':').next())
+                .map(str::to_owned)
+        })
+        .unwrap()
+}
+
 /// The supplementary groups of a process, from /proc.
 fn groups_of(pid: &str) -> Vec<String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -372,19 +382,8 @@ fn groups_of(pid: &str) -> Vec<String> {
 
 #[test]
 fn initgroups_gives_workers_the_users_groups() {
-    // SAFETY: getuid(2) has no preconditions.
-    if unsafe { libc::getuid() } != 0 {
-        panic!("this test switches users and needs root (CI runs as root)");
-    }
-    let nogroup = std::fs::read_to_string("/etc/group")
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("nogroup:x:")
-                .and_then(|r| r.split(':').next())
-                .map(str::to_owned)
-        })
-        .unwrap();
+    require_root();
+    let nogroup = system_id("/etc/group", "nogroup");
     let server = Server::start(&[
         "-u",
         "nobody",
