@@ -224,16 +224,7 @@ fn a_missing_app_is_a_load_error() {
 }
 
 fn http_get(address: std::net::SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    reply
+    common::http_get_close(address, "t", path, TIMEOUT)
 }
 
 #[test]

@@ -399,6 +399,21 @@ pub fn exchange(server: &Server, bytes: &[u8]) -> Vec<Response> {
     responses
 }
 
+/// `GET path` with `Host: host` and `Connection: close` on a new connection
+/// to `addr`; everything the server sent, read with `timeout` per read.
+pub fn http_get_close(addr: SocketAddr, host: &str, path: &str, timeout: Duration) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply
+}
+
 /// Waits (bounded) until the file at `path` contains every one of `needles`.
 pub fn wait_for_file(path: &Path, needles: &[&str]) {
     let deadline = Instant::now() + TIMEOUT;
