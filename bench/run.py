@@ -4,7 +4,8 @@
     python3 bench/run.py                 # full run (about 15 minutes on 2 cores)
     python3 bench/run.py --duration 3 --rounds 1 --scenarios hello-ka-w1,flask-ka-w2
 
-Builds the release binary, makes a throw-away venv with Gunicorn (sync and
+Builds the binary we ship (cargo's `dist` profile: fat LTO; `--profile
+release` for the quicker test build), makes a throw-away venv with Gunicorn (sync and
 gthread), Granian (--interface wsgi), Waitress and Flask from PyPI, installs
 wrk with apt-get if missing, then for each scenario and round starts each
 server on a loopback port, waits until it answers HTTP, warms it up for 2 s, runs `wrk -t1 -c64 --latency`, and
@@ -72,6 +73,14 @@ def nginx_command(work, workers, port):
     return [NGINX, "-p", prefix, "-c", conf]
 
 
+def interpreter_threads(workers):
+    """ferrocorn's --threads: one interpreter per core over all workers. The
+    interpreters are CPU-bound; more than the cores only adds switching (on 2
+    cores: Flask -w1 7.5k req/s with 2 threads, 5.1k with 1, 6.8k with 3;
+    hello -w2 113k with 1 thread per worker, 75k with 2)."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 def server_commands(binary, venv, site_packages, app, workers, port, work=None, kind=None):
     bind = "127.0.0.1:%d" % port
     bin_dir = os.path.join(venv, "bin")
@@ -80,7 +89,8 @@ def server_commands(binary, venv, site_packages, app, workers, port, work=None, 
     if kind == "hello" and work and os.path.exists(NGINX):
         extra["nginx"] = nginx_command(work, workers, port)
     return extra | {
-        "ferrocorn": [binary, "-b", bind, "-w", str(workers), "--threads", "2", "--log-level", "warning",
+        "ferrocorn": [binary, "-b", bind, "-w", str(workers), "--threads", str(interpreter_threads(workers)),
+                      "--log-level", "warning",
                       "--pythonpath", site_packages, app],
         "gunicorn-sync": [os.path.join(bin_dir, "gunicorn"), "-b", bind, "-w", str(workers), "--log-level",
                           "warning", app],
@@ -175,10 +185,10 @@ def measure(name, command, env, port, kind, mode, duration):
             process.wait()
 
 
-def prepare(work):
-    subprocess.run(["cargo", "build", "--release", "--ignore-rust-version"], cwd=ROOT, check=True)
+def prepare(work, profile):
+    subprocess.run(["cargo", "build", "--profile", profile, "--ignore-rust-version"], cwd=ROOT, check=True)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    binary = os.path.join(target, "x86_64-unknown-linux-gnu", "release", "ferrocorn")
+    binary = os.path.join(target, "x86_64-unknown-linux-gnu", profile, "ferrocorn")
     if shutil.which("wrk") is None:
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
     venv = os.path.join(work, "venv")
@@ -200,11 +210,13 @@ def main():
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per scenario (median kept)")
     parser.add_argument("--scenarios", default="", help="comma-separated subset, e.g. hello-ka-w1")
     parser.add_argument("--servers", default="", help="comma-separated subset of servers")
+    parser.add_argument("--profile", default="dist", choices=["dist", "release"],
+                        help="cargo profile of the ferrocorn binary (dist: what README says to ship)")
     args = parser.parse_args()
     wanted = set(filter(None, args.scenarios.split(",")))
     wanted_servers = set(filter(None, args.servers.split(",")))
     with tempfile.TemporaryDirectory(prefix="ferrocorn-bench-") as work:
-        binary, venv, site_packages = prepare(work)
+        binary, venv, site_packages = prepare(work, args.profile)
         env = dict(os.environ, PYTHONPATH=APPS)
         for scenario, kind, workers, mode in scenarios():
             if wanted and scenario not in wanted:

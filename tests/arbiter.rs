@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Server, scratch_dir, wait_for_file};
+use common::{Client, Server, scratch_dir, wait_for_file};
 
 /// Requests on fresh connections, one after another, until stopped; counts
 /// successes and failures.
@@ -118,6 +118,30 @@ fn workers_are_separate_processes() {
             "{pid} is a booted worker"
         );
     }
+}
+
+/// New keep-alive clients go to the worker holding the fewest connections.
+/// The kernel tends to wake the same worker for each new client: without
+/// balancing one worker held 58-64 of 64 connections while the other idled.
+#[test]
+fn keep_alive_connections_spread_over_the_workers() {
+    let server = Server::start(&["-w", "2", "probe:application"]);
+    wait_until("two workers", || booted_pids(&server).len() == 2);
+    let mut per_worker: std::collections::HashMap<String, usize> = Default::default();
+    let mut open = Vec::new();
+    for _ in 0..24 {
+        let mut client = Client::new(server.connect());
+        client.send(b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n");
+        let pid = client.response(false).expect("a response").text();
+        *per_worker.entry(pid).or_default() += 1;
+        open.push(client);
+    }
+    let counts: Vec<usize> = per_worker.values().copied().collect();
+    assert_eq!(counts.len(), 2, "both workers hold connections: {per_worker:?}");
+    assert!(
+        counts.iter().all(|&n| n >= 8),
+        "24 connections split evenly (within the slack): {per_worker:?}"
+    );
 }
 
 #[test]

@@ -22,24 +22,9 @@ pub struct Heartbeats {
 
 impl Heartbeats {
     pub fn new() -> std::io::Result<Heartbeats> {
-        let bytes = MAX_SLOTS * std::mem::size_of::<Slot>();
-        // SAFETY: an anonymous shared mapping of `bytes` zeroed bytes, never
-        // unmapped (it lives as long as the process); zeroed memory is a valid
-        // AtomicU64, and Slot is repr(C) of atomics only.
-        let slots = unsafe {
-            let pointer = libc::mmap(
-                std::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
-            if pointer == libc::MAP_FAILED {
-                return Err(std::io::Error::last_os_error());
-            }
-            std::slice::from_raw_parts(pointer as *const Slot, MAX_SLOTS)
-        };
+        // SAFETY: zeroed memory is a valid AtomicU64, and Slot is repr(C) of
+        // atomics only.
+        let slots = unsafe { super::shared_memory::map_zeroed::<Slot>(MAX_SLOTS)? };
         Ok(Heartbeats { slots })
     }
 

@@ -4,13 +4,17 @@
 //! TTIN/TTOU, stopping gracefully on TERM. It never runs Python requests.
 
 pub mod heartbeat;
+pub mod load_board;
 pub mod process;
+mod shared_memory;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use self::heartbeat::WorkerBeat;
 use self::heartbeat::{Heartbeats, MAX_SLOTS};
+use self::load_board::{LoadBoard, WorkerLoad};
 use crate::config::Config;
 use crate::log;
 use crate::python::hooks::{HookArg, HookRunner, ServerFacts, WorkerFacts};
@@ -38,6 +42,13 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How long a timed-out worker has between SIGABRT and SIGKILL.
 const ABORT_GRACE: Duration = Duration::from_secs(1);
 
+/// A worker's slots in the tables it shares with the arbiter and its siblings.
+#[derive(Clone, Copy)]
+pub struct SharedSlot {
+    pub beat: WorkerBeat,
+    pub load: WorkerLoad,
+}
+
 struct Worker {
     slot: usize,
     generation: u64,
@@ -60,6 +71,7 @@ pub struct Arbiter {
     config: Config,
     listeners: Vec<Listener>,
     heartbeats: Heartbeats,
+    load_board: LoadBoard,
     signals: SignalPipe,
     workers: HashMap<libc::pid_t, Worker>,
     target: usize,
@@ -108,12 +120,14 @@ impl Arbiter {
             }
         };
         let heartbeats = Heartbeats::new().map_err(ServerError::Io)?;
+        let load_board = LoadBoard::new().map_err(ServerError::Io)?;
         let signals = SignalPipe::install(&ARBITER_SIGNALS).map_err(ServerError::Io)?;
         Ok(Arbiter {
             target: config.workers as usize,
             config,
             listeners,
             heartbeats,
+            load_board,
             signals,
             workers: HashMap::new(),
             generation: 0,
@@ -236,6 +250,7 @@ impl Arbiter {
             let Some(worker) = self.workers.remove(&pid) else {
                 continue;
             };
+            self.load_board.vacate(worker.slot);
             let booted = self.heartbeats.booted(worker.slot);
             let code = process::exit_code(status);
             if !booted {
@@ -342,6 +357,7 @@ impl Arbiter {
             return;
         };
         self.heartbeats.start(slot);
+        self.load_board.start(slot);
         let max_requests = self.max_requests_for(slot);
         let arbiter_pid = std::process::id() as libc::pid_t;
         let age = self.spawned;
@@ -372,7 +388,10 @@ impl Arbiter {
             };
             let spec = WorkerSpec {
                 listeners,
-                beat: Some(self.heartbeats.worker(slot)),
+                shared: Some(SharedSlot {
+                    beat: self.heartbeats.worker(slot),
+                    load: self.load_board.worker(slot),
+                }),
                 max_requests,
                 multiprocess: self.target > 1,
                 age,

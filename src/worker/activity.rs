@@ -33,6 +33,19 @@ impl Activity {
             .all(|t| t.load(Ordering::Relaxed) != 0)
     }
 
+    /// Since when (ms since the epoch) every interpreter thread has been
+    /// running a request; 0 while one is free.
+    pub fn all_busy_since_ms(&self) -> u64 {
+        let mut latest = 0;
+        for started in &self.busy_since_ms {
+            match started.load(Ordering::Relaxed) {
+                0 => return 0,
+                t => latest = latest.max(t),
+            }
+        }
+        latest
+    }
+
     /// The time progress is proven up to: now, or the start of the oldest
     /// request still running.
     pub fn progress_ms(&self) -> u64 {

@@ -93,8 +93,11 @@ pub struct Connection {
     /// App bytes in `output` not yet released to the flow control.
     app_bytes_queued: usize,
     state: State,
-    /// Edge-triggered readiness not yet used up by a WouldBlock.
+    /// Edge-triggered readiness not yet used up (by a WouldBlock or a short read).
     may_read: bool,
+    /// The last readiness event said the peer shut down its side: read on
+    /// to the end of stream even after a short read.
+    hang_up_signalled: bool,
     peer_closed: bool,
     /// Close after the current response (graceful shutdown).
     close_after_response: bool,
@@ -133,6 +136,7 @@ impl Connection {
             app_bytes_queued: 0,
             state,
             may_read: true,
+            hang_up_signalled: false,
             peer_closed: false,
             close_after_response: false,
             responses: 0,
@@ -150,10 +154,12 @@ impl Connection {
             && self.output.is_empty()
     }
 
-    /// The socket may have data: read and parse what it can. Returns a job
-    /// when a request is complete.
-    pub fn on_readable(&mut self, settings: &ConnectionSettings) -> Option<Job> {
+    /// The socket may have data (and `read_closed`: its peer shut down its
+    /// side): read and parse what it can. Returns a job when a request is
+    /// complete.
+    pub fn on_readable(&mut self, read_closed: bool, settings: &ConnectionSettings) -> Option<Job> {
         self.may_read = true;
+        self.hang_up_signalled |= read_closed;
         self.drive(settings)
     }
 
@@ -283,12 +289,23 @@ impl Connection {
         if self.input.len() < self.filled + READ_CHUNK {
             self.input.resize(self.filled + READ_CHUNK, 0);
         }
+        let offered = self.input.len() - self.filled;
         let read = match self.stream.read(&mut self.input[self.filled..]) {
             Ok(0) => {
                 self.peer_closed = true;
                 0
             }
-            Ok(n) => n,
+            Ok(n) => {
+                // A short read emptied the socket's receive queue, and data
+                // arriving later raises a new edge-triggered event: skip the
+                // read that would only return WouldBlock (one syscall per
+                // keep-alive request). Not after a hang-up event, whose end
+                // of stream raises no further event.
+                if n < offered && !self.hang_up_signalled {
+                    self.may_read = false;
+                }
+                n
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.may_read = false;
                 0

@@ -17,7 +17,7 @@ use super::connection::{Connection, ConnectionSettings};
 use super::exchange::{ConnectionId, JobQueue, Reply, ReplyQueue};
 use super::listener::Listener;
 use super::reload::FileWatcher;
-use crate::arbiter::heartbeat::WorkerBeat;
+use crate::arbiter::SharedSlot;
 use crate::log;
 use crate::signals::SignalPipe;
 
@@ -29,6 +29,9 @@ const LISTENER_BASE: usize = usize::MAX - 2;
 const ACCEPTS_PER_WAKEUP: usize = 8;
 /// How often timeouts are checked.
 const TICK: Duration = Duration::from_secs(1);
+/// How soon a worker leaving new clients to a sibling looks at the counts
+/// again when nothing else wakes it.
+const REBALANCE: Duration = Duration::from_millis(5);
 
 /// Signals a worker acts on (TERM, ABRT, INT/QUIT, USR1) or ignores (the others,
 /// meant for the arbiter, whose default action would kill the worker).
@@ -60,8 +63,8 @@ pub struct LoopOptions {
     pub settings: ConnectionSettings,
     pub max_connections: usize,
     pub graceful_timeout: Duration,
-    /// The arbiter's heartbeat slot for this worker.
-    pub beat: Option<WorkerBeat>,
+    /// This worker's heartbeat and load slots (a worker process of an arbiter).
+    pub shared: Option<SharedSlot>,
     pub activity: Arc<Activity>,
     /// Responses after which the worker retires (0: never).
     pub max_requests: u64,
@@ -88,7 +91,12 @@ pub struct EventLoop {
     replies: Arc<ReplyQueue>,
     signals: Option<SignalPipe>,
     options: LoopOptions,
+    /// Not paused for capacity (every interpreter busy, or
+    /// `--worker-connections` reached).
     accepting: bool,
+    /// Listeners unwatched because a sibling worker holds clearly fewer
+    /// connections (see [`crate::arbiter::load_board`]).
+    yielding: bool,
     next_generation: u64,
     responses: u64,
 }
@@ -126,6 +134,7 @@ impl EventLoop {
             signals,
             options,
             accepting: true,
+            yielding: false,
             next_generation: 0,
             responses: 0,
         })
@@ -138,7 +147,11 @@ impl EventLoop {
         let mut last_tick = Instant::now();
         let mut stopping: Option<Instant> = None;
         loop {
-            let timeout = TICK.saturating_sub(last_tick.elapsed());
+            self.balance();
+            let mut timeout = TICK.saturating_sub(last_tick.elapsed());
+            if self.yielding {
+                timeout = timeout.min(REBALANCE);
+            }
             if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
                 if error.kind() != io::ErrorKind::Interrupted {
                     return Err(error);
@@ -175,9 +188,12 @@ impl EventLoop {
                     Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
                         self.accept(LISTENER_BASE - t);
                     }
-                    Token(slot) => {
-                        self.on_connection_event(slot, event.is_readable(), event.is_writable())
-                    }
+                    Token(slot) => self.on_connection_event(
+                        slot,
+                        event.is_readable(),
+                        event.is_read_closed(),
+                        event.is_writable(),
+                    ),
                 }
             }
             self.replies.drain_into(&mut replies);
@@ -204,8 +220,8 @@ impl EventLoop {
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
                 self.check_timeouts(last_tick);
-                if let Some(beat) = &self.options.beat {
-                    beat.beat(self.options.activity.progress_ms());
+                if let Some(shared) = &self.options.shared {
+                    shared.beat.beat(self.options.activity.progress_ms());
                 }
                 let changed = self.options.watcher.as_ref().and_then(FileWatcher::changed);
                 if let Some(path) = changed {
@@ -249,6 +265,10 @@ impl EventLoop {
                 self.pause_accepting();
                 return;
             }
+            if self.yielding || self.sibling_holds_fewer() {
+                self.yield_to_siblings();
+                return;
+            }
             let (listener, name) = &self.listeners[index];
             match listener.accept(name) {
                 Ok((mut stream, info)) => {
@@ -281,7 +301,13 @@ impl EventLoop {
         }
     }
 
-    fn on_connection_event(&mut self, slot: usize, readable: bool, writable: bool) {
+    fn on_connection_event(
+        &mut self,
+        slot: usize,
+        readable: bool,
+        read_closed: bool,
+        writable: bool,
+    ) {
         let Some(connection) = self.connections.get_mut(slot) else {
             return;
         };
@@ -289,7 +315,7 @@ impl EventLoop {
             connection.on_writable();
         }
         if readable && !connection.is_closed() {
-            if let Some(job) = connection.on_readable(&self.options.settings) {
+            if let Some(job) = connection.on_readable(read_closed, &self.options.settings) {
                 self.jobs.push(job);
             }
         }
@@ -355,14 +381,63 @@ impl EventLoop {
 
     /// Stops taking clients: their listeners stop waking this loop.
     fn pause_accepting(&mut self) {
+        if self.accepting && !self.yielding {
+            self.unwatch_listeners();
+        }
         self.accepting = false;
+    }
+
+    fn resume_accepting(&mut self) {
+        self.accepting = true;
+        if !self.yielding {
+            self.watch_listeners();
+        }
+    }
+
+    fn sibling_holds_fewer(&self) -> bool {
+        self.options.shared.is_some_and(|shared| {
+            shared
+                .load
+                .should_yield(self.connections.len(), crate::arbiter::heartbeat::now_ms())
+        })
+    }
+
+    /// Leaves new clients to the siblings still watching the listeners.
+    fn yield_to_siblings(&mut self) {
+        if !self.yielding {
+            self.yielding = true;
+            self.unwatch_listeners();
+        }
+    }
+
+    /// Publishes this worker's connection count, and watches the listeners
+    /// again once no sibling holds clearly fewer.
+    fn balance(&mut self) {
+        let Some(shared) = self.options.shared else {
+            return;
+        };
+        let taking_clients =
+            !self.listeners.is_empty() && self.connections.len() < self.options.max_connections;
+        shared.load.publish(
+            taking_clients.then_some(self.connections.len()),
+            self.options.activity.all_busy_since_ms(),
+        );
+        if self.yielding && !self.sibling_holds_fewer() {
+            self.yielding = false;
+            if self.accepting && !self.listeners.is_empty() {
+                self.watch_listeners();
+            }
+        }
+    }
+
+    fn unwatch_listeners(&self) {
         for (listener, _) in &self.listeners {
             accept_wakeup::unwatch(&self.poll, listener.as_raw_fd());
         }
     }
 
-    fn resume_accepting(&mut self) {
-        self.accepting = true;
+    /// Watches the listeners and takes the clients already waiting.
+    fn watch_listeners(&mut self) {
         for (index, (listener, _)) in self.listeners.iter().enumerate() {
             let token = Token(LISTENER_BASE - index);
             if let Err(error) = accept_wakeup::watch(&self.poll, listener.as_raw_fd(), token) {

@@ -12,6 +12,7 @@ use super::exchange::{JobQueue, ReplyQueue};
 use super::listener::Listener;
 use super::pool::InterpreterPool;
 use super::reload::FileWatcher;
+use crate::arbiter::SharedSlot;
 use crate::arbiter::heartbeat::WorkerBeat;
 use crate::config::Config;
 use crate::config::hooks::WORKER_HOOKS;
@@ -28,7 +29,7 @@ pub const EXIT_APP_LOAD_ERROR: i32 = 4;
 /// What a worker process gets from the arbiter.
 pub struct WorkerSpec {
     pub listeners: Vec<Listener>,
-    pub beat: Option<WorkerBeat>,
+    pub shared: Option<SharedSlot>,
     pub max_requests: u64,
     pub multiprocess: bool,
     /// Workers the arbiter started before this one (the hooks' `worker.age`).
@@ -68,7 +69,7 @@ pub fn boot_worker(
     config: &Config,
     settings: HostSettings,
     listeners: Vec<Listener>,
-    beat: Option<WorkerBeat>,
+    shared: Option<SharedSlot>,
     max_requests: u64,
     stop_source: StopSource,
 ) -> Result<BootedWorker, WorkerError> {
@@ -100,7 +101,7 @@ pub fn boot_worker(
         settings: config.connection_settings(),
         max_connections: config.worker_connections as usize,
         graceful_timeout: Duration::from_secs(config.graceful_timeout),
-        beat,
+        shared,
         activity,
         max_requests,
         stop_source,
@@ -145,12 +146,13 @@ pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
     let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
     let mut settings = HostSettings::from_config(config, spec.multiprocess, &working_dir);
     settings.worker_age = spec.age;
-    let beat = spec.beat;
+    let shared = spec.shared;
+    let beat = shared.map(|slot| slot.beat);
     let worker = match boot_worker(
         config,
         settings,
         spec.listeners,
-        beat,
+        shared,
         spec.max_requests,
         StopSource::Signals,
     ) {

@@ -1,0 +1,172 @@
+//! How many connections each worker holds, in memory shared by the arbiter and
+//! its workers, so that new clients go to the worker holding the fewest.
+//!
+//! Workers share the listening sockets, and the kernel wakes one waiting
+//! worker per new client (EPOLLEXCLUSIVE), in practice the same one again
+//! and again: under a burst of keep-alive clients one worker ended up holding
+//! 58-64 of 64 connections while its sibling idled. A worker holding clearly
+//! more than the least loaded sibling that takes clients stops watching the
+//! listeners until the counts even out ("least connections", as nginx's
+//! upstream balancing); the kernel then wakes the siblings still watching.
+//! A sibling whose interpreters have all been busy for a while does not count:
+//! it takes no clients (see `Activity::all_busy`), and a stuck app must not
+//! hold back the others.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::heartbeat::MAX_SLOTS;
+
+/// A slot's value when no worker in it takes clients (none there, booting,
+/// stopping, or at `--worker-connections`).
+const NOT_TAKING_CLIENTS: u64 = u64::MAX;
+/// How long a sibling may have had every interpreter busy and still count:
+/// longer than a typical request, short enough that clients do not wait long
+/// for a stuck one.
+const BUSY_GRACE_MS: u64 = 25;
+
+#[repr(C)]
+struct Table {
+    /// One past the highest slot ever used: workers scan no further.
+    slots_used: AtomicU64,
+    connections: [AtomicU64; MAX_SLOTS],
+    /// Since when (ms since the epoch) every interpreter has been busy; 0
+    /// while one is free.
+    all_busy_since_ms: [AtomicU64; MAX_SLOTS],
+}
+
+/// The arbiter's view: it resets a slot for each worker it forks.
+pub struct LoadBoard {
+    table: &'static Table,
+}
+
+impl LoadBoard {
+    pub fn new() -> std::io::Result<LoadBoard> {
+        // SAFETY: zeroed memory is a valid AtomicU64, and Table is repr(C) of
+        // atomics only.
+        let table = unsafe { &super::shared_memory::map_zeroed::<Table>(1)?[0] };
+        for slot in &table.connections {
+            slot.store(NOT_TAKING_CLIENTS, Ordering::Relaxed);
+        }
+        Ok(LoadBoard { table })
+    }
+
+    /// Readies `slot` for a worker about to be forked.
+    pub fn start(&self, slot: usize) {
+        self.vacate(slot);
+        self.table
+            .slots_used
+            .fetch_max(slot as u64 + 1, Ordering::SeqCst);
+    }
+
+    /// The worker in `slot` is gone: siblings stop counting on it.
+    pub fn vacate(&self, slot: usize) {
+        self.table.connections[slot].store(NOT_TAKING_CLIENTS, Ordering::SeqCst);
+        self.table.all_busy_since_ms[slot].store(0, Ordering::SeqCst);
+    }
+
+    /// A handle for the worker in `slot`.
+    pub fn worker(&self, slot: usize) -> WorkerLoad {
+        WorkerLoad {
+            table: self.table,
+            slot,
+        }
+    }
+}
+
+/// A worker's side: it publishes its count and reads its siblings'.
+#[derive(Clone, Copy)]
+pub struct WorkerLoad {
+    table: &'static Table,
+    slot: usize,
+}
+
+impl WorkerLoad {
+    /// Publishes the connections this worker holds (`None` while it takes no
+    /// clients) and since when all its interpreters are busy (0: not all).
+    pub fn publish(&self, connections: Option<usize>, all_busy_since_ms: u64) {
+        let value = connections.map_or(NOT_TAKING_CLIENTS, |n| n as u64);
+        // Stored only when changed: siblings read these cache lines often.
+        store_if_changed(&self.table.connections[self.slot], value);
+        store_if_changed(&self.table.all_busy_since_ms[self.slot], all_busy_since_ms);
+    }
+
+    /// Whether this worker, holding `held` connections, should leave new
+    /// clients to a sibling (as of `now_ms`, ms since the epoch).
+    pub fn should_yield(&self, held: usize, now_ms: u64) -> bool {
+        let used = (self.table.slots_used.load(Ordering::Relaxed) as usize).min(MAX_SLOTS);
+        let least = (0..used)
+            .filter(|&slot| slot != self.slot)
+            .filter(|&slot| {
+                let since = self.table.all_busy_since_ms[slot].load(Ordering::Relaxed);
+                since == 0 || now_ms.saturating_sub(since) < BUSY_GRACE_MS
+            })
+            .map(|slot| self.table.connections[slot].load(Ordering::Relaxed))
+            .filter(|&count| count != NOT_TAKING_CLIENTS)
+            .min();
+        least.is_some_and(|least| exceeds(held as u64, least))
+    }
+}
+
+fn store_if_changed(cell: &AtomicU64, value: u64) {
+    if cell.load(Ordering::Relaxed) != value {
+        cell.store(value, Ordering::Relaxed);
+    }
+}
+
+/// `held` is clearly above `least`: by more than a slack that grows with the
+/// counts, so that workers do not flip their watch for every connection.
+fn exceeds(held: u64, least: u64) -> bool {
+    held > least + 2 + least / 8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_yields_only_to_a_sibling_taking_clients_with_clearly_fewer() {
+        let board = LoadBoard::new().unwrap();
+        board.start(0);
+        board.start(1);
+        let (first, second) = (board.worker(0), board.worker(1));
+        let now = 1_000_000;
+        // No sibling takes clients yet: never yield.
+        assert!(!first.should_yield(50, now));
+        second.publish(Some(10), 0);
+        assert!(!first.should_yield(12, now), "within the slack");
+        assert!(first.should_yield(14, now));
+        assert!(
+            !second.should_yield(10, now),
+            "the least loaded never yields"
+        );
+        second.publish(Some(10), now - 5);
+        assert!(
+            first.should_yield(14, now),
+            "busy only briefly: still counts"
+        );
+        second.publish(Some(10), now - BUSY_GRACE_MS);
+        assert!(
+            !first.should_yield(14, now),
+            "busy too long: does not count"
+        );
+        second.publish(None, 0);
+        assert!(
+            !first.should_yield(14, now),
+            "a sibling at capacity takes no clients"
+        );
+        second.publish(Some(0), 0);
+        board.vacate(1);
+        assert!(
+            !first.should_yield(14, now),
+            "a vacated slot counts for nothing"
+        );
+    }
+
+    #[test]
+    fn the_slack_grows_with_the_counts() {
+        assert!(!exceeds(2, 0));
+        assert!(exceeds(3, 0));
+        assert!(!exceeds(36, 32));
+        assert!(exceeds(39, 32));
+    }
+}
