@@ -137,7 +137,11 @@ fn keep_alive_connections_spread_over_the_workers() {
         open.push(client);
     }
     let counts: Vec<usize> = per_worker.values().copied().collect();
-    assert_eq!(counts.len(), 2, "both workers hold connections: {per_worker:?}");
+    assert_eq!(
+        counts.len(),
+        2,
+        "both workers hold connections: {per_worker:?}"
+    );
     assert!(
         counts.iter().all(|&n| n >= 8),
         "24 connections split evenly (within the slack): {per_worker:?}"
