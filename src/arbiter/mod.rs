@@ -12,8 +12,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use self::heartbeat::WorkerBeat;
-use self::heartbeat::{Heartbeats, MAX_SLOTS};
+use self::heartbeat::{Heartbeats, MAX_SLOTS, WorkerBeat};
 use self::load_board::{LoadBoard, WorkerLoad};
 use crate::config::Config;
 use crate::log;

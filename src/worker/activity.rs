@@ -28,9 +28,7 @@ impl Activity {
 
     /// Whether every interpreter thread is running a request.
     pub fn all_busy(&self) -> bool {
-        self.busy_since_ms
-            .iter()
-            .all(|t| t.load(Ordering::Relaxed) != 0)
+        self.all_busy_since_ms() != 0
     }
 
     /// Since when (ms since the epoch) every interpreter thread has been

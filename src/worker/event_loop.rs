@@ -125,7 +125,7 @@ impl EventLoop {
             let name = listener.server_name_port();
             named.push((listener, name));
         }
-        Ok(EventLoop {
+        let mut event_loop = EventLoop {
             poll,
             listeners: named,
             connections: Slab::new(),
@@ -137,7 +137,11 @@ impl EventLoop {
             yielding: false,
             next_generation: 0,
             responses: 0,
-        })
+        };
+        // Its listeners are watched from here on: siblings should count it
+        // before the worker reports itself booted.
+        event_loop.balance();
+        Ok(event_loop)
     }
 
     /// Serves until a stop signal; returns how it was asked to stop.
