@@ -126,10 +126,8 @@ fn workers_are_separate_processes() {
 #[test]
 fn keep_alive_connections_spread_over_the_workers() {
     let server = Server::start(&["-w", "2", "probe:application"]);
+    // A worker publishes its count before it logs "Booted".
     wait_until("two workers", || booted_pids(&server).len() == 2);
-    // "Booted" is logged just before a worker's loop starts publishing its
-    // count; give a busy machine time to get both loops running.
-    std::thread::sleep(Duration::from_millis(500));
     let mut per_worker: std::collections::HashMap<String, usize> = Default::default();
     let mut open = Vec::new();
     for _ in 0..24 {

@@ -5,6 +5,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{Server, apps_dir, scratch_dir, wait_for_file};
 
@@ -135,4 +136,32 @@ fn a_failing_hook_is_logged_and_the_server_goes_on() {
     let server = start(&dir, &[]);
     assert_eq!(server.get("/pid").status, 200);
     assert!(server.wait_for_log("hook broke"), "{}", server.log());
+}
+
+/// A client arriving while the only interpreter runs post_request (its
+/// response already sent) is taken at once and served when the hook returns.
+/// Before, the worker paused accepting ("every interpreter busy") and only
+/// looked again at its next 1 s tick.
+#[test]
+fn a_client_arriving_during_post_request_is_served_when_the_hook_returns() {
+    let dir = scratch_dir("hooks-slow-post-request");
+    std::fs::copy(apps_dir().join("probe.py"), dir.join("probe.py")).unwrap();
+    std::fs::write(
+        dir.join("gunicorn.conf.py"),
+        "import time\nwsgi_app = 'probe'\n\
+         def post_request(worker, req, environ, resp):\n    \
+         if req.path == '/write': time.sleep(0.2)\n",
+    )
+    .unwrap();
+    let server = start(&dir, &["--threads", "1"]);
+    for round in 0..5 {
+        assert_eq!(server.get("/write").text(), "written returned");
+        let arrived = Instant::now();
+        assert_eq!(server.get("/pid").status, 200);
+        let waited = arrived.elapsed();
+        assert!(
+            waited < Duration::from_millis(450),
+            "round {round}: waited {waited:?} behind a 200 ms hook"
+        );
+    }
 }

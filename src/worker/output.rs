@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rustpython_vm::VirtualMachine;
 
+use super::activity::Activity;
 use super::exchange::{ConnectionId, FlowControl, Reply, ReplyQueue, ResponseEnd};
 use crate::http::response::{
     EncodedHead, LAST_CHUNK, ResponseContext, ResponseFraming, encode_head, error_response,
@@ -18,6 +19,10 @@ pub struct ResponseOutput {
     connection: ConnectionId,
     flow: Arc<FlowControl>,
     replies: Arc<ReplyQueue>,
+    /// The interpreter thread serving the request, marked as having responded
+    /// once the final reply has its window.
+    activity: Arc<Activity>,
+    thread: usize,
     context: ResponseContext,
     /// Set once the head is encoded.
     framing: Option<ResponseFraming>,
@@ -33,12 +38,15 @@ impl ResponseOutput {
         connection: ConnectionId,
         flow: Arc<FlowControl>,
         replies: Arc<ReplyQueue>,
+        (activity, thread): (Arc<Activity>, usize),
         context: ResponseContext,
     ) -> ResponseOutput {
         ResponseOutput {
             connection,
             flow,
             replies,
+            activity,
+            thread,
             keep_alive: context.keep_alive,
             context,
             framing: None,
@@ -57,6 +65,12 @@ impl ResponseOutput {
         let flow = &self.flow;
         if !vm.allow_threads(|| flow.acquire(bytes.len())) {
             self.client_gone = true;
+        }
+        if end.is_some() {
+            // Before the reply wakes the loop: woken by it, the loop must see
+            // this thread free, or it stays paused and publishes a stale
+            // "all interpreters busy" to its siblings.
+            self.activity.responded(self.thread);
         }
         self.replies.push(Reply {
             connection: self.connection,

@@ -36,7 +36,7 @@ impl InterpreterPool {
                 // blocked here while attached would never answer it.
                 while let Some(job) = vm.allow_threads(|| jobs.pop()) {
                     activity.begin(index);
-                    serve_job(host, vm, job, &replies);
+                    serve_job(host, vm, job, &replies, (activity.clone(), index));
                     activity.end(index);
                 }
             })?;
@@ -60,7 +60,13 @@ impl InterpreterPool {
 }
 
 /// Runs a request from the event loop, answering on its connection.
-fn serve_job(host: &WsgiHost, vm: &VirtualMachine, job: Job, replies: &Arc<ReplyQueue>) {
+fn serve_job(
+    host: &WsgiHost,
+    vm: &VirtualMachine,
+    job: Job,
+    replies: &Arc<ReplyQueue>,
+    serving_thread: (Arc<Activity>, usize),
+) {
     let Job {
         connection,
         head,
@@ -73,6 +79,6 @@ fn serve_job(host: &WsgiHost, vm: &VirtualMachine, job: Job, replies: &Arc<Reply
         is_head: head.method() == "HEAD",
         keep_alive: head.keep_alive,
     };
-    let output = ResponseOutput::new(connection, flow, replies.clone(), context);
+    let output = ResponseOutput::new(connection, flow, replies.clone(), serving_thread, context);
     host.serve(vm, &head, body, &info, Box::new(output));
 }
