@@ -5,7 +5,8 @@
     python3 bench/run.py --duration 3 --rounds 1 --scenarios hello-ka-w1,flask-ka-w2
 
 Builds the binary we ship (cargo's `dist` profile: fat LTO; `--profile
-release` for the quicker test build), makes a throw-away venv with Gunicorn (sync and
+release` for the quicker test build; `--binary` measures a given one, such as
+the PGO build of bench/build_pgo.py), makes a throw-away venv with Gunicorn (sync and
 gthread), Granian (--interface wsgi), Waitress and Flask from PyPI, installs
 wrk with apt-get if missing, then for each scenario and round starts each
 server on a loopback port, waits until it answers HTTP, warms it up for 2 s, runs `wrk -t1 -c64 --latency`, and
@@ -185,19 +186,27 @@ def measure(name, command, env, port, kind, mode, duration):
             process.wait()
 
 
-def prepare(work, profile):
+def target_dir():
+    return os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+
+
+def build(profile):
     subprocess.run(["cargo", "build", "--profile", profile, "--ignore-rust-version"], cwd=ROOT, check=True)
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    binary = os.path.join(target, "x86_64-unknown-linux-gnu", profile, "ferrocorn")
+    return os.path.join(target_dir(), "x86_64-unknown-linux-gnu", profile, "ferrocorn")
+
+
+def make_venv(work, packages):
+    """A venv under `work` with `packages` from PyPI (and wrk on the machine);
+    returns the venv and its site-packages."""
     if shutil.which("wrk") is None:
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
     venv = os.path.join(work, "venv")
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q"] + PEERS, check=True)
+    subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q"] + packages, check=True)
     site_packages = subprocess.run([os.path.join(venv, "bin", "python"), "-c",
                                     "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                    capture_output=True, text=True, check=True).stdout.strip()
-    return binary, venv, site_packages
+    return venv, site_packages
 
 
 def fmt(value, pattern="%.1f"):
@@ -212,11 +221,14 @@ def main():
     parser.add_argument("--servers", default="", help="comma-separated subset of servers")
     parser.add_argument("--profile", default="dist", choices=["dist", "release"],
                         help="cargo profile of the ferrocorn binary (dist: what README says to ship)")
+    parser.add_argument("--binary", help="measure this ferrocorn binary instead of building one "
+                                         "(e.g. the one bench/build_pgo.py prints)")
     args = parser.parse_args()
     wanted = set(filter(None, args.scenarios.split(",")))
     wanted_servers = set(filter(None, args.servers.split(",")))
     with tempfile.TemporaryDirectory(prefix="ferrocorn-bench-") as work:
-        binary, venv, site_packages = prepare(work, args.profile)
+        binary = os.path.abspath(args.binary) if args.binary else build(args.profile)
+        venv, site_packages = make_venv(work, PEERS)
         env = dict(os.environ, PYTHONPATH=APPS)
         for scenario, kind, workers, mode in scenarios():
             if wanted and scenario not in wanted:

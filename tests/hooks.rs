@@ -36,11 +36,16 @@ def worker_abort(worker): note("worker_abort", worker.pid == os.getpid())
 def on_exit(server): server.log.info("on_exit logged through server.log"); note("on_exit")
 "#;
 
-fn project(name: &str) -> std::path::PathBuf {
+/// A directory with the probe app and `config` as its gunicorn.conf.py.
+fn project_with(name: &str, config: &str) -> std::path::PathBuf {
     let dir = scratch_dir(name);
     std::fs::copy(apps_dir().join("probe.py"), dir.join("probe.py")).unwrap();
-    std::fs::write(dir.join("gunicorn.conf.py"), HOOKS).unwrap();
+    std::fs::write(dir.join("gunicorn.conf.py"), config).unwrap();
     dir
+}
+
+fn project(name: &str) -> std::path::PathBuf {
+    project_with(name, HOOKS)
 }
 
 fn start(dir: &Path, args: &[&str]) -> Server {
@@ -126,13 +131,10 @@ fn worker_abort_runs_when_the_worker_times_out() {
 
 #[test]
 fn a_failing_hook_is_logged_and_the_server_goes_on() {
-    let dir = scratch_dir("hooks-failing");
-    std::fs::copy(apps_dir().join("probe.py"), dir.join("probe.py")).unwrap();
-    std::fs::write(
-        dir.join("gunicorn.conf.py"),
+    let dir = project_with(
+        "hooks-failing",
         "wsgi_app = 'probe'\ndef pre_request(worker, req):\n    raise RuntimeError('hook broke')\n",
-    )
-    .unwrap();
+    );
     let server = start(&dir, &[]);
     assert_eq!(server.get("/pid").status, 200);
     assert!(server.wait_for_log("hook broke"), "{}", server.log());
@@ -144,15 +146,12 @@ fn a_failing_hook_is_logged_and_the_server_goes_on() {
 /// looked again at its next 1 s tick.
 #[test]
 fn a_client_arriving_during_post_request_is_served_when_the_hook_returns() {
-    let dir = scratch_dir("hooks-slow-post-request");
-    std::fs::copy(apps_dir().join("probe.py"), dir.join("probe.py")).unwrap();
-    std::fs::write(
-        dir.join("gunicorn.conf.py"),
+    let dir = project_with(
+        "hooks-slow-post-request",
         "import time\nwsgi_app = 'probe'\n\
          def post_request(worker, req, environ, resp):\n    \
          if req.path == '/write': time.sleep(0.2)\n",
-    )
-    .unwrap();
+    );
     let server = start(&dir, &["--threads", "1"]);
     for round in 0..5 {
         assert_eq!(server.get("/write").text(), "written returned");

@@ -8,21 +8,19 @@
 //! more than the least loaded sibling that takes clients stops watching the
 //! listeners until the counts even out ("least connections", as nginx's
 //! upstream balancing); the kernel then wakes the siblings still watching.
-//! A sibling whose interpreters have all been busy for a while does not count:
-//! it takes no clients (see `Activity::all_busy`), and a stuck app must not
-//! hold back the others.
+//! A stalled sibling (every interpreter busy for a while) does not count: it
+//! takes no clients, and a stuck app must not hold back the others. A worker
+//! whose own interpreters are all busy leaves new clients to a sibling that
+//! has one free (see the event loop's `interpreters_unavailable`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::heartbeat::MAX_SLOTS;
+use crate::worker::activity::is_stalled;
 
 /// A slot's value when no worker in it takes clients (none there, booting,
 /// stopping, or at `--worker-connections`).
 const NOT_TAKING_CLIENTS: u64 = u64::MAX;
-/// How long a sibling may have had every interpreter busy and still count:
-/// longer than a typical request, short enough that clients do not wait long
-/// for a stuck one.
-const BUSY_GRACE_MS: u64 = 25;
 
 #[repr(C)]
 struct Table {
@@ -93,17 +91,32 @@ impl WorkerLoad {
     /// Whether this worker, holding `held` connections, should leave new
     /// clients to a sibling (as of `now_ms`, ms since the epoch).
     pub fn should_yield(&self, held: usize, now_ms: u64) -> bool {
-        let used = (self.table.slots_used.load(Ordering::Relaxed) as usize).min(MAX_SLOTS);
-        let least = (0..used)
-            .filter(|&slot| slot != self.slot)
-            .filter(|&slot| {
-                let since = self.table.all_busy_since_ms[slot].load(Ordering::Relaxed);
-                since == 0 || now_ms.saturating_sub(since) < BUSY_GRACE_MS
-            })
-            .map(|slot| self.table.connections[slot].load(Ordering::Relaxed))
-            .filter(|&count| count != NOT_TAKING_CLIENTS)
+        let least = self
+            .siblings_taking_clients()
+            .filter(|&(_, busy_since)| !is_stalled(busy_since, now_ms))
+            .map(|(connections, _)| connections)
             .min();
         least.is_some_and(|least| exceeds(held as u64, least))
+    }
+
+    /// Whether a sibling taking clients has an interpreter free.
+    pub fn sibling_has_free_interpreter(&self) -> bool {
+        self.siblings_taking_clients()
+            .any(|(_, busy_since)| busy_since == 0)
+    }
+
+    /// (connections, all busy since) of each sibling taking clients.
+    fn siblings_taking_clients(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let used = (self.table.slots_used.load(Ordering::Relaxed) as usize).min(MAX_SLOTS);
+        (0..used)
+            .filter(|&slot| slot != self.slot)
+            .map(|slot| {
+                (
+                    self.table.connections[slot].load(Ordering::Relaxed),
+                    self.table.all_busy_since_ms[slot].load(Ordering::Relaxed),
+                )
+            })
+            .filter(|&(connections, _)| connections != NOT_TAKING_CLIENTS)
     }
 }
 
@@ -122,6 +135,7 @@ fn exceeds(held: u64, least: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::worker::activity::STALL_MS;
 
     #[test]
     fn a_worker_yields_only_to_a_sibling_taking_clients_with_clearly_fewer() {
@@ -144,7 +158,7 @@ mod tests {
             first.should_yield(14, now),
             "busy only briefly: still counts"
         );
-        second.publish(Some(10), now - BUSY_GRACE_MS);
+        second.publish(Some(10), now - STALL_MS);
         assert!(
             !first.should_yield(14, now),
             "busy too long: does not count"
@@ -160,6 +174,31 @@ mod tests {
             !first.should_yield(14, now),
             "a vacated slot counts for nothing"
         );
+    }
+
+    #[test]
+    fn a_sibling_has_a_free_interpreter_only_while_taking_clients_and_not_all_busy() {
+        let board = LoadBoard::new().unwrap();
+        board.start(0);
+        board.start(1);
+        let (first, second) = (board.worker(0), board.worker(1));
+        assert!(
+            !first.sibling_has_free_interpreter(),
+            "not taking clients yet"
+        );
+        second.publish(Some(3), 0);
+        assert!(first.sibling_has_free_interpreter());
+        assert!(
+            !second.sibling_has_free_interpreter(),
+            "a worker is not its own sibling"
+        );
+        second.publish(Some(3), 1_000);
+        assert!(!first.sibling_has_free_interpreter(), "all busy");
+        second.publish(None, 0);
+        assert!(!first.sibling_has_free_interpreter(), "at capacity");
+        second.publish(Some(3), 0);
+        board.vacate(1);
+        assert!(!first.sibling_has_free_interpreter(), "vacated");
     }
 
     #[test]

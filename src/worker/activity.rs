@@ -6,6 +6,32 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arbiter::heartbeat::now_ms;
 
+/// How long every interpreter of a worker may be on its current request
+/// before the worker counts as stalled: longer than a typical request, short
+/// enough that clients do not wait long behind a stuck app.
+pub const STALL_MS: u64 = 25;
+
+/// Whether a worker whose interpreters have all been busy since
+/// `all_busy_since_ms` (0: one is free) is stalled at `now_ms`.
+pub fn is_stalled(all_busy_since_ms: u64, now_ms: u64) -> bool {
+    all_busy_since_ms != 0 && now_ms.saturating_sub(all_busy_since_ms) >= STALL_MS
+}
+
+/// Whether a worker should leave new clients in the listen backlog rather
+/// than queue them behind the requests in progress: only while every
+/// interpreter is busy and either the worker is stalled (a stuck app must not
+/// trap clients) or a sibling has an interpreter free. Otherwise queueing is
+/// fairer: left in the backlog while keep-alive clients kept the interpreters
+/// busy, new clients waited up to a second (until the loop's tick).
+pub fn new_clients_should_wait(
+    all_busy_since_ms: u64,
+    now_ms: u64,
+    sibling_has_free_interpreter: impl FnOnce() -> bool,
+) -> bool {
+    all_busy_since_ms != 0
+        && (is_stalled(all_busy_since_ms, now_ms) || sibling_has_free_interpreter())
+}
+
 /// When each interpreter thread started its current request (0: idle).
 pub struct Activity {
     /// Until the request is done, hooks and access log included.
@@ -31,7 +57,7 @@ impl Activity {
     }
 
     /// Called before the final reply is queued, so the loop it wakes already
-    /// sees this thread free (else the loop stays paused, see `all_busy`).
+    /// sees this thread free (else the loop stays paused, see `all_busy_since_ms`).
     pub fn responded(&self, thread: usize) {
         self.responding_since_ms[thread].store(0, Ordering::Relaxed);
     }
@@ -39,11 +65,6 @@ impl Activity {
     pub fn end(&self, thread: usize) {
         self.responding_since_ms[thread].store(0, Ordering::Relaxed);
         self.busy_since_ms[thread].store(0, Ordering::Relaxed);
-    }
-
-    /// Whether every interpreter thread is still producing a response.
-    pub fn all_busy(&self) -> bool {
-        self.all_busy_since_ms() != 0
     }
 
     /// Since when (ms since the epoch) every interpreter thread has been
@@ -88,13 +109,34 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_is_stalled_once_every_interpreter_is_busy_for_stall_ms() {
+        assert!(!is_stalled(0, 1_000_000), "one is free");
+        assert!(!is_stalled(1_000_000 - STALL_MS + 1, 1_000_000));
+        assert!(is_stalled(1_000_000 - STALL_MS, 1_000_000));
+    }
+
+    #[test]
+    fn new_clients_wait_only_for_a_stalled_worker_or_a_free_sibling() {
+        let now = 1_000_000;
+        let busy_briefly = now - 5;
+        let stalled = now - STALL_MS;
+        assert!(
+            !new_clients_should_wait(0, now, || true),
+            "one is free here"
+        );
+        assert!(!new_clients_should_wait(busy_briefly, now, || false));
+        assert!(new_clients_should_wait(busy_briefly, now, || true));
+        assert!(new_clients_should_wait(stalled, now, || false));
+    }
+
+    #[test]
     fn a_thread_that_responded_is_free_but_still_shows_in_the_heartbeat() {
         let activity = Activity::new(1);
         activity.begin(0);
-        assert!(activity.all_busy());
+        assert_ne!(activity.all_busy_since_ms(), 0);
         activity.busy_since_ms[0].store(1000, Ordering::Relaxed);
         activity.responded(0);
-        assert!(!activity.all_busy());
+        assert_eq!(activity.all_busy_since_ms(), 0);
         assert_eq!(activity.progress_ms(), 1000);
         activity.end(0);
         assert!(activity.progress_ms() > 1000);

@@ -12,12 +12,13 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use super::accept_wakeup;
-use super::activity::Activity;
+use super::activity::{Activity, new_clients_should_wait};
 use super::connection::{Connection, ConnectionSettings};
 use super::exchange::{ConnectionId, JobQueue, Reply, ReplyQueue};
 use super::listener::Listener;
 use super::reload::FileWatcher;
 use crate::arbiter::SharedSlot;
+use crate::arbiter::heartbeat::now_ms;
 use crate::log;
 use crate::signals::SignalPipe;
 
@@ -256,10 +257,7 @@ impl EventLoop {
             if !self.accepting {
                 return;
             }
-            // With every interpreter busy, leave new clients to the other
-            // workers sharing the socket (or to the backlog until one frees):
-            // a stuck app must not trap connections in this worker.
-            if self.options.activity.all_busy() {
+            if self.interpreters_unavailable() {
                 self.pause_accepting();
                 return;
             }
@@ -380,7 +378,16 @@ impl EventLoop {
     }
 
     fn may_resume(&self) -> bool {
-        self.connections.len() < self.options.max_connections && !self.options.activity.all_busy()
+        self.connections.len() < self.options.max_connections && !self.interpreters_unavailable()
+    }
+
+    /// See [`new_clients_should_wait`].
+    fn interpreters_unavailable(&self) -> bool {
+        new_clients_should_wait(self.options.activity.all_busy_since_ms(), now_ms(), || {
+            self.options
+                .shared
+                .is_some_and(|shared| shared.load.sibling_has_free_interpreter())
+        })
     }
 
     /// Stops taking clients: their listeners stop waking this loop.
@@ -399,11 +406,9 @@ impl EventLoop {
     }
 
     fn sibling_holds_fewer(&self) -> bool {
-        self.options.shared.is_some_and(|shared| {
-            shared
-                .load
-                .should_yield(self.connections.len(), crate::arbiter::heartbeat::now_ms())
-        })
+        self.options
+            .shared
+            .is_some_and(|shared| shared.load.should_yield(self.connections.len(), now_ms()))
     }
 
     /// Leaves new clients to the siblings still watching the listeners.
