@@ -2,6 +2,7 @@
 //! progress only while none of its threads has been stuck on one request for
 //! too long; for accepting, whether a thread is free to take the next request.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arbiter::heartbeat::now_ms;
@@ -50,7 +51,7 @@ impl Activity {
         }
     }
 
-    pub fn begin(&self, thread: usize) {
+    fn begin(&self, thread: usize) {
         let now = now_ms();
         self.busy_since_ms[thread].store(now, Ordering::Relaxed);
         self.responding_since_ms[thread].store(now, Ordering::Relaxed);
@@ -58,11 +59,11 @@ impl Activity {
 
     /// Called before the final reply is queued, so the loop it wakes already
     /// sees this thread free (else the loop stays paused, see `all_busy_since_ms`).
-    pub fn responded(&self, thread: usize) {
+    fn responded(&self, thread: usize) {
         self.responding_since_ms[thread].store(0, Ordering::Relaxed);
     }
 
-    pub fn end(&self, thread: usize) {
+    fn end(&self, thread: usize) {
         self.responding_since_ms[thread].store(0, Ordering::Relaxed);
         self.busy_since_ms[thread].store(0, Ordering::Relaxed);
     }
@@ -90,6 +91,32 @@ impl Activity {
             .min()
             .unwrap_or_else(now_ms)
             .min(now_ms())
+    }
+}
+
+/// One interpreter thread's entry in its worker's [`Activity`].
+#[derive(Clone)]
+pub struct ThreadActivity {
+    activity: Arc<Activity>,
+    thread: usize,
+}
+
+impl ThreadActivity {
+    pub fn new(activity: Arc<Activity>, thread: usize) -> ThreadActivity {
+        ThreadActivity { activity, thread }
+    }
+
+    pub fn begin(&self) {
+        self.activity.begin(self.thread);
+    }
+
+    /// See [`Activity::responded`].
+    pub fn responded(&self) {
+        self.activity.responded(self.thread);
+    }
+
+    pub fn end(&self) {
+        self.activity.end(self.thread);
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rustpython_vm::VirtualMachine;
 
-use super::activity::Activity;
+use super::activity::ThreadActivity;
 use super::exchange::{ConnectionId, FlowControl, Reply, ReplyQueue, ResponseEnd};
 use crate::http::response::{
     EncodedHead, LAST_CHUNK, ResponseContext, ResponseFraming, encode_head, error_response,
@@ -21,8 +21,7 @@ pub struct ResponseOutput {
     replies: Arc<ReplyQueue>,
     /// The interpreter thread serving the request, marked as having responded
     /// once the final reply has its window.
-    activity: Arc<Activity>,
-    thread: usize,
+    serving_thread: ThreadActivity,
     context: ResponseContext,
     /// Set once the head is encoded.
     framing: Option<ResponseFraming>,
@@ -38,15 +37,14 @@ impl ResponseOutput {
         connection: ConnectionId,
         flow: Arc<FlowControl>,
         replies: Arc<ReplyQueue>,
-        (activity, thread): (Arc<Activity>, usize),
+        serving_thread: ThreadActivity,
         context: ResponseContext,
     ) -> ResponseOutput {
         ResponseOutput {
             connection,
             flow,
             replies,
-            activity,
-            thread,
+            serving_thread,
             keep_alive: context.keep_alive,
             context,
             framing: None,
@@ -70,7 +68,7 @@ impl ResponseOutput {
             // Before the reply wakes the loop: woken by it, the loop must see
             // this thread free, or it stays paused and publishes a stale
             // "all interpreters busy" to its siblings.
-            self.activity.responded(self.thread);
+            self.serving_thread.responded();
         }
         self.replies.push(Reply {
             connection: self.connection,

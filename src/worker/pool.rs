@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 
 use rustpython_vm::VirtualMachine;
 
-use super::activity::Activity;
+use super::activity::{Activity, ThreadActivity};
 use super::exchange::{Job, JobQueue, ReplyQueue};
 use super::output::ResponseOutput;
 use crate::http::response::ResponseContext;
@@ -34,10 +34,11 @@ impl InterpreterPool {
                 // Wait for jobs detached from the VM: a garbage collection in any
                 // interpreter stops every thread attached to one, and a thread
                 // blocked here while attached would never answer it.
+                let this_thread = ThreadActivity::new(activity.clone(), index);
                 while let Some(job) = vm.allow_threads(|| jobs.pop()) {
-                    activity.begin(index);
-                    serve_job(host, vm, job, &replies, (activity.clone(), index));
-                    activity.end(index);
+                    this_thread.begin();
+                    serve_job(host, vm, job, &replies, &this_thread);
+                    this_thread.end();
                 }
             })?;
         Ok(InterpreterPool {
@@ -65,7 +66,7 @@ fn serve_job(
     vm: &VirtualMachine,
     job: Job,
     replies: &Arc<ReplyQueue>,
-    serving_thread: (Arc<Activity>, usize),
+    serving_thread: &ThreadActivity,
 ) {
     let Job {
         connection,
@@ -79,6 +80,12 @@ fn serve_job(
         is_head: head.method() == "HEAD",
         keep_alive: head.keep_alive,
     };
-    let output = ResponseOutput::new(connection, flow, replies.clone(), serving_thread, context);
+    let output = ResponseOutput::new(
+        connection,
+        flow,
+        replies.clone(),
+        serving_thread.clone(),
+        context,
+    );
     host.serve(vm, &head, body, &info, Box::new(output));
 }
