@@ -61,7 +61,8 @@ def train(binary):
     """Serves every benchmark scenario with the instrumented binary; its
     processes merge their counts into one file of the profile directory."""
     with tempfile.TemporaryDirectory(prefix="ferrocorn-pgo-") as work:
-        venv, site_packages = run.make_venv(work, ["flask==3.1.0"])
+        run.ensure_wrk()
+        venv, site_packages = run.make_venv(work, [run.FLASK])
         env = dict(os.environ, PYTHONPATH=run.APPS)
         for scenario, kind, workers, mode in run.scenarios():
             port = run.free_port()

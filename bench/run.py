@@ -29,7 +29,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APPS = os.path.join(ROOT, "bench", "apps")
-PEERS = ["gunicorn==23.0.0", "granian==2.5.0", "waitress==3.0.2", "flask==3.1.0"]
+FLASK = "flask==3.1.0"
+PEERS = ["gunicorn==23.0.0", "granian==2.5.0", "waitress==3.0.2", FLASK]
 
 # name -> (app module:callable, path, wrk extra args)
 APPS_BY_KIND = {
@@ -195,11 +196,14 @@ def build(profile):
     return os.path.join(target_dir(), "x86_64-unknown-linux-gnu", profile, "ferrocorn")
 
 
-def make_venv(work, packages):
-    """A venv under `work` with `packages` from PyPI (and wrk on the machine);
-    returns the venv and its site-packages."""
+def ensure_wrk():
     if shutil.which("wrk") is None:
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+
+
+def make_venv(work, packages):
+    """A venv under `work` with `packages` from PyPI; returns the venv and its
+    site-packages."""
     venv = os.path.join(work, "venv")
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q"] + packages, check=True)
@@ -228,6 +232,7 @@ def main():
     wanted_servers = set(filter(None, args.servers.split(",")))
     with tempfile.TemporaryDirectory(prefix="ferrocorn-bench-") as work:
         binary = os.path.abspath(args.binary) if args.binary else build(args.profile)
+        ensure_wrk()
         venv, site_packages = make_venv(work, PEERS)
         env = dict(os.environ, PYTHONPATH=APPS)
         for scenario, kind, workers, mode in scenarios():

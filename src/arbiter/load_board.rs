@@ -137,12 +137,17 @@ mod tests {
     use super::*;
     use crate::worker::activity::STALL_MS;
 
-    #[test]
-    fn a_worker_yields_only_to_a_sibling_taking_clients_with_clearly_fewer() {
+    fn two_workers() -> (LoadBoard, WorkerLoad, WorkerLoad) {
         let board = LoadBoard::new().unwrap();
         board.start(0);
         board.start(1);
         let (first, second) = (board.worker(0), board.worker(1));
+        (board, first, second)
+    }
+
+    #[test]
+    fn a_worker_yields_only_to_a_sibling_taking_clients_with_clearly_fewer() {
+        let (board, first, second) = two_workers();
         let now = 1_000_000;
         // No sibling takes clients yet: never yield.
         assert!(!first.should_yield(50, now));
@@ -178,10 +183,7 @@ mod tests {
 
     #[test]
     fn a_sibling_has_a_free_interpreter_only_while_taking_clients_and_not_all_busy() {
-        let board = LoadBoard::new().unwrap();
-        board.start(0);
-        board.start(1);
-        let (first, second) = (board.worker(0), board.worker(1));
+        let (board, first, second) = two_workers();
         assert!(
             !first.sibling_has_free_interpreter(),
             "not taking clients yet"
