@@ -166,6 +166,25 @@ fn contract_violations_are_500s_with_a_logged_reason() {
 }
 
 #[test]
+fn a_contract_break_found_outside_python_code_is_logged_once() {
+    let server = Server::start(&["probe:application"]);
+    let cases = [
+        ("/str-body", "must yield bytes, not str"),
+        ("/no-start-response", "before calling start_response"),
+    ];
+    for (path, _) in cases {
+        assert_eq!(server.get(path).status, 500, "{path}");
+    }
+    // Log lines arrive in order: once this one is in, the earlier ones are too.
+    assert_eq!(server.get("/raise").status, 500);
+    assert!(server.wait_for_log("ValueError: the app failed on purpose"));
+    let log = server.log();
+    for (path, logged) in cases {
+        assert_eq!(log.matches(logged).count(), 1, "{path}:\n{log}");
+    }
+}
+
+#[test]
 fn close_is_called_after_success_failure_and_disconnect() {
     let dir = scratch_dir("close");
     let log = dir.join("probe.log");

@@ -27,7 +27,9 @@ use crate::worker::exchange::ConnectionInfo;
 /// Why a request's app run failed.
 enum Failure {
     Python(PyBaseExceptionRef),
-    Contract(&'static str),
+    /// A break of the WSGI contract the server found outside Python code:
+    /// logged once, as a violation, with no traceback to add.
+    Contract(String),
 }
 
 pub struct WsgiHost {
@@ -118,21 +120,28 @@ impl WsgiHost {
                 String::from_utf8_lossy(head.target_bytes())
             )
         };
-        let failure = match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err(Failure::Python(exception))) => Some(format!(
-                "Error handling request {}\n{}",
-                request_line(),
-                format_exception(vm, &exception)
-            )),
+        // Whether the request failed, and what to log for it besides its violations.
+        let (failed, failure_log) = match outcome {
+            Ok(Ok(())) => (false, None),
+            Ok(Err(Failure::Python(exception))) => (
+                true,
+                Some(format!(
+                    "Error handling request {}\n{}",
+                    request_line(),
+                    format_exception(vm, &exception)
+                )),
+            ),
             Ok(Err(Failure::Contract(rule))) => {
-                exchange.violations.push(rule.to_owned());
-                Some(format!("Error handling request {}: {rule}", request_line()))
+                exchange.violations.push(rule);
+                (true, None)
             }
-            Err(panic) => Some(format!(
-                "panic while handling a request: {}",
-                panic_message(&panic)
-            )),
+            Err(panic) => (
+                true,
+                Some(format!(
+                    "panic while handling a request: {}",
+                    panic_message(&panic)
+                )),
+            ),
         };
         for violation in &exchange.violations {
             log::error(&format!(
@@ -141,22 +150,18 @@ impl WsgiHost {
             ));
         }
         exchange.output.violations(&exchange.violations);
-        let failed = failure.is_some();
-        match failure {
-            None => {
-                exchange.output.finish(vm, true);
-            }
-            Some(message) => {
-                log::error(&message);
-                if exchange.output.pushed_anything() {
-                    exchange.output.finish(vm, false);
-                } else {
-                    exchange.headers = None;
-                    exchange
-                        .output
-                        .fail(vm, 500, "The server could not complete the request.");
-                }
-            }
+        if let Some(message) = failure_log {
+            log::error(&message);
+        }
+        if !failed {
+            exchange.output.finish(vm, true);
+        } else if exchange.output.pushed_anything() {
+            exchange.output.finish(vm, false);
+        } else {
+            exchange.headers = None;
+            exchange
+                .output
+                .fail(vm, 500, "The server could not complete the request.");
         }
         if let Some(format) = &self.access_format {
             let status = match &exchange.headers {
@@ -226,25 +231,24 @@ impl WsgiHost {
         if let Some(items) = items {
             let mut total = 0u64;
             for item in &items {
-                total += body_bytes(vm, item)?.as_bytes().len() as u64;
+                total += body_bytes(item)?.as_bytes().len() as u64;
             }
             for item in &items {
-                self.send_block(vm, body_bytes(vm, item)?.as_bytes(), Some(total), false)?;
+                self.send_block(vm, body_bytes(item)?.as_bytes(), Some(total), false)?;
             }
             return self.send_block(vm, b"", Some(total), false).map(drop);
         }
-        let iterator = result.get_iter(vm).map_err(|error| {
-            start_response::record_violation(format!(
+        let iterator = result.get_iter(vm).map_err(|_| {
+            Failure::Contract(format!(
                 "the app must return an iterable of bytes, not {} (PEP 3333)",
                 result.class().name()
-            ));
-            Failure::Python(error)
+            ))
         })?;
         let mut total = 0u64;
         loop {
             match iterator.next(vm).map_err(Failure::Python)? {
                 PyIterReturn::Return(item) => {
-                    let bytes = body_bytes(vm, &item)?;
+                    let bytes = body_bytes(&item)?;
                     total += bytes.as_bytes().len() as u64;
                     if !self.send_block(vm, bytes.as_bytes(), None, true)? {
                         return Ok(());
@@ -271,7 +275,8 @@ impl WsgiHost {
             if data.is_empty() && known_length.is_none() {
                 return Ok(!ex.output.is_closed());
             }
-            ex.ensure_head(known_length).map_err(Failure::Contract)?;
+            ex.ensure_head(known_length)
+                .map_err(|rule| Failure::Contract(rule.to_owned()))?;
             ex.output.body(data);
             if flush {
                 ex.output.flush(vm);
@@ -284,17 +289,12 @@ impl WsgiHost {
     }
 }
 
-fn body_bytes<'a>(
-    vm: &VirtualMachine,
-    item: &'a PyObjectRef,
-) -> Result<&'a rustpython_vm::Py<PyBytes>, Failure> {
+fn body_bytes(item: &PyObjectRef) -> Result<&rustpython_vm::Py<PyBytes>, Failure> {
     item.downcast_ref::<PyBytes>().ok_or_else(|| {
-        let message = format!(
+        Failure::Contract(format!(
             "the response body must yield bytes, not {} (PEP 3333)",
             item.class().name()
-        );
-        start_response::record_violation(message.clone());
-        Failure::Python(vm.new_type_error(message))
+        ))
     })
 }
 
