@@ -1,5 +1,6 @@
 //! `--reload` and `--reload-extra-file`: a changed source file restarts the
-//! workers, which import the new code; a broken edit keeps the server up.
+//! workers, which import the new code; a broken edit keeps the server up,
+//! answering 500 with the error until the next edit.
 
 mod common;
 
@@ -94,9 +95,23 @@ fn a_broken_edit_keeps_the_server_up_until_it_is_fixed() {
     let server = Server::start_with(&dir, &["--reload", "edited_app"], &[]);
     rewrite(&app, "def broken(:\n");
     assert!(
-        server.wait_for_log("waiting for one of"),
+        server.wait_for_log("answering 500 until one of"),
         "{}",
         server.log()
+    );
+    // Meanwhile a request gets the error at once, not a wait in the backlog.
+    let started = Instant::now();
+    let response = server.get("/");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(response.status, 500, "{}", server.log());
+    let body = response.text();
+    assert!(
+        body.contains("SyntaxError") && body.contains("edited_app.py"),
+        "the body should name the error and the file: {body}"
     );
     rewrite(&app, &app_source("after"));
     wait_for_body(&server, "after");

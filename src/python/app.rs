@@ -30,6 +30,16 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
+impl LoadError {
+    /// The whole story for a reader: the traceback (if any), then the summary line.
+    pub fn report(&self) -> String {
+        match self {
+            LoadError::Spec(message) => format!("{message}\n"),
+            LoadError::Python { summary, traceback } => format!("{traceback}{summary}\n"),
+        }
+    }
+}
+
 /// Imports APP_MODULE and returns its WSGI callable.
 pub fn load_app(vm: &VirtualMachine, spec: &str) -> Result<PyObjectRef, LoadError> {
     let loader =

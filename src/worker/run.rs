@@ -13,7 +13,6 @@ use super::listener::Listener;
 use super::pool::InterpreterPool;
 use super::reload::FileWatcher;
 use crate::arbiter::SharedSlot;
-use crate::arbiter::heartbeat::WorkerBeat;
 use crate::config::Config;
 use crate::config::hooks::WORKER_HOOKS;
 use crate::log;
@@ -79,24 +78,56 @@ pub fn boot_worker(
             Ok((poll, waker))
         })
         .map_err(WorkerError::EventLoop)?;
-    let jobs = Arc::new(JobQueue::default());
+    let mut jobs = Arc::new(JobQueue::default());
     let replies = Arc::new(ReplyQueue::new(waker));
     let threads = config.threads as usize;
     let activity = Arc::new(Activity::new(threads));
-    let pool = InterpreterPool::start(
-        threads,
-        Arc::new(settings),
-        jobs.clone(),
-        replies.clone(),
-        activity.clone(),
-    )
-    .map_err(WorkerError::AppLoad)?;
-    let watcher = config.reload.then(|| {
-        let extra = config.reload_extra_file.iter().cloned();
-        let watcher = FileWatcher::new(pool.module_files().iter().cloned().chain(extra));
-        log::debug(&format!("--reload: watching {} files", watcher.len()));
-        watcher
-    });
+    let start_pool = |settings: HostSettings, jobs: &Arc<JobQueue>| {
+        InterpreterPool::start(
+            threads,
+            Arc::new(settings),
+            jobs.clone(),
+            replies.clone(),
+            activity.clone(),
+        )
+    };
+    let extra_files = config.reload_extra_file.iter().cloned();
+    let (pool, watcher) = match start_pool(settings.clone(), &jobs) {
+        Ok(pool) => {
+            let watcher = config.reload.then(|| {
+                let watcher =
+                    FileWatcher::new(pool.module_files().iter().cloned().chain(extra_files));
+                log::debug(&format!("--reload: watching {} files", watcher.len()));
+                watcher
+            });
+            (pool, watcher)
+        }
+        Err(error) if config.reload => {
+            // As with Gunicorn the server stays up; requests get the error
+            // rather than waiting in the backlog until the next edit.
+            report_load_error(&error);
+            jobs.close();
+            jobs = Arc::new(JobQueue::default());
+            let failed = HostSettings {
+                load_failure: Some(error.report()),
+                list_module_files: false,
+                ..settings
+            };
+            let pool = start_pool(failed, &jobs).map_err(WorkerError::AppLoad)?;
+            // The app's modules are unknown: any source below the working
+            // directory may hold the fix.
+            let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
+            let mut files = FileWatcher::python_files_below(&working_dir);
+            files.extend(extra_files);
+            let watcher = FileWatcher::new(files);
+            log::error(&format!(
+                "the app failed to load; --reload: answering 500 until one of {} files changes",
+                watcher.len()
+            ));
+            (pool, Some(watcher))
+        }
+        Err(error) => return Err(WorkerError::AppLoad(error)),
+    };
     let options = LoopOptions {
         settings: config.connection_settings(),
         max_connections: config.worker_connections as usize,
@@ -159,9 +190,6 @@ pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
         Ok(worker) => worker,
         Err(WorkerError::AppLoad(error)) => {
             report_load_error(&error);
-            if config.reload {
-                return wait_for_a_fix(config, beat.as_ref());
-            }
             return EXIT_APP_LOAD_ERROR;
         }
         Err(error) => {
@@ -192,33 +220,6 @@ pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
     log::info(&format!("Worker exiting (pid: {})", std::process::id()));
     hooks.call("worker_exit", true);
     code
-}
-
-/// `--reload` after the app failed to load: as with Gunicorn the server
-/// stays up; this worker waits for a `.py` file below the working directory
-/// (or an extra file) to change, then exits so that a fresh worker tries again.
-fn wait_for_a_fix(config: &Config, beat: Option<&WorkerBeat>) -> i32 {
-    if let Some(beat) = beat {
-        beat.mark_booted();
-    }
-    let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
-    let mut files = FileWatcher::python_files_below(&working_dir);
-    files.extend(config.reload_extra_file.iter().cloned());
-    let watcher = FileWatcher::new(files);
-    log::error(&format!(
-        "the app failed to load; --reload: waiting for one of {} files to change",
-        watcher.len()
-    ));
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
-        if let Some(beat) = beat {
-            beat.beat(crate::arbiter::heartbeat::now_ms());
-        }
-        if let Some(path) = watcher.changed() {
-            log::info(&format!("Worker reloading: {} modified", path.display()));
-            return 0;
-        }
-    }
 }
 
 /// The configuration file's worker hooks, run on a thread of this worker.

@@ -27,8 +27,12 @@ use crate::python::interpreter::new_interpreter;
 pub const INTERPRETER_STACK: usize = 16 << 20;
 
 /// What every interpreter of a server (or embedded app) is booted with.
+#[derive(Clone)]
 pub struct HostSettings {
     pub app_spec: String,
+    /// Set when the app failed to load under `--reload`: every request is
+    /// answered with a 500 showing this report instead (`ferrocorn.failed`).
+    pub load_failure: Option<String>,
     pub sys_path: Vec<String>,
     pub environ: EnvironSettings,
     pub access_format: Option<AccessFormat>,
@@ -52,6 +56,7 @@ impl HostSettings {
     ) -> HostSettings {
         HostSettings {
             app_spec: config.app.clone(),
+            load_failure: None,
             sys_path: config.sys_path(working_dir),
             environ: EnvironSettings {
                 url_scheme: "http",
@@ -185,7 +190,15 @@ pub fn boot(settings: &HostSettings) -> Result<(Interpreter, WsgiHost), LoadErro
                 describe(vm, &e)
             ))
         })?;
-        let app = load_app(vm, &settings.app_spec)?;
+        let app = match &settings.load_failure {
+            Some(report) => failed_app(vm, report).map_err(|e| {
+                LoadError::Spec(format!(
+                    "cannot start the app that reports the load error: {}",
+                    describe(vm, &e)
+                ))
+            })?,
+            None => load_app(vm, &settings.app_spec)?,
+        };
         freeze_imported_objects(vm);
         let app = if settings.check_wsgi {
             wrap_in_checker(vm, app).map_err(|e| {
@@ -205,6 +218,15 @@ pub fn boot(settings: &HostSettings) -> Result<(Interpreter, WsgiHost), LoadErro
         Ok(host)
     })?;
     Ok((interpreter, host))
+}
+
+/// `ferrocorn.failed.app_for(report)`: a WSGI app answering 500 with `report`.
+fn failed_app(
+    vm: &VirtualMachine,
+    report: &str,
+) -> Result<PyObjectRef, rustpython_vm::builtins::PyBaseExceptionRef> {
+    let app_for = import_module(vm, "ferrocorn.failed", "app_for")?.get_attr("app_for", vm)?;
+    app_for.call((vm.ctx.new_str(report),), vm)
 }
 
 /// `ferrocorn.check.wrap(app, report)`: findings go to the request's list of

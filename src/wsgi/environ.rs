@@ -16,6 +16,7 @@ use crate::worker::exchange::ConnectionInfo;
 use super::input::Input;
 
 /// What every environ of this server has in common.
+#[derive(Clone)]
 pub struct EnvironSettings {
     pub url_scheme: &'static str,
     pub multiprocess: bool,
