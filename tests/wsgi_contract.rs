@@ -171,6 +171,7 @@ fn a_contract_break_found_outside_python_code_is_logged_once() {
     let cases = [
         ("/str-body", "must yield bytes, not str"),
         ("/no-start-response", "before calling start_response"),
+        ("/not-iterable", "must return an iterable of bytes, not int"),
     ];
     for (path, _) in cases {
         assert_eq!(server.get(path).status, 500, "{path}");
@@ -182,6 +183,22 @@ fn a_contract_break_found_outside_python_code_is_logged_once() {
     for (path, logged) in cases {
         assert_eq!(log.matches(logged).count(), 1, "{path}:\n{log}");
     }
+}
+
+#[test]
+fn an_iter_method_that_raises_is_the_apps_error_with_its_traceback() {
+    let server = Server::start(&["probe:application"]);
+    assert_eq!(server.get("/iter-raises").status, 500);
+    assert!(
+        server.wait_for_log("ValueError: __iter__ failed on purpose"),
+        "{}",
+        server.log()
+    );
+    assert!(
+        !server.log().contains("iterable of bytes"),
+        "{}",
+        server.log()
+    );
 }
 
 #[test]

@@ -238,10 +238,17 @@ impl WsgiHost {
             }
             return self.send_block(vm, b"", Some(total), false).map(drop);
         }
-        let iterator = result.get_iter(vm).map_err(|_| {
+        let iterator = result.get_iter(vm).map_err(|error| {
+            let class = result.class();
+            // An `__iter__` that raised is the app's bug, with its traceback.
+            if class.has_attr(rustpython_vm::identifier!(vm, __iter__))
+                || class.has_attr(rustpython_vm::identifier!(vm, __getitem__))
+            {
+                return Failure::Python(error);
+            }
             Failure::Contract(format!(
                 "the app must return an iterable of bytes, not {} (PEP 3333)",
-                result.class().name()
+                class.name()
             ))
         })?;
         let mut total = 0u64;

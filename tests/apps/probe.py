@@ -23,6 +23,11 @@ def text(start_response, body, status="200 OK", extra=()):
     return [data]
 
 
+class IterRaises:
+    def __iter__(self):
+        raise ValueError("__iter__ failed on purpose")
+
+
 class Recorded:
     """An iterable whose close() is logged, optionally failing part way."""
 
@@ -127,6 +132,12 @@ def application(environ, start_response):
         return ["not bytes"]
     if path == "/no-start-response":
         return [b"body without start_response"]
+    if path == "/not-iterable":
+        start_response("200 OK", [])
+        return 42
+    if path == "/iter-raises":
+        start_response("200 OK", [])
+        return IterRaises()
     if path == "/write":
         write = start_response("200 OK", [("Content-Type", "text/plain")])
         write(b"written ")
