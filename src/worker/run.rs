@@ -78,56 +78,13 @@ pub fn boot_worker(
             Ok((poll, waker))
         })
         .map_err(WorkerError::EventLoop)?;
-    let mut jobs = Arc::new(JobQueue::default());
     let replies = Arc::new(ReplyQueue::new(waker));
-    let threads = config.threads as usize;
-    let activity = Arc::new(Activity::new(threads));
-    let start_pool = |settings: HostSettings, jobs: &Arc<JobQueue>| {
-        InterpreterPool::start(
-            threads,
-            Arc::new(settings),
-            jobs.clone(),
-            replies.clone(),
-            activity.clone(),
-        )
-    };
-    let extra_files = config.reload_extra_file.iter().cloned();
-    let (pool, watcher) = match start_pool(settings.clone(), &jobs) {
-        Ok(pool) => {
-            let watcher = config.reload.then(|| {
-                let watcher =
-                    FileWatcher::new(pool.module_files().iter().cloned().chain(extra_files));
-                log::debug(&format!("--reload: watching {} files", watcher.len()));
-                watcher
-            });
-            (pool, watcher)
-        }
-        Err(error) if config.reload => {
-            // As with Gunicorn the server stays up; requests get the error
-            // rather than waiting in the backlog until the next edit.
-            report_load_error(&error);
-            jobs.close();
-            jobs = Arc::new(JobQueue::default());
-            let failed = HostSettings {
-                load_failure: Some(error.report()),
-                list_module_files: false,
-                ..settings
-            };
-            let pool = start_pool(failed, &jobs).map_err(WorkerError::AppLoad)?;
-            // The app's modules are unknown: any source below the working
-            // directory may hold the fix.
-            let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
-            let mut files = FileWatcher::python_files_below(&working_dir);
-            files.extend(extra_files);
-            let watcher = FileWatcher::new(files);
-            log::error(&format!(
-                "the app failed to load; --reload: answering 500 until one of {} files changes",
-                watcher.len()
-            ));
-            (pool, Some(watcher))
-        }
-        Err(error) => return Err(WorkerError::AppLoad(error)),
-    };
+    let activity = Arc::new(Activity::new(config.threads as usize));
+    let Interpreters {
+        jobs,
+        pool,
+        watcher,
+    } = start_interpreters(config, settings, &replies, &activity).map_err(WorkerError::AppLoad)?;
     let options = LoopOptions {
         settings: config.connection_settings(),
         max_connections: config.worker_connections as usize,
@@ -146,6 +103,79 @@ pub fn boot_worker(
         replies,
         pool,
     })
+}
+
+/// The interpreter threads, the queue they take jobs from, and the
+/// `--reload` watcher that retires the worker when a source file changes.
+struct Interpreters {
+    jobs: Arc<JobQueue>,
+    pool: InterpreterPool,
+    watcher: Option<FileWatcher>,
+}
+
+fn start_interpreters(
+    config: &Config,
+    settings: HostSettings,
+    replies: &Arc<ReplyQueue>,
+    activity: &Arc<Activity>,
+) -> Result<Interpreters, LoadError> {
+    let start = |settings: HostSettings| {
+        let jobs = Arc::new(JobQueue::default());
+        let started = InterpreterPool::start(
+            config.threads as usize,
+            Arc::new(settings),
+            jobs.clone(),
+            replies.clone(),
+            activity.clone(),
+        );
+        if started.is_err() {
+            // Threads that did load the app end instead of waiting for jobs.
+            jobs.close();
+        }
+        started.map(|pool| (jobs, pool))
+    };
+    let extra_files = config.reload_extra_file.iter().cloned();
+    match start(settings.clone()) {
+        Ok((jobs, pool)) => {
+            let watcher = config.reload.then(|| {
+                let watcher =
+                    FileWatcher::new(pool.module_files().iter().cloned().chain(extra_files));
+                log::debug(&format!("--reload: watching {} files", watcher.len()));
+                watcher
+            });
+            Ok(Interpreters {
+                jobs,
+                pool,
+                watcher,
+            })
+        }
+        Err(error) if config.reload => {
+            // As with Gunicorn the server stays up; requests get the error
+            // rather than waiting in the backlog until the next edit.
+            report_load_error(&error);
+            let (jobs, pool) = start(HostSettings {
+                load_failure: Some(error.report()),
+                list_module_files: false,
+                ..settings
+            })?;
+            // The app's modules are unknown: any source below the working
+            // directory may hold the fix.
+            let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
+            let mut files = FileWatcher::python_files_below(&working_dir);
+            files.extend(extra_files);
+            let watcher = FileWatcher::new(files);
+            log::error(&format!(
+                "the app failed to load; --reload: answering 500 until one of {} files changes",
+                watcher.len()
+            ));
+            Ok(Interpreters {
+                jobs,
+                pool,
+                watcher: Some(watcher),
+            })
+        }
+        Err(error) => Err(error),
+    }
 }
 
 impl BootedWorker {
