@@ -10,7 +10,9 @@ the PGO build of bench/build_pgo.py), makes a throw-away venv with Gunicorn (syn
 gthread), Granian (--interface wsgi), Waitress and Flask from PyPI, installs
 wrk with apt-get if missing, then for each scenario and round starts each
 server on a loopback port, waits until it answers HTTP, warms it up for 2 s, runs `wrk -t1 -c64 --latency`, and
-records requests/s, p50/p99 latency and the RSS of its worker processes.
+records requests/s, p50/p99 latency, the RSS of its worker processes and the
+CPU time its processes spent per request (ferrocorn's split into interpreter
+threads and the rest, to tell the app's cost from the server's).
 Prints one table per scenario with the ratio of ferrocorn to each peer.
 Traffic stays on 127.0.0.1; every run is bounded by --duration.
 """
@@ -140,6 +142,40 @@ def tree_rss_kb(pid, include_root):
     return total
 
 
+def cpu_seconds_by_thread(session):
+    """CPU time (user + system) so far of every thread of every process in
+    the session `session`, keyed by thread name (threads of one name summed)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.getsid(int(pid)) != session:
+                continue
+            for tid in os.listdir("/proc/%s/task" % pid):
+                with open("/proc/%s/task/%s/stat" % (pid, tid)) as stat:
+                    text = stat.read()
+                name = text[text.index("(") + 1:text.rindex(")")]
+                fields = text[text.rindex(")") + 2:].split()
+                # utime and stime: fields 14 and 15 of stat(5), counted from the pid.
+                seconds = (int(fields[11]) + int(fields[12])) / ticks
+                totals[name] = totals.get(name, 0.0) + seconds
+        except (OSError, ValueError):
+            continue  # a process or thread that ended meanwhile
+    return totals
+
+
+def cpu_per_request_us(before, after, requests):
+    """CPU µs per request over all threads, and (for ferrocorn) split into its
+    interpreter threads and the rest (event loops, arbiter)."""
+    spent = {name: after[name] - before.get(name, 0.0) for name in after}
+    total = sum(spent.values())
+    interpreters = sum(v for name, v in spent.items() if name.startswith("interpreter"))
+    per = lambda seconds: seconds / requests * 1e6 if requests else None
+    return per(total), per(interpreters) if interpreters else None
+
+
 def parse_latency(text, label):
     match = re.search(r"^\s+%s\s+([\d.]+)(us|ms|s)\s*$" % re.escape(label), text, re.M)
     if not match:
@@ -175,7 +211,11 @@ def measure(name, command, env, port, kind, mode, duration):
             return None
         # Warm-up, long enough for every worker of a prefork server to boot.
         run_wrk(port, path, mode, 2, extra)
+        cpu_before = cpu_seconds_by_thread(process.pid)
         result = run_wrk(port, path, mode, duration, extra)
+        cpu_after = cpu_seconds_by_thread(process.pid)
+        result["cpu_us"], result["interp_us"] = cpu_per_request_us(cpu_before, cpu_after,
+                                                                   result["rps"] * duration)
         result["rss_mb"] = tree_rss_kb(process.pid, include_root=name == "waitress") / 1024
         return result
     finally:
@@ -250,21 +290,28 @@ def main():
                     if outcome:
                         results.setdefault(name, []).append(outcome)
             print("\n== %s (wrk -t1 -c64 -d%ds, %d round(s), median)" % (scenario, args.duration, args.rounds))
-            print("%-18s %10s %9s %9s %9s  %s" % ("server", "req/s", "p50 ms", "p99 ms", "RSS MB", "errors"))
+            print("%-18s %10s %9s %9s %9s %10s  %s" % ("server", "req/s", "p50 ms", "p99 ms", "RSS MB",
+                                                      "CPU us/req", "errors"))
             medians = {}
             for name, runs in results.items():
                 median = lambda key: statistics.median([r[key] for r in runs if r[key] is not None]) \
                     if any(r[key] is not None for r in runs) else None
-                medians[name] = {key: median(key) for key in ("rps", "p50", "p99", "rss_mb")}
+                medians[name] = {key: median(key) for key in ("rps", "p50", "p99", "rss_mb", "cpu_us",
+                                                              "interp_us")}
                 m = medians[name]
-                print("%-18s %10s %9s %9s %9s  %s" % (name, fmt(m["rps"], "%.0f"), fmt(m["p50"], "%.2f"),
-                                                     fmt(m["p99"], "%.2f"), fmt(m["rss_mb"], "%.0f"),
-                                                     "; ".join(r["errors"] for r in runs if r["errors"])))
+                print("%-18s %10s %9s %9s %9s %10s  %s" % (name, fmt(m["rps"], "%.0f"), fmt(m["p50"], "%.2f"),
+                                                          fmt(m["p99"], "%.2f"), fmt(m["rss_mb"], "%.0f"),
+                                                          fmt(m["cpu_us"], "%.1f"),
+                                                          "; ".join(r["errors"] for r in runs if r["errors"])))
             ours = medians.get("ferrocorn", {}).get("rps")
             if ours:
                 ratios = ["%s %.2fx" % (name, ours / m["rps"]) for name, m in medians.items()
                           if name != "ferrocorn" and m["rps"]]
                 print("ferrocorn / peer req/s: " + ", ".join(ratios))
+                m = medians["ferrocorn"]
+                if m["cpu_us"] and m["interp_us"]:
+                    print("ferrocorn CPU us/req: interpreter threads %.1f, event loops and arbiter %.1f"
+                          % (m["interp_us"], m["cpu_us"] - m["interp_us"]))
             sys.stdout.flush()
         if not wanted or "startup" in wanted:
             print("\n== startup: process start to the first hello-world response (10 launches)")
