@@ -10,9 +10,11 @@ the PGO build of bench/build_pgo.py), makes a throw-away venv with Gunicorn (syn
 gthread), Granian (--interface wsgi), Waitress and Flask from PyPI, installs
 wrk with apt-get if missing, then for each scenario and round starts each
 server on a loopback port, waits until it answers HTTP, warms it up for 2 s, runs `wrk -t1 -c64 --latency`, and
-records requests/s, p50/p99 latency, the RSS of its worker processes and the
-CPU time its processes spent per request (ferrocorn's split into interpreter
-threads and the rest, to tell the app's cost from the server's).
+records requests/s, p50/p99 latency, the longest a new client waited for
+its first response meanwhile (one arrives every 100 ms), the RSS of its worker
+processes and the CPU time its processes spent per request (ferrocorn's split
+into interpreter threads and the rest, to tell the app's cost from the
+server's).
 Prints one table per scenario with the ratio of ferrocorn to each peer.
 Traffic stays on 127.0.0.1; every run is bounded by --duration.
 """
@@ -27,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -202,6 +205,23 @@ def run_wrk(port, path, mode, duration, extra):
     }
 
 
+def probe_new_clients(port, path, stop, latencies_ms):
+    """Until `stop` is set, every 100 ms a new client sends one request; the
+    time until its response starts goes to `latencies_ms`. While wrk keeps
+    the server busy this shows whether a newcomer is served promptly or left
+    waiting in the listen backlog behind the clients already connected."""
+    request = b"GET %s HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n" % path.encode()
+    while not stop.wait(0.1):
+        started = time.monotonic()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+                client.sendall(request)
+                answered = client.recv(16).startswith(b"HTTP/1.")
+        except OSError:
+            answered = False
+        latencies_ms.append((time.monotonic() - started) * 1000 if answered else float("inf"))
+
+
 def measure(name, command, env, port, kind, mode, duration):
     app, path, extra = APPS_BY_KIND[kind]
     process = subprocess.Popen(command, cwd=APPS, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -212,8 +232,14 @@ def measure(name, command, env, port, kind, mode, duration):
         # Warm-up, long enough for every worker of a prefork server to boot.
         run_wrk(port, path, mode, 2, extra)
         cpu_before = cpu_seconds_by_thread(process.pid)
+        stop_probe, newcomers_ms = threading.Event(), []
+        probe = threading.Thread(target=probe_new_clients, args=(port, path, stop_probe, newcomers_ms))
+        probe.start()
         result = run_wrk(port, path, mode, duration, extra)
+        stop_probe.set()
+        probe.join()
         cpu_after = cpu_seconds_by_thread(process.pid)
+        result["newcomer_max"] = max(newcomers_ms) if newcomers_ms else None
         result["cpu_us"], result["interp_us"] = cpu_per_request_us(cpu_before, cpu_after,
                                                                    result["rps"] * duration)
         result["rss_mb"] = tree_rss_kb(process.pid, include_root=name == "waitress") / 1024
@@ -290,18 +316,19 @@ def main():
                     if outcome:
                         results.setdefault(name, []).append(outcome)
             print("\n== %s (wrk -t1 -c64 -d%ds, %d round(s), median)" % (scenario, args.duration, args.rounds))
-            print("%-18s %10s %9s %9s %9s %10s  %s" % ("server", "req/s", "p50 ms", "p99 ms", "RSS MB",
-                                                      "CPU us/req", "errors"))
+            print("%-18s %10s %9s %9s %12s %9s %10s  %s" % ("server", "req/s", "p50 ms", "p99 ms",
+                                                           "new max ms", "RSS MB", "CPU us/req", "errors"))
             medians = {}
             for name, runs in results.items():
                 median = lambda key: statistics.median([r[key] for r in runs if r[key] is not None]) \
                     if any(r[key] is not None for r in runs) else None
-                medians[name] = {key: median(key) for key in ("rps", "p50", "p99", "rss_mb", "cpu_us",
-                                                              "interp_us")}
+                medians[name] = {key: median(key) for key in ("rps", "p50", "p99", "newcomer_max", "rss_mb",
+                                                              "cpu_us", "interp_us")}
                 m = medians[name]
-                print("%-18s %10s %9s %9s %9s %10s  %s" % (name, fmt(m["rps"], "%.0f"), fmt(m["p50"], "%.2f"),
-                                                          fmt(m["p99"], "%.2f"), fmt(m["rss_mb"], "%.0f"),
-                                                          fmt(m["cpu_us"], "%.1f"),
+                print("%-18s %10s %9s %9s %12s %9s %10s  %s" % (name, fmt(m["rps"], "%.0f"),
+                                                               fmt(m["p50"], "%.2f"), fmt(m["p99"], "%.2f"),
+                                                               fmt(m["newcomer_max"], "%.1f"),
+                                                               fmt(m["rss_mb"], "%.0f"), fmt(m["cpu_us"], "%.1f"),
                                                           "; ".join(r["errors"] for r in runs if r["errors"])))
             ours = medians.get("ferrocorn", {}).get("rps")
             if ours:
