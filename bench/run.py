@@ -11,8 +11,8 @@ gthread), Granian (--interface wsgi), Waitress and Flask from PyPI, installs
 wrk with apt-get if missing, then for each scenario and round starts each
 server on a loopback port, waits until it answers HTTP, warms it up for 2 s, runs `wrk -t1 -c64 --latency`, and
 records requests/s, p50/p99 latency, the longest a new client waited for
-its first response meanwhile (one arrives every 100 ms), the RSS of its worker
-processes and the CPU time its processes spent per request (ferrocorn's split
+its first response meanwhile (one arrives every 100 ms), the RSS and PSS of
+its worker processes and the CPU time its processes spent per request (ferrocorn's split
 into interpreter threads and the rest, to tell the app's cost from the
 server's).
 Prints one table per scenario with the ratio of ferrocorn to each peer.
@@ -129,20 +129,36 @@ def wait_serving(port, process, timeout=30):
     return False
 
 
-def tree_rss_kb(pid, include_root):
-    """RSS of `pid`'s descendants (its workers), and of `pid` itself if asked."""
-    output = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,rss="], capture_output=True, text=True).stdout
-    children, rss = {}, {}
+def worker_pids(pid, include_root):
+    """`pid`'s descendants (its workers), and `pid` itself if asked."""
+    output = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+    children = {}
     for line in output.splitlines():
-        p, pp, r = (int(x) for x in line.split())
+        p, pp = (int(x) for x in line.split())
         children.setdefault(pp, []).append(p)
-        rss[p] = r
-    total, stack = (rss.get(pid, 0) if include_root else 0), list(children.get(pid, []))
+    found, stack = ([pid] if include_root else []), list(children.get(pid, []))
     while stack:
         p = stack.pop()
-        total += rss.get(p, 0)
+        found.append(p)
         stack.extend(children.get(p, []))
-    return total
+    return found
+
+
+def memory_mb(pids):
+    """Summed RSS and PSS of `pids`. PSS divides each shared page among the
+    processes mapping it, so forked workers sharing the binary's and the
+    interpreter's pages are not counted once per worker as RSS counts them."""
+    totals = {"Rss": 0, "Pss": 0}
+    for pid in pids:
+        try:
+            with open("/proc/%d/smaps_rollup" % pid) as rollup:
+                for line in rollup:
+                    key, _, rest = line.partition(":")
+                    if key in totals:
+                        totals[key] += int(rest.split()[0])
+        except OSError:
+            continue
+    return totals["Rss"] / 1024, totals["Pss"] / 1024
 
 
 def cpu_seconds_by_thread(session):
@@ -242,7 +258,7 @@ def measure(name, command, env, port, kind, mode, duration):
         result["newcomer_max"] = max(newcomers_ms) if newcomers_ms else None
         result["cpu_us"], result["interp_us"] = cpu_per_request_us(cpu_before, cpu_after,
                                                                    result["rps"] * duration)
-        result["rss_mb"] = tree_rss_kb(process.pid, include_root=name == "waitress") / 1024
+        result["rss_mb"], result["pss_mb"] = memory_mb(worker_pids(process.pid, include_root=name == "waitress"))
         return result
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -277,6 +293,24 @@ def make_venv(work, packages):
                                     "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                    capture_output=True, text=True, check=True).stdout.strip()
     return venv, site_packages
+
+
+# The table's columns: title, key of a measurement, format, width.
+COLUMNS = [
+    ("req/s", "rps", "%.0f", 10),
+    ("p50 ms", "p50", "%.2f", 9),
+    ("p99 ms", "p99", "%.2f", 9),
+    ("new max ms", "newcomer_max", "%.1f", 11),
+    ("RSS MB", "rss_mb", "%.0f", 7),
+    ("PSS MB", "pss_mb", "%.0f", 7),
+    ("CPU us/req", "cpu_us", "%.1f", 11),
+]
+MEASURED = [key for _, key, _, _ in COLUMNS] + ["interp_us"]
+
+
+def median_of(runs, key):
+    values = [run[key] for run in runs if run.get(key) is not None]
+    return statistics.median(values) if values else None
 
 
 def fmt(value, pattern="%.1f"):
@@ -316,20 +350,14 @@ def main():
                     if outcome:
                         results.setdefault(name, []).append(outcome)
             print("\n== %s (wrk -t1 -c64 -d%ds, %d round(s), median)" % (scenario, args.duration, args.rounds))
-            print("%-18s %10s %9s %9s %12s %9s %10s  %s" % ("server", "req/s", "p50 ms", "p99 ms",
-                                                           "new max ms", "RSS MB", "CPU us/req", "errors"))
+            print("%-18s " % "server" + " ".join("%*s" % (width, title) for title, _, _, width in COLUMNS)
+                  + "  errors")
             medians = {}
             for name, runs in results.items():
-                median = lambda key: statistics.median([r[key] for r in runs if r[key] is not None]) \
-                    if any(r[key] is not None for r in runs) else None
-                medians[name] = {key: median(key) for key in ("rps", "p50", "p99", "newcomer_max", "rss_mb",
-                                                              "cpu_us", "interp_us")}
-                m = medians[name]
-                print("%-18s %10s %9s %9s %12s %9s %10s  %s" % (name, fmt(m["rps"], "%.0f"),
-                                                               fmt(m["p50"], "%.2f"), fmt(m["p99"], "%.2f"),
-                                                               fmt(m["newcomer_max"], "%.1f"),
-                                                               fmt(m["rss_mb"], "%.0f"), fmt(m["cpu_us"], "%.1f"),
-                                                          "; ".join(r["errors"] for r in runs if r["errors"])))
+                medians[name] = {key: median_of(runs, key) for key in MEASURED}
+                print("%-18s " % name
+                      + " ".join("%*s" % (width, fmt(medians[name][key], pattern)) for _, key, pattern, width in COLUMNS)
+                      + "  " + "; ".join(r["errors"] for r in runs if r["errors"]))
             ours = medians.get("ferrocorn", {}).get("rps")
             if ours:
                 ratios = ["%s %.2fx" % (name, ours / m["rps"]) for name, m in medians.items()
