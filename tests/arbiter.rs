@@ -381,6 +381,25 @@ fn workers_run_as_the_given_user_with_a_process_name() {
     );
 }
 
+#[test]
+fn user_alone_drops_root_s_group_for_the_user_s_own() {
+    require_root();
+    let server = Server::start(&["--user", "nobody", "probe:application"]);
+    let pid = server.get("/pid").text();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let gid_line = status.lines().find(|l| l.starts_with("Gid:")).unwrap();
+    let primary = entry_fields("/etc/passwd", "nobody").swap_remove(1);
+    assert!(
+        gid_line.split_whitespace().skip(1).all(|id| id == primary),
+        "{gid_line}, expected {primary}"
+    );
+    assert_eq!(
+        groups_of(&pid),
+        Vec::<String>::new(),
+        "no supplementary groups"
+    );
+}
+
 fn require_root() {
     // SAFETY: getuid(2) has no preconditions.
     if unsafe { libc::getuid() } != 0 {
@@ -390,14 +409,18 @@ fn require_root() {
 
 /// The numeric id of `name` in /etc/passwd or /etc/group.
 fn system_id(database: &str, name: &str) -> String {
+    entry_fields(database, name).swap_remove(0)
+}
+
+/// The fields after `name:x:` of `name`'s line in /etc/passwd or /etc/group.
+fn entry_fields(database: &str, name: &str) -> Vec<String> {
     let prefix = format!("{name}:x:");
     std::fs::read_to_string(database)
         .unwrap()
         .lines()
         .find_map(|l| {
             l.strip_prefix(&prefix)
-                .and_then(|r| r.split(':').next())
-                .map(str::to_owned)
+                .map(|r| r.split(':').map(str::to_owned).collect())
         })
         .unwrap()
 }

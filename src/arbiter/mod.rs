@@ -97,12 +97,19 @@ impl Arbiter {
             .map(|u| process::resolve_id(u, Path::new("/etc/passwd")))
             .transpose()
             .map_err(ServerError::Setting)?;
-        let gid = config
-            .group
-            .as_deref()
-            .map(|g| process::resolve_id(g, Path::new("/etc/group")))
-            .transpose()
-            .map_err(ServerError::Setting)?;
+        let gid = match (config.group.as_deref(), config.user.as_deref()) {
+            (Some(group), _) => Some(
+                process::resolve_id(group, Path::new("/etc/group"))
+                    .map_err(ServerError::Setting)?,
+            ),
+            // The user's own primary group, as su and nginx take it; Gunicorn
+            // keeps the arbiter's, which is root's when it starts as root.
+            // A uid missing from /etc/passwd keeps the arbiter's group.
+            (None, Some(user)) => process::user_entry(user, Path::new("/etc/passwd"))
+                .ok()
+                .map(|(_, primary)| primary),
+            (None, None) => None,
+        };
         let groups = match (config.initgroups, config.user.as_deref()) {
             (false, _) => None,
             (true, None) => {

@@ -168,11 +168,17 @@ pub fn switch_user(uid: Option<u32>, gid: Option<u32>, groups: Option<&[u32]>) -
                 return Err(io::Error::last_os_error());
             }
         }
+        // Without a list the arbiter's own (root's) supplementary groups
+        // would stay with the workers.
+        let switching = uid.is_some() || gid.is_some();
+        if groups.is_none()
+            && switching
+            && libc::setgroups(0, std::ptr::null()) != 0
+            && libc::getuid() == 0
+        {
+            return Err(io::Error::last_os_error());
+        }
         if let Some(gid) = gid {
-            if groups.is_none() && libc::setgroups(0, std::ptr::null()) != 0 && libc::getuid() == 0
-            {
-                return Err(io::Error::last_os_error());
-            }
             if libc::setgid(gid) != 0 {
                 return Err(io::Error::last_os_error());
             }
