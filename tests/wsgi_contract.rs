@@ -142,6 +142,14 @@ fn app_exceptions_give_500_a_logged_traceback_and_the_worker_keeps_serving() {
     assert_eq!(server.get("/write").status, 200);
 }
 
+/// Contract breaks the server finds itself, outside Python code: the probe
+/// path and what the log says of it.
+const FOUND_OUTSIDE_PYTHON: [(&str, &str); 3] = [
+    ("/str-body", "must yield bytes, not str"),
+    ("/no-start-response", "before calling start_response"),
+    ("/not-iterable", "must return an iterable of bytes, not int"),
+];
+
 #[test]
 fn contract_violations_are_500s_with_a_logged_reason() {
     let server = Server::start(&["probe:application"]);
@@ -149,11 +157,9 @@ fn contract_violations_are_500s_with_a_logged_reason() {
         ("/hop-by-hop", "hop-by-hop header \"Connection\""),
         ("/injection", "control characters"),
         ("/bad-status", "invalid status \"OK\""),
-        ("/str-body", "must yield bytes, not str"),
-        ("/no-start-response", "before calling start_response"),
         ("/twice", "start_response() called a second time"),
     ];
-    for (path, logged) in cases {
+    for (path, logged) in cases.into_iter().chain(FOUND_OUTSIDE_PYTHON) {
         let response = server.get(path);
         assert_eq!(response.status, 500, "{path}");
         assert!(response.header("x-evil").is_none() && response.header("set-cookie").is_none());
@@ -168,19 +174,14 @@ fn contract_violations_are_500s_with_a_logged_reason() {
 #[test]
 fn a_contract_break_found_outside_python_code_is_logged_once() {
     let server = Server::start(&["probe:application"]);
-    let cases = [
-        ("/str-body", "must yield bytes, not str"),
-        ("/no-start-response", "before calling start_response"),
-        ("/not-iterable", "must return an iterable of bytes, not int"),
-    ];
-    for (path, _) in cases {
+    for (path, _) in FOUND_OUTSIDE_PYTHON {
         assert_eq!(server.get(path).status, 500, "{path}");
     }
     // Log lines arrive in order: once this one is in, the earlier ones are too.
     assert_eq!(server.get("/raise").status, 500);
     assert!(server.wait_for_log("ValueError: the app failed on purpose"));
     let log = server.log();
-    for (path, logged) in cases {
+    for (path, logged) in FOUND_OUTSIDE_PYTHON {
         assert_eq!(log.matches(logged).count(), 1, "{path}:\n{log}");
     }
 }
