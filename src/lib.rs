@@ -26,6 +26,7 @@ pub mod embed;
 mod http;
 mod log;
 mod python;
+mod sandbox;
 mod server;
 mod signals;
 mod worker;

@@ -10,8 +10,10 @@ use crate::config::hooks::ARBITER_HOOKS;
 use crate::log;
 use crate::python::app::LoadError;
 use crate::python::hooks::{HookArg, HookRunner, ServerFacts};
+use crate::sandbox::{self, Policy, PrivateTmp};
 use crate::worker::listener::{BindAddress, Listener};
 use crate::worker::run::{EXIT_APP_LOAD_ERROR, report_load_error};
+use crate::wsgi::boot::{HostSettings, INTERPRETER_STACK, boot};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug)]
@@ -96,6 +98,7 @@ pub fn serve(config: &Config) -> Result<(), ServerError> {
             error,
         })?;
     }
+    check_sandbox(config)?;
     log::info(&format!("Starting ferrocorn {}", env!("CARGO_PKG_VERSION")));
     let hooks = HookRunner::start(config.hook_source().as_ref(), &config.hooks, ARBITER_HOOKS);
     if let Some(hooks) = &hooks {
@@ -184,17 +187,27 @@ fn systemd_sockets() -> Vec<BindAddress> {
 /// app stops the server here. The import runs in a short-lived child: the
 /// arbiter must stay single-threaded and interpreter-free to fork safely, and
 /// RustPython interpreters cannot be handed across fork or threads anyway.
+/// The child runs the app's code, so it is confined as a worker is.
 fn preload(config: &Config) -> Result<(), ServerError> {
+    let private_tmp = match config.sandbox {
+        true => Some(PrivateTmp::create(None).map_err(ServerError::Io)?),
+        false => None,
+    };
     let pid = process::fork(|| {
         let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
-        let sys_path = config.sys_path(&working_dir);
-        let spec = config.app.clone();
+        let mut settings = HostSettings::from_config(config, false, &working_dir);
+        if let Some(tmp) = &private_tmp {
+            let policy = Policy::new(config, &settings.sys_path, tmp.path());
+            settings = settings.sandboxed(config, policy.clone(), false);
+            // SAFETY: the child just forked has this one thread.
+            if let Err(error) = unsafe { policy.confine_process() } {
+                eprintln!("ferrocorn: error: {error}");
+                return EXIT_APP_LOAD_ERROR;
+            }
+        }
         let loaded = std::thread::Builder::new()
-            .stack_size(16 << 20)
-            .spawn(move || {
-                let interpreter = crate::python::interpreter::new_interpreter(&sys_path);
-                interpreter.enter(|vm| crate::python::app::load_app(vm, &spec).map(drop))
-            });
+            .stack_size(INTERPRETER_STACK)
+            .spawn(move || boot(&settings).map(drop));
         match loaded.map(|thread| thread.join()) {
             Ok(Ok(Ok(()))) => 0,
             Ok(Ok(Err(error))) => {
@@ -210,10 +223,24 @@ fn preload(config: &Config) -> Result<(), ServerError> {
     unsafe {
         libc::waitpid(pid, &mut status, 0);
     }
+    drop(private_tmp);
     if process::exit_code(status) == Some(0) {
         log::info(&format!("Preloaded {}", config.app));
         Ok(())
     } else {
         Err(ServerError::WorkerBoot)
     }
+}
+
+/// `--sandbox`: the settings make sense, and this kernel can enforce them
+/// (a thread confines itself and ends), so the server refuses to start
+/// rather than run weaker than asked.
+fn check_sandbox(config: &Config) -> Result<(), ServerError> {
+    sandbox::check_settings(config).map_err(ServerError::Setting)?;
+    if config.sandbox {
+        let working_dir = std::env::current_dir().map_err(ServerError::Io)?;
+        let policy = Policy::new(config, &config.sys_path(&working_dir), &working_dir);
+        sandbox::preflight(&policy).map_err(|e| ServerError::Setting(e.to_string()))?;
+    }
+    Ok(())
 }

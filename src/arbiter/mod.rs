@@ -17,6 +17,7 @@ use self::load_board::{LoadBoard, WorkerLoad};
 use crate::config::Config;
 use crate::log;
 use crate::python::hooks::{HookArg, HookRunner, ServerFacts, WorkerFacts};
+use crate::sandbox::PrivateTmp;
 use crate::server::ServerError;
 use crate::signals::SignalPipe;
 use crate::worker::listener::Listener;
@@ -58,6 +59,9 @@ struct Worker {
     retiring: Option<Instant>,
     /// When it was sent SIGABRT for a timeout, if it was.
     aborted: Option<Instant>,
+    /// Under `--sandbox`: its temporary directory, removed with this entry
+    /// once the worker has ended.
+    _private_tmp: Option<PrivateTmp>,
 }
 
 /// Why the arbiter stopped running workers.
@@ -369,6 +373,18 @@ impl Arbiter {
         let age = self.spawned;
         self.spawned += 1;
         self.hook("pre_fork", vec![Self::worker_facts(0, age)]);
+        let private_tmp = match self.config.sandbox {
+            true => match PrivateTmp::create(self.uid.map(|uid| (uid, self.gid.unwrap_or(0)))) {
+                Ok(tmp) => Some(tmp),
+                Err(error) => {
+                    log::error(&format!(
+                        "cannot create a worker's temporary directory: {error}"
+                    ));
+                    return;
+                }
+            },
+            false => None,
+        };
         let result = process::fork(|| {
             crate::signals::reset(&ARBITER_SIGNALS);
             process::set_process_name(&self.process_name("work"));
@@ -402,6 +418,7 @@ impl Arbiter {
                 multiprocess: self.target > 1,
                 age,
                 num_workers: self.target,
+                private_tmp: private_tmp.as_ref().map(|tmp| tmp.path().to_owned()),
             };
             run_worker(&self.config, spec)
         });
@@ -414,6 +431,7 @@ impl Arbiter {
                     started: Instant::now(),
                     retiring: None,
                     aborted: None,
+                    _private_tmp: private_tmp,
                 };
                 self.workers.insert(pid, worker);
             }

@@ -23,7 +23,7 @@ pub fn read(source: &str) -> Result<Vec<(String, FileValue)>, String> {
         .name("config-file".to_owned())
         .stack_size(INTERPRETER_STACK)
         .spawn(move || {
-            let interpreter = new_interpreter(&[working_dir]);
+            let interpreter = new_interpreter(&[working_dir], Default::default());
             interpreter.enter(|vm| run(vm, &source))
         })
         .map_err(|e| format!("cannot start a thread to read the configuration: {e}"))?;

@@ -306,6 +306,56 @@ pub struct Config {
     #[arg(long = "check-wsgi")]
     pub check_wsgi: bool,
 
+    /// Confine the app to what the --allow-* settings open (deny by
+    /// default), enforced by the kernel: Landlock and seccomp (README "Sandbox").
+    #[arg(long)]
+    pub sandbox: bool,
+
+    /// With --sandbox: a file or directory (and everything below it) the app may read; repeatable.
+    #[arg(long = "allow-read", value_name = "PATH")]
+    pub allow_read: Vec<PathBuf>,
+
+    /// With --sandbox: a file or directory (and everything below it) the app
+    /// may write, create and remove in (and read); repeatable.
+    #[arg(long = "allow-write", value_name = "PATH")]
+    pub allow_write: Vec<PathBuf>,
+
+    /// With --sandbox: outbound TCP the app may open, PORT (any host) or
+    /// HOST:PORT ([IPV6]:PORT); repeatable. Names are resolved when a worker starts.
+    #[arg(long = "allow-connect", value_name = "[HOST:]PORT")]
+    pub allow_connect: Vec<crate::sandbox::ConnectRule>,
+
+    /// With --sandbox: an environment variable the app may see (others are
+    /// removed before it loads; -e/raw_env ones stay); repeatable.
+    #[arg(long = "allow-env", value_name = "NAME")]
+    pub allow_env: Vec<String>,
+
+    /// With --sandbox: the app may start programs (exec, fork); they stay in the sandbox.
+    #[arg(long = "allow-subprocess")]
+    pub allow_subprocess: bool,
+
+    /// With --sandbox: ctypes may be imported (it can read and write the
+    /// worker's memory, but not leave the kernel's rules).
+    #[arg(long = "allow-ffi")]
+    pub allow_ffi: bool,
+
+    /// A module the app may not import (any route: import, importlib,
+    /// __import__): ImportError naming the policy; repeatable.
+    #[arg(long = "deny-module", value_name = "NAME")]
+    pub deny_module: Vec<String>,
+
+    /// Seconds a request may run in the app before it is interrupted (an
+    /// exception raised in Python) and answered 503; 0: no limit.
+    #[arg(long = "request-timeout", default_value_t = 0.0, value_name = "SECONDS",
+          value_parser = parse_request_timeout)]
+    pub request_timeout: f64,
+
+    /// Megabytes of resident memory above which a worker is replaced
+    /// gracefully (checked after each request); the kernel stops its data
+    /// from growing past twice that. 0: no limit.
+    #[arg(long = "max-worker-memory", default_value_t = 0, value_name = "MB")]
+    pub max_worker_memory: u64,
+
     /// Rust modules the app can import (library use; see
     /// [`NativeModule`](crate::embed::NativeModule)).
     #[arg(skip)]
@@ -364,6 +414,15 @@ fn parse_env_pair(value: &str) -> Result<String, String> {
         Some((key, _)) if !key.is_empty() => Ok(value.to_owned()),
         _ => Err(format!(
             "invalid environment setting {value:?}: expected KEY=VALUE"
+        )),
+    }
+}
+
+fn parse_request_timeout(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
+        _ => Err(format!(
+            "invalid request timeout {value:?}: expected seconds, 0 or more"
         )),
     }
 }

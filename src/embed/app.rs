@@ -5,12 +5,14 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use super::confine::library_sandbox;
 use super::request::{Request, RequestError};
 use super::response::{Body, DirectOutput, Event, Response};
 use crate::config::Config;
 use crate::http::body::RequestBody;
 use crate::http::head::{HeadRules, RequestHead};
 use crate::python::app::LoadError;
+use crate::sandbox::PrivateTmp;
 use crate::worker::exchange::{ConnectionInfo, lock};
 use crate::wsgi::boot::{HostSettings, start_interpreter_threads};
 
@@ -40,6 +42,8 @@ pub struct App {
     calls: Option<Sender<Call>>,
     threads: Vec<JoinHandle<()>>,
     limits: HeadRules,
+    /// `Config::sandbox`: removed once the threads have ended.
+    private_tmp: Option<PrivateTmp>,
 }
 
 /// Why a call produced no response.
@@ -77,14 +81,24 @@ impl App {
         let working_dir = config
             .library_base_dir()
             .map_err(|e| LoadError::Spec(format!("cannot find the app's directory: {e}")))?;
-        let settings = Arc::new(HostSettings::from_config(config, false, &working_dir));
+        let settings = HostSettings::from_config(config, false, &working_dir);
+        let (settings, private_tmp) = library_sandbox(config, settings).map_err(LoadError::Spec)?;
+        let mut app = App::load_with(config, settings)?;
+        app.private_tmp = private_tmp;
+        Ok(app)
+    }
+
+    /// Loads with `settings` as they are (`ferrocorn call` confines its
+    /// whole process itself).
+    pub(crate) fn load_with(config: &Config, settings: HostSettings) -> Result<App, LoadError> {
+        let settings = Arc::new(settings);
         let (calls, receiver) = mpsc::channel::<Call>();
         let receiver = Arc::new(Mutex::new(receiver));
         let threads = start_interpreter_threads(
             config.threads.max(1) as usize,
             "app-interpreter",
             settings,
-            move |_, vm, host| {
+            move |_, vm, host, _| {
                 while let Some(call) = vm.allow_threads(|| next_call(&receiver)) {
                     let is_head = call.head.method() == "HEAD";
                     let output = DirectOutput::new(call.events, is_head);
@@ -96,6 +110,7 @@ impl App {
             calls: Some(calls),
             threads: threads.threads,
             limits: config.head_limits(),
+            private_tmp: None,
         })
     }
 
@@ -142,6 +157,7 @@ impl Drop for App {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+        self.private_tmp = None;
     }
 }
 

@@ -19,8 +19,13 @@
 //!
 //! Every interpreter is created on the thread that uses it and imports the
 //! app itself; Python objects never cross threads.
+//!
+//! With `Config::sandbox`, each interpreter thread confines itself (Landlock,
+//! seccomp, no capabilities) before it imports the app; the host program's
+//! own threads and environment are left alone (README "Sandbox").
 
 mod app;
+mod confine;
 pub(crate) mod native;
 mod request;
 mod response;

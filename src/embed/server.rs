@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
+use super::confine::library_sandbox;
 use crate::config::Config;
+use crate::sandbox::PrivateTmp;
 use crate::server::{ServerError, bind_addresses};
 use crate::worker::event_loop::StopSource;
 use crate::worker::exchange::ReplyQueue;
@@ -50,6 +52,8 @@ pub struct ServerHandle {
     wakers: Vec<Arc<ReplyQueue>>,
     loops: Vec<JoinHandle<()>>,
     unix_listeners: Vec<Listener>,
+    /// `Config::sandbox`: each worker's, removed once the workers have stopped.
+    private_tmps: Vec<PrivateTmp>,
 }
 
 impl Server {
@@ -114,6 +118,7 @@ impl Server {
             wakers: Vec::new(),
             loops: Vec::new(),
             unix_listeners: Vec::new(),
+            private_tmps: Vec::new(),
         };
         for _ in 0..config.workers.max(1) {
             let own = listeners
@@ -122,6 +127,9 @@ impl Server {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(ServerError::Io)?;
             let settings = HostSettings::from_config(config, config.workers > 1, &working_dir);
+            let (settings, private_tmp) =
+                library_sandbox(config, settings).map_err(ServerError::Setting)?;
+            handle.private_tmps.extend(private_tmp);
             // On error, dropping `handle` stops the workers already running.
             let worker = boot_worker(
                 config,
@@ -130,6 +138,7 @@ impl Server {
                 None,
                 0,
                 StopSource::Flag(stop_requested.clone()),
+                None,
             )
             .map_err(|error| match error {
                 WorkerError::AppLoad(error) => ServerError::AppLoad(error),
@@ -184,6 +193,7 @@ impl ServerHandle {
         for listener in self.unix_listeners.drain(..) {
             listener.unlink();
         }
+        self.private_tmps.clear();
     }
 }
 

@@ -117,7 +117,7 @@ pub fn call_hook(runner: Option<&HookRunner>, name: &'static str, args: Vec<Hook
 }
 
 fn serve_calls(source: &HookSource, calls: Receiver<HookCall>) {
-    let interpreter = new_interpreter(&source.sys_path);
+    let interpreter = new_interpreter(&source.sys_path, Default::default());
     interpreter.enter(|vm| {
         let hooks = match load_hooks(vm, source) {
             Ok(hooks) => hooks,

@@ -2,12 +2,26 @@
 //! reliance on any Python installed on the host.
 
 use rustpython::InterpreterBuilderExt;
+use rustpython_vm::common::rc::PyRc;
+use rustpython_vm::signal::UserSignalReceiver;
 use rustpython_vm::{Interpreter, InterpreterBuilder, Settings};
+
+/// What an interpreter is built with besides its `sys.path`.
+#[derive(Default)]
+pub struct InterpreterOptions {
+    /// Modules (and their submodules) the interpreter is built without:
+    /// neither a native nor a frozen one of that name exists in it, so no
+    /// import route, `importlib` included, can load them.
+    pub removed_modules: Vec<String>,
+    /// Where interrupts for the running request arrive (`--request-timeout`):
+    /// the eval loop runs them at its next signal check.
+    pub interrupts: Option<UserSignalReceiver>,
+}
 
 /// Builds an interpreter whose `sys.path` is `sys_path` (then the frozen stdlib).
 /// Call it on the thread that will use the interpreter: RustPython sizes its
 /// recursion limit for the creating thread's stack.
-pub fn new_interpreter(sys_path: &[String]) -> Interpreter {
+pub fn new_interpreter(sys_path: &[String], options: InterpreterOptions) -> Interpreter {
     let mut settings = Settings::default();
     // The server owns signals; Python must not install SIGINT handlers.
     settings.install_signal_handlers = false;
@@ -24,9 +38,30 @@ pub fn new_interpreter(sys_path: &[String]) -> Interpreter {
     settings.ignore_environment = true;
     settings.path_list = sys_path.to_vec();
     settings.argv = vec!["ferrocorn".to_owned()];
+    let InterpreterOptions {
+        removed_modules,
+        interrupts,
+    } = options;
     InterpreterBuilder::new()
         .settings(settings)
         .init_stdlib()
         .add_frozen_modules(rustpython_vm::py_freeze!(dir = "../../pylib"))
+        .init_hook(move |vm| {
+            if let Some(state) = PyRc::get_mut(&mut vm.state) {
+                let removed = |name: &str| {
+                    removed_modules.iter().any(|gone| {
+                        name == gone
+                            || name
+                                .strip_prefix(gone.as_str())
+                                .is_some_and(|r| r.starts_with('.'))
+                    })
+                };
+                state.module_defs.retain(|name, _| !removed(name));
+                state.frozen.retain(|name, _| !removed(name));
+            }
+            if let Some(receiver) = interrupts {
+                vm.set_user_signal_channel(receiver);
+            }
+        })
         .interpreter()
 }

@@ -3,3 +3,5 @@
 pub mod app;
 pub mod hooks;
 pub mod interpreter;
+pub mod interrupt;
+pub mod policy;

@@ -2,9 +2,11 @@
 //! progress only while none of its threads has been stuck on one request for
 //! too long; for accepting, whether a thread is free to take the next request.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use super::exchange::{ConnectionId, FlowControl, lock};
 use crate::arbiter::heartbeat::now_ms;
 
 /// How long every interpreter of a worker may be on its current request
@@ -33,6 +35,18 @@ pub fn new_clients_should_wait(
         && (is_stalled(all_busy_since_ms, now_ms) || sibling_has_free_interpreter())
 }
 
+/// The request an interpreter thread is on (for `--request-timeout`).
+#[derive(Clone)]
+pub struct CurrentRequest {
+    /// Numbers the worker's requests: tells this one from the thread's next.
+    pub seq: u64,
+    pub started: Instant,
+    pub connection: ConnectionId,
+    pub flow: Arc<FlowControl>,
+    /// `METHOD target`, for the log (with `--request-timeout`).
+    pub line: Option<Arc<str>>,
+}
+
 /// When each interpreter thread started its current request (0: idle).
 pub struct Activity {
     /// Until the request is done, hooks and access log included.
@@ -40,6 +54,15 @@ pub struct Activity {
     /// Until the final reply is queued: a thread past it takes the next job
     /// within microseconds, so it counts as free for accepting clients.
     responding_since_ms: Vec<AtomicU64>,
+    current: Vec<Mutex<Option<CurrentRequest>>>,
+    next_seq: AtomicU64,
+    /// Why the worker should retire gracefully, once something asked it to
+    /// (memory over `--max-worker-memory`, a request given up).
+    retire: Mutex<Option<String>>,
+    retire_requested: AtomicBool,
+    /// A request was given up while its thread still ran it: the worker must
+    /// not wait for its interpreter threads when it exits.
+    abandoned: AtomicBool,
 }
 
 impl Activity {
@@ -48,13 +71,69 @@ impl Activity {
         Activity {
             busy_since_ms: idle(),
             responding_since_ms: idle(),
+            current: (0..threads).map(|_| Mutex::new(None)).collect(),
+            next_seq: AtomicU64::new(1),
+            retire: Mutex::new(None),
+            retire_requested: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
         }
+    }
+
+    pub fn threads(&self) -> usize {
+        self.current.len()
     }
 
     fn begin(&self, thread: usize) {
         let now = now_ms();
         self.busy_since_ms[thread].store(now, Ordering::Relaxed);
         self.responding_since_ms[thread].store(now, Ordering::Relaxed);
+    }
+
+    /// The request `thread` is on, if any.
+    pub fn current(&self, thread: usize) -> Option<CurrentRequest> {
+        lock(&self.current[thread]).clone()
+    }
+
+    /// Whether `thread` is still on request `seq`.
+    pub fn is_on(&self, thread: usize, seq: u64) -> bool {
+        lock(&self.current[thread])
+            .as_ref()
+            .is_some_and(|c| c.seq == seq)
+    }
+
+    /// Gives up request `seq` of `thread`: the slot is free for a
+    /// replacement interpreter, and the worker will not wait for the thread.
+    pub fn abandon(&self, thread: usize, seq: u64, reason: String) {
+        let mut current = lock(&self.current[thread]);
+        if current.as_ref().is_some_and(|c| c.seq == seq) {
+            *current = None;
+            self.end(thread);
+        }
+        drop(current);
+        self.abandoned.store(true, Ordering::SeqCst);
+        self.request_retire(reason);
+    }
+
+    pub fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::SeqCst)
+    }
+
+    /// Asks the worker to retire gracefully (the first reason is kept); the
+    /// caller wakes the event loop.
+    pub fn request_retire(&self, reason: String) {
+        let mut retire = lock(&self.retire);
+        if retire.is_none() {
+            *retire = Some(reason);
+            self.retire_requested.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Why the worker should retire, once asked (a cheap load until then).
+    pub fn retire_reason(&self) -> Option<String> {
+        if !self.retire_requested.load(Ordering::Relaxed) {
+            return None;
+        }
+        lock(&self.retire).clone()
     }
 
     /// Called before the final reply is queued, so the loop it wakes already
@@ -106,8 +185,23 @@ impl ThreadActivity {
         ThreadActivity { activity, thread }
     }
 
-    pub fn begin(&self) {
+    /// The thread starts a request; returns its number for [`Self::end`].
+    pub fn begin(
+        &self,
+        connection: ConnectionId,
+        flow: Arc<FlowControl>,
+        line: Option<Arc<str>>,
+    ) -> u64 {
+        let seq = self.activity.next_seq.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.activity.current[self.thread]) = Some(CurrentRequest {
+            seq,
+            started: Instant::now(),
+            connection,
+            flow,
+            line,
+        });
         self.activity.begin(self.thread);
+        seq
     }
 
     /// See [`Activity::responded`].
@@ -115,8 +209,13 @@ impl ThreadActivity {
         self.activity.responded(self.thread);
     }
 
-    pub fn end(&self) {
-        self.activity.end(self.thread);
+    /// Request `seq` is done (unless it was given up and the slot taken over).
+    pub fn end(&self, seq: u64) {
+        let mut current = lock(&self.activity.current[self.thread]);
+        if current.as_ref().is_some_and(|c| c.seq == seq) {
+            *current = None;
+            self.activity.end(self.thread);
+        }
     }
 }
 

@@ -175,7 +175,9 @@ impl Connection {
         end: Option<ResponseEnd>,
         settings: &ConnectionSettings,
     ) -> Option<Job> {
-        if !bytes.is_empty() {
+        // Only a response in progress takes bytes: late ones from a request
+        // given up (--request-timeout) must not follow the 503 sent for it.
+        if !bytes.is_empty() && matches!(self.state, State::InApp) {
             self.app_bytes_queued += bytes.len();
             self.output.push_back(bytes);
         }

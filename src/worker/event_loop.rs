@@ -217,6 +217,9 @@ impl EventLoop {
                     self.stop_gracefully(&mut stopping, "Stop requested");
                 }
             }
+            if let Some(reason) = self.options.activity.retire_reason() {
+                self.stop_gracefully(&mut stopping, &reason);
+            }
             let max = self.options.max_requests;
             if max > 0 && self.responses >= max {
                 let reason = format!("Autorestarting worker after {} requests", self.responses);

@@ -148,6 +148,8 @@ impl ReplyQueue {
 #[derive(Default)]
 pub struct FlowControl {
     queued: AtomicUsize,
+    /// Response bytes were queued (a status line, at least).
+    started: AtomicBool,
     aborted: AtomicBool,
     close_requested: AtomicBool,
     waiting: AtomicBool,
@@ -171,6 +173,7 @@ impl FlowControl {
             self.waiting.store(false, Ordering::SeqCst);
         }
         self.queued.fetch_add(n, Ordering::SeqCst);
+        self.started.store(true, Ordering::SeqCst);
         !self.is_aborted()
     }
 
@@ -200,6 +203,11 @@ impl FlowControl {
 
     pub fn close_requested(&self) -> bool {
         self.close_requested.load(Ordering::SeqCst)
+    }
+
+    /// Whether the app's response has begun reaching the loop.
+    pub fn response_started(&self) -> bool {
+        self.started.load(Ordering::SeqCst)
     }
 
     pub fn is_aborted(&self) -> bool {

@@ -4,6 +4,7 @@
 pub mod accept_wakeup;
 pub mod activity;
 pub mod connection;
+pub mod deadline;
 pub mod event_loop;
 pub mod exchange;
 pub mod listener;

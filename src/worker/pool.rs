@@ -7,12 +7,31 @@ use std::thread::JoinHandle;
 use rustpython_vm::VirtualMachine;
 
 use super::activity::{Activity, ThreadActivity};
+use super::deadline::Interrupters;
 use super::exchange::{Job, JobQueue, ReplyQueue};
 use super::output::ResponseOutput;
 use crate::http::response::ResponseContext;
 use crate::python::app::LoadError;
+use crate::sandbox::memory::ResidentMemory;
 use crate::wsgi::boot::{HostSettings, start_interpreter_threads};
 use crate::wsgi::bridge::WsgiHost;
+
+/// `--max-worker-memory`: the resident size above which the worker retires.
+pub struct MemoryLimit {
+    pub resident: ResidentMemory,
+    pub bytes: u64,
+}
+
+/// What every interpreter thread of a worker shares.
+#[derive(Clone)]
+pub struct PoolShared {
+    pub settings: Arc<HostSettings>,
+    pub jobs: Arc<JobQueue>,
+    pub replies: Arc<ReplyQueue>,
+    pub activity: Arc<Activity>,
+    pub interrupters: Arc<Interrupters>,
+    pub memory: Option<Arc<MemoryLimit>>,
+}
 
 pub struct InterpreterPool {
     threads: Vec<JoinHandle<()>>,
@@ -22,25 +41,44 @@ pub struct InterpreterPool {
 impl InterpreterPool {
     /// Starts `count` threads and waits until each has loaded the app; the
     /// first load error is returned (the process should then exit).
-    pub fn start(
+    pub fn start(count: usize, shared: PoolShared) -> Result<InterpreterPool, LoadError> {
+        Self::start_in_slots(count, None, shared)
+    }
+
+    /// Starts one interpreter thread in slot `slot` of the activity table,
+    /// in place of one whose request was given up.
+    pub fn start_replacement(slot: usize, shared: PoolShared) -> Result<(), LoadError> {
+        Self::start_in_slots(1, Some(slot), shared).map(drop)
+    }
+
+    fn start_in_slots(
         count: usize,
-        settings: Arc<HostSettings>,
-        jobs: Arc<JobQueue>,
-        replies: Arc<ReplyQueue>,
-        activity: Arc<Activity>,
+        slot: Option<usize>,
+        shared: PoolShared,
     ) -> Result<InterpreterPool, LoadError> {
-        let threads =
-            start_interpreter_threads(count, "interpreter", settings, move |index, vm, host| {
+        let settings = shared.settings.clone();
+        let threads = start_interpreter_threads(
+            count,
+            "interpreter",
+            settings,
+            move |index, vm, host, interrupts| {
+                let index = slot.unwrap_or(index);
+                if let Some(sender) = interrupts {
+                    shared.interrupters.register(index, sender);
+                }
                 // Wait for jobs detached from the VM: a garbage collection in any
                 // interpreter stops every thread attached to one, and a thread
                 // blocked here while attached would never answer it.
-                let this_thread = ThreadActivity::new(activity.clone(), index);
-                while let Some(job) = vm.allow_threads(|| jobs.pop()) {
-                    this_thread.begin();
-                    serve_job(host, vm, job, &replies, &this_thread);
-                    this_thread.end();
+                let this_thread = ThreadActivity::new(shared.activity.clone(), index);
+                while let Some(job) = vm.allow_threads(|| shared.jobs.pop()) {
+                    let describe = shared.settings.interruptible;
+                    serve_job(host, vm, job, &shared.replies, &this_thread, describe);
+                    if let Some(memory) = &shared.memory {
+                        check_memory(memory, &shared);
+                    }
                 }
-            })?;
+            },
+        )?;
         Ok(InterpreterPool {
             threads: threads.threads,
             module_files: threads.module_files,
@@ -60,6 +98,21 @@ impl InterpreterPool {
     }
 }
 
+/// After a request: above `--max-worker-memory`, the worker retires.
+fn check_memory(memory: &MemoryLimit, shared: &PoolShared) {
+    let Ok(resident) = memory.resident.bytes() else {
+        return;
+    };
+    if resident > memory.bytes && shared.activity.retire_reason().is_none() {
+        shared.activity.request_retire(format!(
+            "Worker retiring: {} MB resident, above --max-worker-memory {} MB",
+            resident >> 20,
+            memory.bytes >> 20
+        ));
+        shared.replies.wake();
+    }
+}
+
 /// Runs a request from the event loop, answering on its connection.
 fn serve_job(
     host: &WsgiHost,
@@ -67,6 +120,7 @@ fn serve_job(
     job: Job,
     replies: &Arc<ReplyQueue>,
     serving_thread: &ThreadActivity,
+    describe: bool,
 ) {
     let Job {
         connection,
@@ -75,6 +129,16 @@ fn serve_job(
         info,
         flow,
     } = job;
+    // For the log line of a request given up (--request-timeout) only.
+    let line: Option<Arc<str>> = describe.then(|| {
+        format!(
+            "{} {}",
+            head.method(),
+            String::from_utf8_lossy(head.target_bytes())
+        )
+        .into()
+    });
+    let seq = serving_thread.begin(connection, flow.clone(), line);
     let context = ResponseContext {
         version: head.version,
         is_head: head.method() == "HEAD",
@@ -88,4 +152,5 @@ fn serve_job(
         context,
     );
     host.serve(vm, &head, body, &info, Box::new(output));
+    serving_thread.end(seq);
 }

@@ -7,17 +7,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::activity::Activity;
+use super::deadline::{DeadlineWatcher, Interrupters};
 use super::event_loop::{EventLoop, LoopOptions, Stop, StopSource};
 use super::exchange::{JobQueue, ReplyQueue};
 use super::listener::Listener;
-use super::pool::InterpreterPool;
+use super::pool::{InterpreterPool, MemoryLimit, PoolShared};
 use super::reload::FileWatcher;
 use crate::arbiter::SharedSlot;
 use crate::config::Config;
 use crate::config::hooks::WORKER_HOOKS;
 use crate::log;
 use crate::python::app::LoadError;
-use crate::python::hooks::{HookArg, HookRunner, ServerFacts, WorkerFacts, call_hook};
+use crate::python::hooks::{HookArg, HookRunner, HookSource, ServerFacts, WorkerFacts, call_hook};
+use crate::sandbox::Policy;
+use crate::sandbox::memory::{ResidentMemory, set_data_ceiling};
 use crate::wsgi::boot::HostSettings;
 
 /// The worker could not start (Gunicorn's WORKER_BOOT_ERROR).
@@ -35,6 +38,9 @@ pub struct WorkerSpec {
     pub age: u64,
     /// The arbiter's worker count (the hooks' `server.num_workers`).
     pub num_workers: usize,
+    /// Under `--sandbox`: the private temporary directory the arbiter made
+    /// for this worker (and removes when it has ended).
+    pub private_tmp: Option<std::path::PathBuf>,
 }
 
 /// Why a worker could not start.
@@ -61,6 +67,9 @@ pub struct BootedWorker {
     jobs: Arc<JobQueue>,
     replies: Arc<ReplyQueue>,
     pool: InterpreterPool,
+    activity: Arc<Activity>,
+    /// `--request-timeout`: ends with the worker.
+    _deadlines: Option<DeadlineWatcher>,
 }
 
 /// Starts the interpreter threads (each loads the app) and sets up the loop.
@@ -71,6 +80,7 @@ pub fn boot_worker(
     shared: Option<SharedSlot>,
     max_requests: u64,
     stop_source: StopSource,
+    memory: Option<Arc<MemoryLimit>>,
 ) -> Result<BootedWorker, WorkerError> {
     let (poll, waker) = mio::Poll::new()
         .and_then(|poll| {
@@ -78,19 +88,36 @@ pub fn boot_worker(
             Ok((poll, waker))
         })
         .map_err(WorkerError::EventLoop)?;
-    let replies = Arc::new(ReplyQueue::new(waker));
-    let activity = Arc::new(Activity::new(config.threads as usize));
+    let threads = config.threads as usize;
+    let pool_shared = PoolShared {
+        settings: Arc::new(settings),
+        jobs: Arc::new(JobQueue::default()),
+        replies: Arc::new(ReplyQueue::new(waker)),
+        activity: Arc::new(Activity::new(threads)),
+        interrupters: Arc::new(Interrupters::new(threads)),
+        memory,
+    };
     let Interpreters {
-        jobs,
+        shared: pool_shared,
         pool,
         watcher,
-    } = start_interpreters(config, settings, &replies, &activity).map_err(WorkerError::AppLoad)?;
+    } = start_interpreters(config, pool_shared).map_err(WorkerError::AppLoad)?;
+    let deadlines = match config.request_timeout > 0.0 {
+        true => Some(watch_deadlines(config, &pool_shared).map_err(WorkerError::EventLoop)?),
+        false => None,
+    };
+    let PoolShared {
+        jobs,
+        replies,
+        activity,
+        ..
+    } = pool_shared;
     let options = LoopOptions {
         settings: config.connection_settings(),
         max_connections: config.worker_connections as usize,
         graceful_timeout: Duration::from_secs(config.graceful_timeout),
         shared,
-        activity,
+        activity: activity.clone(),
         max_requests,
         stop_source,
         watcher,
@@ -102,41 +129,49 @@ pub fn boot_worker(
         jobs,
         replies,
         pool,
+        activity,
+        _deadlines: deadlines,
     })
 }
 
-/// The interpreter threads, the queue they take jobs from, and the
-/// `--reload` watcher that retires the worker when a source file changes.
+/// `--request-timeout`: the watcher, which starts a fresh interpreter in the
+/// slot of a thread whose request it gave up.
+fn watch_deadlines(config: &Config, shared: &PoolShared) -> std::io::Result<DeadlineWatcher> {
+    let replacement = shared.clone();
+    super::deadline::watch(
+        Duration::from_secs_f64(config.request_timeout),
+        shared.activity.clone(),
+        shared.interrupters.clone(),
+        shared.replies.clone(),
+        Box::new(move |slot| {
+            if let Err(error) = InterpreterPool::start_replacement(slot, replacement.clone()) {
+                log::error(&format!("cannot start a replacement interpreter: {error}"));
+            }
+        }),
+    )
+}
+
+/// The interpreter threads (with what they share: the settings may be the
+/// `--reload` fallback's), and the `--reload` watcher that retires the
+/// worker when a source file changes.
 struct Interpreters {
-    jobs: Arc<JobQueue>,
+    shared: PoolShared,
     pool: InterpreterPool,
     watcher: Option<FileWatcher>,
 }
 
-fn start_interpreters(
-    config: &Config,
-    settings: HostSettings,
-    replies: &Arc<ReplyQueue>,
-    activity: &Arc<Activity>,
-) -> Result<Interpreters, LoadError> {
-    let start = |settings: HostSettings| {
-        let jobs = Arc::new(JobQueue::default());
-        let started = InterpreterPool::start(
-            config.threads as usize,
-            Arc::new(settings),
-            jobs.clone(),
-            replies.clone(),
-            activity.clone(),
-        );
+fn start_interpreters(config: &Config, shared: PoolShared) -> Result<Interpreters, LoadError> {
+    let start = |shared: &PoolShared| {
+        let started = InterpreterPool::start(config.threads as usize, shared.clone());
         if started.is_err() {
             // Threads that did load the app end instead of waiting for jobs.
-            jobs.close();
+            shared.jobs.close();
         }
-        started.map(|pool| (jobs, pool))
+        started
     };
     let extra_files = config.reload_extra_file.iter().cloned();
-    match start(settings.clone()) {
-        Ok((jobs, pool)) => {
+    match start(&shared) {
+        Ok(pool) => {
             let watcher = config.reload.then(|| {
                 let watcher =
                     FileWatcher::new(pool.module_files().iter().cloned().chain(extra_files));
@@ -144,7 +179,7 @@ fn start_interpreters(
                 watcher
             });
             Ok(Interpreters {
-                jobs,
+                shared,
                 pool,
                 watcher,
             })
@@ -153,11 +188,16 @@ fn start_interpreters(
             // As with Gunicorn the server stays up; requests get the error
             // rather than waiting in the backlog until the next edit.
             report_load_error(&error);
-            let (jobs, pool) = start(HostSettings {
-                load_failure: Some(error.report()),
-                list_module_files: false,
-                ..settings
-            })?;
+            let fallback = PoolShared {
+                settings: Arc::new(HostSettings {
+                    load_failure: Some(error.report()),
+                    list_module_files: false,
+                    ..(*shared.settings).clone()
+                }),
+                jobs: Arc::new(JobQueue::default()),
+                ..shared
+            };
+            let pool = start(&fallback)?;
             // The app's modules are unknown: any source below the working
             // directory may hold the fix.
             let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
@@ -169,7 +209,7 @@ fn start_interpreters(
                 watcher.len()
             ));
             Ok(Interpreters {
-                jobs,
+                shared: fallback,
                 pool,
                 watcher: Some(watcher),
             })
@@ -189,9 +229,11 @@ impl BootedWorker {
         let stop = self.event_loop.run();
         self.jobs.close();
         // After a graceful stop with every connection closed no request is
-        // left; otherwise busy threads are not waited for.
+        // left; otherwise busy threads are not waited for, nor a thread
+        // whose request was given up (--request-timeout).
         if stop.as_ref().is_ok_and(|s| *s == Stop::Graceful)
             && self.event_loop.connection_count() == 0
+            && !self.activity.is_abandoned()
         {
             self.pool.join();
         }
@@ -202,11 +244,34 @@ impl BootedWorker {
 /// Runs a worker process until it is told to stop; returns its exit code.
 pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
     log::info(&format!("Booting worker with pid: {}", std::process::id()));
-    let hooks = WorkerHooks::start(config, &spec);
-    hooks.call("post_fork", true);
     let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
     let mut settings = HostSettings::from_config(config, spec.multiprocess, &working_dir);
     settings.worker_age = spec.age;
+    // Read before the sandbox cuts the environment (PYTHONPATH) and /proc.
+    let hook_source = config.hook_source();
+    let memory = match memory_limit(config) {
+        Ok(memory) => memory,
+        Err(error) => {
+            log::error(&format!("--max-worker-memory: {error}"));
+            return EXIT_BOOT_ERROR;
+        }
+    };
+    if config.sandbox {
+        let Some(tmp) = &spec.private_tmp else {
+            log::error("--sandbox: the worker has no private temporary directory");
+            return EXIT_BOOT_ERROR;
+        };
+        let policy = Policy::new(config, &settings.sys_path, tmp);
+        settings = settings.sandboxed(config, policy.clone(), false);
+        // SAFETY: a freshly forked worker has one thread until the hooks
+        // and interpreter threads start below.
+        if let Err(error) = unsafe { policy.confine_process() } {
+            log::error(&format!("{error}"));
+            return EXIT_BOOT_ERROR;
+        }
+    }
+    let hooks = WorkerHooks::start(hook_source, config, &spec);
+    hooks.call("post_fork", true);
     let shared = spec.shared;
     let beat = shared.map(|slot| slot.beat);
     let worker = match boot_worker(
@@ -216,6 +281,7 @@ pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
         shared,
         spec.max_requests,
         StopSource::Signals,
+        memory.clone(),
     ) {
         Ok(worker) => worker,
         Err(WorkerError::AppLoad(error)) => {
@@ -227,6 +293,20 @@ pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
             return EXIT_BOOT_ERROR;
         }
     };
+    if let Some(memory) = &memory {
+        // A limit the booted app already exceeds would replace every worker
+        // after its first request.
+        if let Ok(resident) = memory.resident.bytes() {
+            if resident > memory.bytes {
+                log::error(&format!(
+                    "--max-worker-memory {} MB is below what the booted app takes ({} MB resident)",
+                    memory.bytes >> 20,
+                    resident >> 20
+                ));
+                return EXIT_BOOT_ERROR;
+            }
+        }
+    }
     if let Some(beat) = &beat {
         beat.mark_booted();
     }
@@ -252,6 +332,21 @@ pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
     code
 }
 
+/// `--max-worker-memory`: the kernel's ceiling (RLIMIT_DATA at twice the
+/// limit, set before the app is imported) and the reader of the resident
+/// size, opened while `/proc` is reachable.
+fn memory_limit(config: &Config) -> std::io::Result<Option<Arc<MemoryLimit>>> {
+    if config.max_worker_memory == 0 {
+        return Ok(None);
+    }
+    let bytes = config.max_worker_memory.saturating_mul(1 << 20);
+    set_data_ceiling(bytes.saturating_mul(2))?;
+    Ok(Some(Arc::new(MemoryLimit {
+        resident: ResidentMemory::open()?,
+        bytes,
+    })))
+}
+
 /// The configuration file's worker hooks, run on a thread of this worker.
 struct WorkerHooks {
     runner: Option<HookRunner>,
@@ -260,10 +355,10 @@ struct WorkerHooks {
 }
 
 impl WorkerHooks {
-    fn start(config: &Config, spec: &WorkerSpec) -> WorkerHooks {
+    fn start(source: Option<HookSource>, config: &Config, spec: &WorkerSpec) -> WorkerHooks {
         let ppid = std::os::unix::process::parent_id();
         WorkerHooks {
-            runner: HookRunner::start(config.hook_source().as_ref(), &config.hooks, WORKER_HOOKS),
+            runner: HookRunner::start(source.as_ref(), &config.hooks, WORKER_HOOKS),
             server: ServerFacts {
                 pid: ppid,
                 num_workers: spec.num_workers,

@@ -8,6 +8,7 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use rustpython_vm::builtins::PyStrRef;
+use rustpython_vm::signal::{UserSignalSender, user_signal_channel};
 use rustpython_vm::{Interpreter, PyObjectRef, PyResult, VirtualMachine};
 
 use super::bridge::WsgiHost;
@@ -20,7 +21,9 @@ use crate::config::hooks::REQUEST_HOOKS;
 use crate::embed::NativeModule;
 use crate::python::app::{LoadError, describe, import_module, load_app};
 use crate::python::hooks::HookSource;
-use crate::python::interpreter::new_interpreter;
+use crate::python::interpreter::{InterpreterOptions, new_interpreter};
+use crate::python::policy::{AppSandbox, ModulePolicy};
+use crate::sandbox::Policy;
 
 /// Stack for interpreter threads: RustPython derives its recursion limit
 /// from the stack it runs on, and deep framework stacks need room.
@@ -45,6 +48,16 @@ pub struct HostSettings {
     pub worker_age: u64,
     /// Report the app's source files once booted (`--reload`).
     pub list_module_files: bool,
+    /// Modules the interpreter is built without (`--deny-module`, ctypes
+    /// under `--sandbox`), with the guard that names the policy.
+    pub modules: ModulePolicy,
+    /// Under `--sandbox`: the settings of `ferrocorn.sandbox`.
+    pub app_sandbox: Option<AppSandbox>,
+    /// Library use under `--sandbox`: each interpreter thread confines
+    /// itself (a worker process is confined whole before it starts any).
+    pub confine_threads: Option<Arc<Policy>>,
+    /// Interpreters take interrupts (`--request-timeout`).
+    pub interruptible: bool,
 }
 
 impl HostSettings {
@@ -78,12 +91,30 @@ impl HostSettings {
             }),
             worker_age: 0,
             list_module_files: config.reload,
+            modules: ModulePolicy::from_config(config),
+            app_sandbox: None,
+            confine_threads: None,
+            interruptible: config.request_timeout > 0.0,
         }
     }
 }
 
+impl HostSettings {
+    /// The settings with `policy` (`--sandbox`) applied: `ferrocorn.sandbox`
+    /// installed in every interpreter and, with `confine_threads` (library
+    /// use), each interpreter thread confining itself as it starts. Host
+    /// names of `--allow-connect` are resolved here, before anything is
+    /// confined.
+    pub fn sandboxed(mut self, config: &Config, policy: Policy, confine_threads: bool) -> Self {
+        self.app_sandbox = Some(AppSandbox::new(config, &policy));
+        self.confine_threads = confine_threads.then(|| Arc::new(policy));
+        self
+    }
+}
+
 /// Starts `count` threads named `name-N`; each boots an interpreter and then
-/// runs `serve(index, vm, host)` until that returns. Returns once every
+/// runs `serve(index, vm, host, interrupts)` until that returns (`interrupts`
+/// reaches the running Python code, with [`HostSettings::interruptible`]). Returns once every
 /// thread has booted, or with the first load error (threads that did boot
 /// then see their work source closed by the caller and end).
 pub fn start_interpreter_threads<F>(
@@ -93,7 +124,7 @@ pub fn start_interpreter_threads<F>(
     serve: F,
 ) -> Result<InterpreterThreads, LoadError>
 where
-    F: Fn(usize, &VirtualMachine, &WsgiHost) + Send + Sync + 'static,
+    F: Fn(usize, &VirtualMachine, &WsgiHost, Option<UserSignalSender>) + Send + Sync + 'static,
 {
     let serve = Arc::new(serve);
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -104,7 +135,7 @@ where
             .name(format!("{name}-{index}"))
             .stack_size(INTERPRETER_STACK)
             .spawn(move || {
-                let (interpreter, host) = match boot(&settings) {
+                let (interpreter, host, interrupts) = match boot(&settings) {
                     Ok(booted) => booted,
                     Err(error) => {
                         let _ = ready.send(Err(error));
@@ -118,7 +149,7 @@ where
                     Vec::new()
                 };
                 let _ = ready.send(Ok(files));
-                interpreter.enter(|vm| serve(index, vm, &host));
+                interpreter.enter(|vm| serve(index, vm, &host, interrupts));
             });
         match spawned {
             Ok(handle) => threads.push(handle),
@@ -180,10 +211,44 @@ fn module_files(vm: &VirtualMachine) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Boots an interpreter on this thread, ready to serve requests.
-pub fn boot(settings: &HostSettings) -> Result<(Interpreter, WsgiHost), LoadError> {
-    let interpreter = new_interpreter(&settings.sys_path);
+/// Boots an interpreter on this thread, ready to serve requests; with
+/// [`HostSettings::interruptible`], also the sender that interrupts it.
+pub fn boot(
+    settings: &HostSettings,
+) -> Result<(Interpreter, WsgiHost, Option<UserSignalSender>), LoadError> {
+    if let Some(policy) = &settings.confine_threads {
+        policy
+            .confine_thread()
+            .map_err(|e| LoadError::Spec(e.to_string()))?;
+    }
+    let (sender, receiver) = match settings.interruptible {
+        true => {
+            let (sender, receiver) = user_signal_channel();
+            (Some(sender), Some(receiver))
+        }
+        false => (None, None),
+    };
+    let options = InterpreterOptions {
+        removed_modules: settings.modules.removed_names(),
+        interrupts: receiver,
+    };
+    let interpreter = new_interpreter(&settings.sys_path, options);
     let host = interpreter.enter(|vm| {
+        settings.modules.verify(vm).map_err(LoadError::Spec)?;
+        if let Some(sandbox) = &settings.app_sandbox {
+            sandbox.install(vm).map_err(|e| {
+                LoadError::Spec(format!(
+                    "cannot start ferrocorn.sandbox: {}",
+                    describe(vm, &e)
+                ))
+            })?;
+        }
+        settings.modules.install_guard(vm).map_err(|e| {
+            LoadError::Spec(format!(
+                "cannot install the --deny-module guard: {}",
+                describe(vm, &e)
+            ))
+        })?;
         crate::embed::native::install(vm, &settings.native_modules).map_err(|e| {
             LoadError::Spec(format!(
                 "cannot install native modules: {}",
@@ -217,7 +282,7 @@ pub fn boot(settings: &HostSettings) -> Result<(Interpreter, WsgiHost), LoadErro
         }
         Ok(host)
     })?;
-    Ok((interpreter, host))
+    Ok((interpreter, host, sender))
 }
 
 /// `ferrocorn.failed.app_for(report)`: a WSGI app answering 500 with `report`.

@@ -22,6 +22,7 @@ use crate::http::date::UtcTime;
 use crate::http::head::RequestHead;
 use crate::log;
 use crate::python::app::{format_exception, import_module};
+use crate::python::interrupt::is_request_timeout;
 use crate::worker::exchange::ConnectionInfo;
 
 /// Why a request's app run failed.
@@ -121,8 +122,20 @@ impl WsgiHost {
             )
         };
         // Whether the request failed, and what to log for it besides its violations.
+        let mut failure_status = 500;
         let (failed, failure_log) = match outcome {
             Ok(Ok(())) => (false, None),
+            Ok(Err(Failure::Python(exception))) if is_request_timeout(vm, &exception) => {
+                failure_status = 503;
+                (
+                    true,
+                    Some(format!(
+                        "Request timed out (--request-timeout): {}\n{}",
+                        request_line(),
+                        format_exception(vm, &exception)
+                    )),
+                )
+            }
             Ok(Err(Failure::Python(exception))) => (
                 true,
                 Some(format!(
@@ -159,15 +172,18 @@ impl WsgiHost {
             exchange.output.finish(vm, false);
         } else {
             exchange.headers = None;
-            exchange
-                .output
-                .fail(vm, 500, "The server could not complete the request.");
+            let detail = match failure_status {
+                503 => "The request took longer than the server allows.",
+                _ => "The server could not complete the request.",
+            };
+            exchange.output.fail(vm, failure_status, detail);
         }
         if let Some(format) = &self.access_format {
             let status = match &exchange.headers {
                 Some(headers) if !failed || exchange.output.pushed_anything() => {
                     headers.status.as_str()
                 }
+                _ if failure_status == 503 => "503 Service Unavailable",
                 _ => "500 Internal Server Error",
             };
             let no_headers = Vec::new();

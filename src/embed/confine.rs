@@ -1,0 +1,24 @@
+//! `Config::sandbox` in library use: every interpreter thread confines
+//! itself as it starts (the host program's threads stay as they are), with a
+//! private temporary directory that lives as long as the app or server.
+
+use crate::config::Config;
+use crate::sandbox::{self, Policy, PrivateTmp};
+use crate::wsgi::boot::HostSettings;
+
+/// `settings` with the sandbox applied when `config` asks for it, and the
+/// temporary directory to keep until the interpreters have ended.
+pub fn library_sandbox(
+    config: &Config,
+    settings: HostSettings,
+) -> Result<(HostSettings, Option<PrivateTmp>), String> {
+    if !config.sandbox {
+        sandbox::check_settings(config)?;
+        return Ok((settings, None));
+    }
+    sandbox::check_settings(config)?;
+    let tmp = PrivateTmp::create(None)
+        .map_err(|e| format!("cannot create the private temporary directory: {e}"))?;
+    let policy = Policy::new(config, &settings.sys_path, tmp.path());
+    Ok((settings.sandboxed(config, policy, true), Some(tmp)))
+}

@@ -1,0 +1,189 @@
+//! The interpreter's share of the policy. Modules the operator denies
+//! (`--deny-module`, and ctypes under `--sandbox` without `--allow-ffi`) are
+//! removed from the interpreter itself (see [`InterpreterOptions`]), then an
+//! import guard names the policy in the ImportError; under `--sandbox`,
+//! `ferrocorn.sandbox` gives the kernel's refusals messages that name the
+//! flag to change and checks what the kernel cannot (the host part of
+//! `--allow-connect`, name lookups). The kernel stays the boundary.
+//!
+//! [`InterpreterOptions`]: super::interpreter::InterpreterOptions
+
+use std::path::PathBuf;
+
+use rustpython_vm::{PyResult, VirtualMachine};
+
+use super::app::import_module;
+use crate::config::Config;
+use crate::sandbox::Policy;
+
+/// ctypes' native half: without it `import ctypes` fails however it is tried.
+const FFI_MODULES: [&str; 2] = ["_ctypes", "ctypes"];
+
+/// Modules the interpreter goes without, each with the setting that says so.
+#[derive(Debug, Clone, Default)]
+pub struct ModulePolicy {
+    denied: Vec<(String, &'static str)>,
+}
+
+impl ModulePolicy {
+    pub fn from_config(config: &Config) -> ModulePolicy {
+        let mut denied: Vec<(String, &'static str)> = config
+            .deny_module
+            .iter()
+            .map(|name| (name.clone(), "--deny-module"))
+            .collect();
+        if config.sandbox && !config.allow_ffi {
+            denied.extend(
+                FFI_MODULES
+                    .iter()
+                    .map(|name| (name.to_string(), "--sandbox without --allow-ffi")),
+            );
+        }
+        ModulePolicy { denied }
+    }
+
+    /// The names to build the interpreter without.
+    pub fn removed_names(&self) -> Vec<String> {
+        self.denied.iter().map(|(name, _)| name.clone()).collect()
+    }
+
+    /// That the interpreter really lacks them (never silently weaker).
+    pub fn verify(&self, vm: &VirtualMachine) -> Result<(), String> {
+        for (name, _) in &self.denied {
+            if vm.state.module_defs.contains_key(name.as_str())
+                || vm.state.frozen.contains_key(name.as_str())
+            {
+                return Err(format!(
+                    "cannot remove the module {name} from the interpreter"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `ferrocorn.sandbox.deny_modules({name: reason})`: the ImportError
+    /// names the policy, also for modules the app brings on its own path.
+    pub fn install_guard(&self, vm: &VirtualMachine) -> PyResult<()> {
+        if self.denied.is_empty() {
+            return Ok(());
+        }
+        let reasons = vm.ctx.new_dict();
+        for (name, reason) in &self.denied {
+            reasons.set_item(name.as_str(), vm.ctx.new_str(*reason).into(), vm)?;
+        }
+        let sandbox = import_module(vm, "ferrocorn.sandbox", "deny_modules")?;
+        sandbox.get_attr("deny_modules", vm)?.call((reasons,), vm)?;
+        Ok(())
+    }
+}
+
+/// The settings of `ferrocorn.sandbox.install`, as JSON (the module reads
+/// it with `json.loads`).
+#[derive(Debug, Clone)]
+pub struct AppSandbox {
+    settings: String,
+}
+
+impl AppSandbox {
+    /// Resolves the `--allow-connect` host names now, while the resolver's
+    /// files and UDP are still reachable: the app's lookups of those names
+    /// are answered from this table, all others fail.
+    pub fn new(config: &Config, policy: &Policy) -> AppSandbox {
+        let mut json = String::from("{\"connect\": [");
+        for (i, rule) in config.allow_connect.iter().enumerate() {
+            let addresses: Vec<String> = rule
+                .resolve()
+                .iter()
+                .map(|a| json_string(&a.to_string()))
+                .collect();
+            if rule.host.is_some() && addresses.is_empty() {
+                crate::log::warning(&format!(
+                    "--allow-connect {rule}: the name does not resolve; connections to it will be refused"
+                ));
+            }
+            json.push_str(&format!(
+                "{}{{\"host\": {}, \"port\": {}, \"addresses\": [{}]}}",
+                if i == 0 { "" } else { ", " },
+                rule.host.as_deref().map_or("null".to_owned(), json_string),
+                rule.port,
+                addresses.join(", ")
+            ));
+        }
+        let list = |items: &[String]| {
+            items
+                .iter()
+                .map(|s| json_string(s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let paths = |paths: &[PathBuf]| {
+            let texts: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            list(&texts)
+        };
+        let mut writable = config.allow_write.clone();
+        writable.push(policy.tmp().to_owned());
+        json.push_str(&format!(
+            "], \"env\": [{}], \"tmp\": {}, \"readable\": [{}], \"writable\": [{}], \"subprocess\": {}}}",
+            list(policy.kept_environment()),
+            json_string(&policy.tmp().display().to_string()),
+            paths(&config.allow_read),
+            paths(&writable),
+            config.allow_subprocess
+        ));
+        AppSandbox { settings: json }
+    }
+
+    /// Runs `ferrocorn.sandbox.install(settings)` before the app is imported.
+    pub fn install(&self, vm: &VirtualMachine) -> PyResult<()> {
+        let sandbox = import_module(vm, "ferrocorn.sandbox", "install")?;
+        sandbox
+            .get_attr("install", vm)?
+            .call((vm.ctx.new_str(self.settings.as_str()),), vm)?;
+        Ok(())
+    }
+}
+
+/// `text` as a JSON string literal.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_escape_quotes_backslashes_and_controls() {
+        assert_eq!(json_string("a\"b\\c\nd"), "\"a\\\"b\\\\c\\u000ad\"");
+    }
+
+    #[test]
+    fn ctypes_is_removed_under_the_sandbox_unless_ffi_is_allowed() {
+        let config = |args: &[&str]| {
+            let mut words = args.to_vec();
+            words.push("app:application");
+            Config::from_args(words).unwrap()
+        };
+        let sandboxed =
+            ModulePolicy::from_config(&config(&["--sandbox", "--deny-module", "pickle"]));
+        assert_eq!(sandboxed.removed_names(), ["pickle", "_ctypes", "ctypes"]);
+        let ffi = ModulePolicy::from_config(&config(&["--sandbox", "--allow-ffi"]));
+        assert!(ffi.removed_names().is_empty());
+        assert!(
+            ModulePolicy::from_config(&config(&[]))
+                .removed_names()
+                .is_empty()
+        );
+    }
+}

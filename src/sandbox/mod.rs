@@ -1,0 +1,274 @@
+//! The sandbox (`--sandbox`): what the app may touch, decided by the
+//! operator and enforced by the kernel. Landlock ([`filesystem`]) governs
+//! files, TCP ports and signals; seccomp ([`syscalls`]) the system calls
+//! Landlock does not (exec, fork, socket families, ptrace, namespaces...);
+//! every capability is dropped; the environment is cut to `--allow-env`.
+//! The interpreter-level pieces (ctypes and `--deny-module` removed from the
+//! interpreter, clearer messages, the host part of `--allow-connect`) live in
+//! `python::policy` and `pylib/ferrocorn/sandbox.py`.
+//!
+//! A worker confines its whole process before it starts a thread or imports
+//! the app ([`Policy::confine_process`]); library use confines each
+//! interpreter thread ([`Policy::confine_thread`]), leaving the host
+//! program's own threads alone.
+
+mod capabilities;
+mod connect;
+mod environment;
+mod filesystem;
+pub mod memory;
+mod private_tmp;
+mod syscalls;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use connect::ConnectRule;
+pub use private_tmp::PrivateTmp;
+
+use crate::config::Config;
+
+/// Why the sandbox could not be put in place.
+#[derive(Debug, Clone)]
+pub enum SandboxError {
+    /// The running kernel lacks a mechanism the policy needs.
+    Unsupported(String),
+    /// Setting it up failed (the message says where).
+    Setup(String),
+}
+
+impl fmt::Display for SandboxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SandboxError::Unsupported(what) => {
+                write!(f, "--sandbox cannot be enforced on this system: {what}")
+            }
+            SandboxError::Setup(what) => write!(f, "cannot set up the sandbox: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for SandboxError {}
+
+/// Files ordinary Python reads that are no secret: time zones (`zoneinfo`,
+/// `time.localtime`), MIME types (`mimetypes`), the user and group names
+/// (`pwd`, `os.path.expanduser`, `getpass.getuser`: world-readable, the
+/// password hashes are in /etc/shadow), the random devices.
+pub const SYSTEM_READABLE: &[&str] = &[
+    "/etc/localtime",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/timezone",
+    "/usr/share/zoneinfo",
+    "/etc/mime.types",
+    "/dev/urandom",
+    "/dev/random",
+];
+
+/// Devices the app may write as well as read.
+const SYSTEM_DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full"];
+
+/// With `--allow-subprocess`: where programs and the libraries they load live.
+pub const PROGRAM_READABLE: &[&str] = &[
+    "/bin",
+    "/sbin",
+    "/usr/bin",
+    "/usr/sbin",
+    "/usr/libexec",
+    "/lib",
+    "/lib64",
+    "/usr/lib",
+    "/usr/lib64",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+];
+
+/// What a sandboxed worker (or interpreter thread) may touch.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    read: Vec<PathBuf>,
+    write: Vec<PathBuf>,
+    log_dirs: Vec<PathBuf>,
+    devices: Vec<PathBuf>,
+    connect_ports: Vec<u16>,
+    allow_subprocess: bool,
+    keep_env: Vec<String>,
+    tmp: PathBuf,
+}
+
+impl Policy {
+    /// The policy `config` asks for; the app reads from `sys_path` and
+    /// keeps its temporary files in `tmp`.
+    pub fn new(config: &Config, sys_path: &[String], tmp: &Path) -> Policy {
+        let mut read: Vec<PathBuf> = sys_path.iter().map(PathBuf::from).collect();
+        read.extend(config.chdir.iter().cloned());
+        read.extend(std::env::current_exe().ok());
+        read.extend(SYSTEM_READABLE.iter().map(PathBuf::from));
+        if config.allow_subprocess {
+            read.extend(PROGRAM_READABLE.iter().map(PathBuf::from));
+        }
+        read.extend(config.allow_read.iter().cloned());
+        let mut write = config.allow_write.clone();
+        write.push(tmp.to_owned());
+        let log_dirs = [&config.error_logfile, &config.access_logfile]
+            .into_iter()
+            .flatten()
+            .filter(|path| path.as_os_str() != "-")
+            .filter_map(|path| std::path::absolute(path).ok()?.parent().map(Path::to_owned))
+            .collect();
+        let mut connect_ports: Vec<u16> = config.allow_connect.iter().map(|r| r.port).collect();
+        connect_ports.sort_unstable();
+        connect_ports.dedup();
+        let mut keep_env = config.allow_env.clone();
+        keep_env.extend(
+            config
+                .raw_env
+                .iter()
+                .filter_map(|pair| pair.split_once('=').map(|(key, _)| key.to_owned())),
+        );
+        Policy {
+            read,
+            write,
+            log_dirs,
+            devices: SYSTEM_DEVICES.iter().map(PathBuf::from).collect(),
+            connect_ports,
+            allow_subprocess: config.allow_subprocess,
+            keep_env,
+            tmp: tmp.to_owned(),
+        }
+    }
+
+    /// The variables the app sees (`--allow-env`, `-e` names).
+    pub fn kept_environment(&self) -> &[String] {
+        &self.keep_env
+    }
+
+    /// Confines this whole process, for good: environment, capabilities,
+    /// Landlock, seccomp (on every thread).
+    ///
+    /// # Safety
+    /// The process must be single-threaded: the environment is rewritten and
+    /// Landlock restricts the calling thread and its future children only.
+    pub unsafe fn confine_process(&self) -> Result<(), SandboxError> {
+        // SAFETY: single-threaded, as the caller promises.
+        unsafe { environment::restrict(&self.keep_env, &self.tmp) };
+        self.confine_thread()
+    }
+
+    /// Confines the calling thread and the threads and processes it starts
+    /// later (not the rest of the process): capabilities, Landlock, seccomp.
+    pub fn confine_thread(&self) -> Result<(), SandboxError> {
+        set_no_new_privs()?;
+        capabilities::drop_all()?;
+        let filters = syscalls::filters(self.allow_subprocess)?;
+        filesystem::restrict(self)?;
+        syscalls::install(&filters, false)
+    }
+
+    /// Where the app's temporary files go.
+    pub fn tmp(&self) -> &Path {
+        &self.tmp
+    }
+}
+
+/// PR_SET_NO_NEW_PRIVS: neither this thread nor any program it runs can gain
+/// privileges (setuid bits, file capabilities); seccomp and Landlock need it.
+fn set_no_new_privs() -> Result<(), SandboxError> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(SandboxError::Setup(format!(
+            "PR_SET_NO_NEW_PRIVS: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses settings that ask for a sandbox feature without `--sandbox`, or
+/// name paths that do not exist: one line naming the setting.
+pub fn check_settings(config: &Config) -> Result<(), String> {
+    if !config.sandbox {
+        let given = [
+            ("--allow-read", !config.allow_read.is_empty()),
+            ("--allow-write", !config.allow_write.is_empty()),
+            ("--allow-connect", !config.allow_connect.is_empty()),
+            ("--allow-env", !config.allow_env.is_empty()),
+            ("--allow-subprocess", config.allow_subprocess),
+            ("--allow-ffi", config.allow_ffi),
+        ];
+        if let Some((flag, _)) = given.iter().find(|(_, set)| *set) {
+            return Err(format!(
+                "{flag} opens a hole in the sandbox, but --sandbox is not on: add --sandbox (sandbox = True)"
+            ));
+        }
+        return Ok(());
+    }
+    for (flag, paths) in [
+        ("--allow-read", &config.allow_read),
+        ("--allow-write", &config.allow_write),
+    ] {
+        for path in paths {
+            if let Err(error) = std::fs::metadata(path) {
+                return Err(format!("{flag} {}: {error}", path.display()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Confines a thread that then ends: the kernel's answer to whether `policy`
+/// can be enforced here, without confining the caller. At start-up, so the
+/// server refuses to start rather than run weaker than asked.
+pub fn preflight(policy: &Policy) -> Result<(), SandboxError> {
+    let policy = policy.clone();
+    std::thread::Builder::new()
+        .name("sandbox-check".into())
+        .spawn(move || policy.confine_thread())
+        .map_err(|e| SandboxError::Setup(format!("cannot start a thread: {e}")))?
+        .join()
+        .unwrap_or_else(|_| Err(SandboxError::Setup("the check panicked".into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        let mut words = args.to_vec();
+        words.push("app:application");
+        Config::from_args(words).unwrap()
+    }
+
+    #[test]
+    fn holes_without_the_sandbox_are_refused() {
+        let error = check_settings(&config(&["--allow-read", "/"])).unwrap_err();
+        assert!(
+            error.contains("--allow-read") && error.contains("--sandbox"),
+            "{error}"
+        );
+        assert!(check_settings(&config(&["--sandbox", "--allow-read", "/"])).is_ok());
+        let missing = check_settings(&config(&["--sandbox", "--allow-write", "/no/such/dir"]));
+        assert!(missing.unwrap_err().contains("/no/such/dir"));
+    }
+
+    #[test]
+    fn raw_env_names_stay_visible_and_ports_are_listed_once() {
+        let config = config(&[
+            "--sandbox",
+            "--allow-env",
+            "DATABASE_URL",
+            "-e",
+            "MODE=test",
+            "--allow-connect",
+            "5432",
+            "--allow-connect",
+            "db:5432",
+        ]);
+        let policy = Policy::new(&config, &["/srv/app".into()], Path::new("/tmp/x"));
+        assert_eq!(policy.kept_environment(), ["DATABASE_URL", "MODE"]);
+        assert_eq!(policy.connect_ports, [5432]);
+        assert!(policy.read.contains(&PathBuf::from("/srv/app")));
+        assert!(policy.write.contains(&PathBuf::from("/tmp/x")));
+    }
+}

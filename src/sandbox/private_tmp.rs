@@ -1,0 +1,69 @@
+//! The private temporary directory each sandboxed worker gets (its
+//! `TMPDIR`, where `tempfile` and spilled request bodies go): created mode
+//! 0700 by the unconfined parent, removed by it when the worker has ended,
+//! however it ended.
+
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A directory removed (with its contents) when this is dropped.
+#[derive(Debug)]
+pub struct PrivateTmp {
+    path: PathBuf,
+}
+
+impl PrivateTmp {
+    /// Creates `ferrocorn-PID-N` in the system temporary directory, owned by
+    /// `owner` (uid, gid) when the worker runs as another user.
+    pub fn create(owner: Option<(u32, u32)>) -> io::Result<PrivateTmp> {
+        static CREATED: AtomicU64 = AtomicU64::new(0);
+        let base = std::env::temp_dir();
+        let pid = std::process::id();
+        loop {
+            let n = CREATED.fetch_add(1, Ordering::Relaxed);
+            let path = base.join(format!("ferrocorn-{pid}-{n}"));
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => {
+                    let tmp = PrivateTmp { path };
+                    if let Some((uid, gid)) = owner {
+                        std::os::unix::fs::chown(&tmp.path, Some(uid), Some(gid))?;
+                    }
+                    return Ok(tmp);
+                }
+                // Left by an earlier process with the same pid: take the next name.
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PrivateTmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_directory_is_private_and_removed_with_its_contents() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = PrivateTmp::create(None).unwrap();
+        let path = tmp.path().to_owned();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        std::fs::create_dir(path.join("sub")).unwrap();
+        std::fs::write(path.join("sub/file"), b"x").unwrap();
+        drop(tmp);
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,778 @@
+//! The escape suite: `tests/apps/escape.py` tries to get out of `--sandbox`
+//! one way at a time, through the Python APIs and the raw ones beneath them
+//! (and, with `--allow-ffi`, through raw system calls made by native code
+//! via ctypes). Each attempt must fail AND leave no trace on the host: no
+//! file made or changed, nothing received by a listener, every process
+//! still alive, limits unchanged. What the policy allows must still work in
+//! the same run.
+
+mod common;
+
+use std::io::{ErrorKind, Read};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{BIN, Server, apps_dir, scratch_dir};
+
+/// Files and directories on the host, outside and inside what is allowed.
+struct Host {
+    root: PathBuf,
+    secret: PathBuf,
+    outside: PathBuf,
+    mode_file: PathBuf,
+    readable: PathBuf,
+    writable: PathBuf,
+}
+
+impl Host {
+    fn new(name: &str) -> Host {
+        let root = scratch_dir(name);
+        let outside = root.join("outside");
+        let readable = root.join("readable");
+        let writable = root.join("writable");
+        for dir in [&outside, &readable, &writable] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        let secret = root.join("secret.txt");
+        std::fs::write(&secret, "the host's secret").unwrap();
+        let mode_file = outside.join("mode.txt");
+        std::fs::write(&mode_file, "mode").unwrap();
+        std::fs::set_permissions(&mode_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(readable.join("data.txt"), "readable data").unwrap();
+        std::fs::write(writable.join("movable.txt"), "stays here").unwrap();
+        Host {
+            root,
+            secret,
+            outside,
+            mode_file,
+            readable,
+            writable,
+        }
+    }
+
+    fn p(&self, relative: &str) -> String {
+        self.root.join(relative).display().to_string()
+    }
+}
+
+/// Percent-encodes a query value (paths, commands, abstract names).
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'.' | b'-' | b'_' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn attempt(server: &Server, name: &str, args: &[(&str, &str)]) -> String {
+    let query: Vec<String> = args
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
+    let response = server.get(&format!("/try/{name}?{}", query.join("&")));
+    assert_eq!(response.status, 200, "/try/{name}: {}", response.text());
+    response.text()
+}
+
+/// The attempt failed with `error_type` (its message is returned).
+#[track_caller]
+fn assert_fails(result: &str, error_type: &str, what: &str) {
+    assert!(
+        result.contains("\"ok\": false") && result.contains(&format!("\"type\": \"{error_type}\"")),
+        "{what} must fail with {error_type}, got {result}"
+    );
+}
+
+/// Landlock refuses a link or rename across directories without its REFER
+/// right with EXDEV, as if they were on two file systems.
+#[track_caller]
+fn assert_refused_across(result: &str, what: &str) {
+    assert!(
+        result.contains("\"ok\": false")
+            && (result.contains("\"errno\": 18") || result.contains("\"errno\": 13")),
+        "{what} must fail with EXDEV or EACCES, got {result}"
+    );
+}
+
+#[track_caller]
+fn assert_denied(result: &str, what: &str) {
+    assert_fails(result, "PermissionError", what);
+}
+
+#[track_caller]
+fn assert_works(result: &str, what: &str) {
+    assert!(
+        result.contains("\"ok\": true"),
+        "{what} must work, got {result}"
+    );
+}
+
+/// Listeners that must receive nothing.
+struct Watchers {
+    tcp4: TcpListener,
+    tcp6: TcpListener,
+    udp: UdpSocket,
+    unix: UnixListener,
+    unix_path: PathBuf,
+    abstract_unix: UnixListener,
+    abstract_name: String,
+}
+
+impl Watchers {
+    fn new(host: &Host) -> Watchers {
+        let tcp4 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp6 = TcpListener::bind("[::1]:0").unwrap();
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let unix_path = host.outside.join("app.sock");
+        let unix = UnixListener::bind(&unix_path).unwrap();
+        let abstract_name = format!(
+            "ferrocorn-escape-{}-{}",
+            std::process::id(),
+            host.root.file_name().unwrap().to_string_lossy()
+        );
+        let abstract_unix =
+            UnixListener::bind_addr(&UnixAddr::from_abstract_name(&abstract_name).unwrap())
+                .unwrap();
+        for socket in [&tcp4, &tcp6] {
+            socket.set_nonblocking(true).unwrap();
+        }
+        udp.set_nonblocking(true).unwrap();
+        unix.set_nonblocking(true).unwrap();
+        abstract_unix.set_nonblocking(true).unwrap();
+        Watchers {
+            tcp4,
+            tcp6,
+            udp,
+            unix,
+            unix_path,
+            abstract_unix,
+            abstract_name,
+        }
+    }
+
+    fn assert_nothing_received(&self) {
+        for (name, listener) in [("tcp v4", &self.tcp4), ("tcp v6", &self.tcp6)] {
+            let accepted = listener.accept();
+            assert!(
+                matches!(&accepted, Err(e) if e.kind() == ErrorKind::WouldBlock),
+                "the {name} listener received a connection: {accepted:?}"
+            );
+        }
+        let mut buffer = [0u8; 64];
+        let received = self.udp.recv_from(&mut buffer);
+        assert!(
+            matches!(&received, Err(e) if e.kind() == ErrorKind::WouldBlock),
+            "the UDP socket received {received:?}"
+        );
+        for (name, listener) in [("unix", &self.unix), ("abstract unix", &self.abstract_unix)] {
+            let accepted = listener.accept();
+            assert!(
+                matches!(&accepted, Err(e) if e.kind() == ErrorKind::WouldBlock),
+                "the {name} listener received a connection"
+            );
+        }
+    }
+}
+
+fn port(listener: &TcpListener) -> String {
+    listener.local_addr().unwrap().port().to_string()
+}
+
+/// A process is there and not a zombie.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+/// The arbiter's worker processes.
+fn workers(arbiter: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{arbiter}/task/{arbiter}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|pid| pid.parse().ok())
+        .collect()
+}
+
+fn wait_for_workers(arbiter: u32, count: usize) -> Vec<u32> {
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    loop {
+        let found = workers(arbiter);
+        if found.len() == count {
+            return found;
+        }
+        assert!(std::time::Instant::now() < deadline, "workers: {found:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn private_tmp_dirs(arbiter: u32) -> Vec<PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().is_some_and(|n| {
+                n.to_string_lossy()
+                    .starts_with(&format!("ferrocorn-{arbiter}-"))
+            })
+        })
+        .collect()
+}
+
+fn start_sandboxed(host: &Host, allowed_port: &str, extra: &[&str]) -> Server {
+    let readable = host.readable.display().to_string();
+    let writable = host.writable.display().to_string();
+    let mut args = vec![
+        "--sandbox",
+        "--allow-read",
+        &readable,
+        "--allow-write",
+        &writable,
+        "--allow-connect",
+        allowed_port,
+        "--allow-env",
+        "VISIBLE",
+    ];
+    args.extend_from_slice(extra);
+    args.push("escape:application");
+    Server::start_with(
+        &apps_dir(),
+        &args,
+        &[("VISIBLE", "yes"), ("SECRET_TOKEN", "hunter2")],
+    )
+}
+
+#[test]
+fn the_sandbox_holds_against_escape_attempts_and_leaves_no_trace() {
+    let host = Host::new("escape");
+    let watchers = Watchers::new(&host);
+    let allowed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let allowed_port = port(&allowed);
+    let mut server = start_sandboxed(
+        &host,
+        &allowed_port,
+        &["-w", "2", "--deny-module", "pickle"],
+    );
+    let arbiter = server.pid();
+    let pids = wait_for_workers(arbiter, 2);
+    let limits_before = std::fs::read_to_string(format!("/proc/{arbiter}/limits")).unwrap();
+    let mode_before = std::fs::metadata(&host.mode_file).unwrap();
+
+    // Files.
+    let secret = host.secret.display().to_string();
+    assert_denied(
+        &attempt(&server, "read", &[("path", &secret)]),
+        "reading a file outside",
+    );
+    assert_denied(
+        &attempt(&server, "read", &[("path", "/etc/shadow")]),
+        "reading /etc/shadow",
+    );
+    assert_denied(
+        &attempt(&server, "list", &[("path", &host.p("outside"))]),
+        "listing a directory outside",
+    );
+    let outside_new = host.p("outside/new.txt");
+    assert_denied(
+        &attempt(&server, "write", &[("path", &outside_new)]),
+        "writing outside",
+    );
+    assert_denied(
+        &attempt(&server, "mkdir", &[("path", &host.p("outside/dir"))]),
+        "mkdir outside",
+    );
+    let mode_file = host.mode_file.display().to_string();
+    assert_denied(
+        &attempt(&server, "chmod", &[("path", &mode_file)]),
+        "chmod outside",
+    );
+    assert_denied(
+        &attempt(&server, "chown", &[("path", &mode_file)]),
+        "chown outside",
+    );
+    assert_denied(
+        &attempt(&server, "utime", &[("path", &mode_file)]),
+        "utime outside",
+    );
+    let link = host.writable.join("to-secret").display().to_string();
+    assert_denied(
+        &attempt(
+            &server,
+            "symlink_read",
+            &[("target", &secret), ("link", &link)],
+        ),
+        "reading through a symlink out of an allowed directory",
+    );
+    let hard = host.writable.join("hard").display().to_string();
+    assert_refused_across(
+        &attempt(&server, "link", &[("src", &secret), ("dst", &hard)]),
+        "hard-linking a file outside into an allowed directory",
+    );
+    let movable = host.writable.join("movable.txt").display().to_string();
+    assert_refused_across(
+        &attempt(
+            &server,
+            "rename",
+            &[("src", &movable), ("dst", &host.p("outside/moved.txt"))],
+        ),
+        "moving a file out of an allowed directory",
+    );
+    assert_refused_across(
+        &attempt(
+            &server,
+            "rename",
+            &[
+                ("src", &secret),
+                ("dst", &host.writable.join("stolen").display().to_string()),
+            ],
+        ),
+        "moving a file outside into an allowed directory",
+    );
+    let tmp_file = std::env::temp_dir().join(format!("ferrocorn-escape-{arbiter}"));
+    assert_denied(
+        &attempt(
+            &server,
+            "write",
+            &[("path", &tmp_file.display().to_string())],
+        ),
+        "writing to /tmp",
+    );
+    let shm_file = format!("/dev/shm/ferrocorn-escape-{arbiter}");
+    assert_denied(
+        &attempt(&server, "write", &[("path", &shm_file)]),
+        "writing to /dev/shm",
+    );
+    assert_denied(
+        &attempt(&server, "read", &[("path", "/proc/self/environ")]),
+        "/proc/self/environ",
+    );
+    assert_denied(
+        &attempt(
+            &server,
+            "read",
+            &[("path", &format!("/proc/{arbiter}/environ"))],
+        ),
+        "the arbiter's environ",
+    );
+    assert_denied(
+        &attempt(
+            &server,
+            "read",
+            &[("path", &format!("/proc/{arbiter}/cmdline"))],
+        ),
+        "the arbiter's cmdline",
+    );
+    assert_denied(
+        &attempt(&server, "chroot", &[("path", &host.p("writable"))]),
+        "chroot",
+    );
+
+    // Programs and processes.
+    let marker = |name: &str| host.p(&format!("outside/ran-{name}"));
+    for (route, name) in [
+        ("subprocess", "subprocess"),
+        ("system", "system"),
+        ("posix_system", "posix-system"),
+        ("posix_spawn", "posix-spawn"),
+        ("fork", "fork"),
+        ("execv", "execv"),
+    ] {
+        let result = attempt(&server, route, &[("marker", &marker(name))]);
+        assert!(
+            result.contains("\"ok\": false"),
+            "{route} must fail: {result}"
+        );
+    }
+    for result in [
+        attempt(&server, "subprocess", &[("marker", &marker("x"))]),
+        attempt(&server, "posix_spawn", &[("marker", &marker("x"))]),
+        attempt(&server, "fork", &[]),
+        attempt(&server, "execv", &[("marker", &marker("x"))]),
+    ] {
+        assert_denied(&result, "starting a program or process");
+    }
+
+    // Network.
+    let denied4 = port(&watchers.tcp4);
+    let denied6 = port(&watchers.tcp6);
+    for (route, host_name, port) in [
+        ("connect", "127.0.0.1", &denied4),
+        ("raw_connect", "127.0.0.1", &denied4),
+        ("raw_connect", "127.1", &denied4),
+        ("raw_connect", "::1", &denied6),
+        ("connect", "::1", &denied6),
+    ] {
+        assert_denied(
+            &attempt(&server, route, &[("host", host_name), ("port", port)]),
+            &format!("{route} to {host_name} port {port}"),
+        );
+    }
+    assert_fails(
+        &attempt(
+            &server,
+            "connect",
+            &[("host", "localhost.localdomain"), ("port", &allowed_port)],
+        ),
+        "gaierror",
+        "looking up a name not given to --allow-connect",
+    );
+    let udp_port = watchers.udp.local_addr().unwrap().port().to_string();
+    assert_denied(
+        &attempt(
+            &server,
+            "udp",
+            &[("host", "127.0.0.1"), ("port", &udp_port)],
+        ),
+        "UDP",
+    );
+    let unix_path = watchers.unix_path.display().to_string();
+    assert_denied(
+        &attempt(&server, "unix", &[("path", &unix_path)]),
+        "a unix socket",
+    );
+    let abstract_path = format!("@{}", watchers.abstract_name);
+    assert_denied(
+        &attempt(&server, "unix", &[("path", &abstract_path)]),
+        "an abstract unix socket",
+    );
+    for (family, kind, proto, what) in [
+        ("2", "3", "1", "a raw ICMP socket"),
+        ("17", "3", "0", "a packet socket"),
+        ("16", "3", "0", "a netlink socket"),
+        ("2", "1", "132", "SCTP"),
+        ("2", "1", "262", "MPTCP"),
+    ] {
+        assert_denied(
+            &attempt(
+                &server,
+                "socket",
+                &[("family", family), ("type", kind), ("proto", proto)],
+            ),
+            what,
+        );
+    }
+
+    // Other processes and limits.
+    let arbiter_text = arbiter.to_string();
+    assert_denied(
+        &attempt(&server, "kill", &[("pid", &arbiter_text), ("signal", "15")]),
+        "SIGTERM to the arbiter",
+    );
+    assert_denied(
+        &attempt(&server, "kill", &[("pid", "1"), ("signal", "0")]),
+        "a signal to pid 1",
+    );
+    let pid_list: Vec<String> = pids.iter().map(u32::to_string).collect();
+    assert_denied(
+        &attempt(&server, "kill_sibling", &[("pids", &pid_list.join(","))]),
+        "SIGKILL to a sibling worker",
+    );
+    // prlimit(2) on the arbiter needs native code here (RustPython's
+    // resource module has no prlimit): see the ctypes test below.
+    for to in ["infinity", "lower"] {
+        let result = attempt(&server, "set_data_limit", &[("to", to)]);
+        assert_fails(&result, "ValueError", "setrlimit(2)");
+        assert!(result.contains("not allowed"), "{result}");
+    }
+
+    // Environment and modules.
+    let environ = attempt(&server, "environ", &[]);
+    assert!(environ.contains("\"VISIBLE\": \"yes\""), "{environ}");
+    assert!(
+        !environ.contains("SECRET_TOKEN") && !environ.contains("hunter2"),
+        "{environ}"
+    );
+    for args in [
+        vec![("name", "pickle")],
+        vec![("name", "pickle"), ("route", "dunder")],
+        vec![("name", "ctypes")],
+    ] {
+        let result = attempt(&server, "import", &args);
+        assert_fails(&result, "ImportError", "a denied module");
+        assert!(
+            result.contains("ferrocorn sandbox") && result.contains("is not allowed"),
+            "{result}"
+        );
+    }
+    for name in ["pickle", "ctypes", "_ctypes"] {
+        let result = attempt(&server, "import", &[("name", name), ("unguarded", "1")]);
+        assert!(
+            result.contains("\"type\": \"ModuleNotFoundError\"")
+                || result.contains("\"type\": \"ImportError\""),
+            "{name} must be gone from the interpreter, not only guarded: {result}"
+        );
+    }
+
+    // From a thread the app starts.
+    assert_denied(
+        &attempt(&server, "thread", &[("inner", "read"), ("path", &secret)]),
+        "a read from a thread",
+    );
+    assert_denied(
+        &attempt(&server, "thread", &[("inner", "fork")]),
+        "fork from a thread",
+    );
+    assert_denied(
+        &attempt(
+            &server,
+            "thread",
+            &[
+                ("inner", "raw_connect"),
+                ("host", "127.0.0.1"),
+                ("port", &denied4),
+            ],
+        ),
+        "a connection from a thread",
+    );
+
+    // What is allowed still works, in the same run.
+    let readable = host.readable.join("data.txt").display().to_string();
+    assert!(attempt(&server, "read", &[("path", &readable)]).contains("readable data"));
+    assert!(attempt(&server, "read", &[("path", "/etc/passwd")]).contains("root:"));
+    let writable = host.writable.display().to_string();
+    assert!(
+        attempt(&server, "allowed_write", &[("dir", &writable)]).contains("\"value\": \"written\"")
+    );
+    let tmp = attempt(&server, "tempfile", &[]);
+    assert!(tmp.contains("\"data\": \"spilled\""), "{tmp}");
+    assert!(
+        tmp.contains(&format!("ferrocorn-{arbiter}-")),
+        "tempfile uses the private directory: {tmp}"
+    );
+    allowed.set_nonblocking(false).unwrap();
+    for route in ["connect", "raw_connect"] {
+        assert_works(
+            &attempt(
+                &server,
+                route,
+                &[("host", "127.0.0.1"), ("port", &allowed_port)],
+            ),
+            "a connection to the allowed port",
+        );
+        let (mut stream, _) = allowed.accept().unwrap();
+        let mut text = String::new();
+        stream.set_read_timeout(Some(common::TIMEOUT)).unwrap();
+        stream.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "hello from the sandbox");
+    }
+
+    // No trace on the host.
+    assert_eq!(
+        std::fs::read_to_string(&host.secret).unwrap(),
+        "the host's secret"
+    );
+    for path in [
+        PathBuf::from(&outside_new),
+        host.outside.join("dir"),
+        host.outside.join("moved.txt"),
+        host.writable.join("hard"),
+        host.writable.join("stolen"),
+        tmp_file,
+        PathBuf::from(&shm_file),
+    ] {
+        assert!(!path.exists(), "{} must not exist", path.display());
+    }
+    for name in [
+        "subprocess",
+        "system",
+        "posix-system",
+        "posix-spawn",
+        "fork",
+        "execv",
+        "x",
+    ] {
+        assert!(!Path::new(&marker(name)).exists(), "a program ran: {name}");
+    }
+    assert!(host.writable.join("movable.txt").exists());
+    let mode_after = std::fs::metadata(&host.mode_file).unwrap();
+    assert_eq!(
+        mode_after.permissions().mode() & 0o777,
+        0o644,
+        "mode changed"
+    );
+    assert_eq!(
+        (mode_after.uid(), mode_after.gid()),
+        (mode_before.uid(), mode_before.gid())
+    );
+    assert_eq!(mode_after.mtime(), mode_before.mtime(), "times changed");
+    watchers.assert_nothing_received();
+    assert!(alive(arbiter), "the arbiter must be alive");
+    for pid in &pids {
+        assert!(
+            alive(*pid),
+            "worker {pid} must be alive (no signal reached it)"
+        );
+    }
+    assert_eq!(workers(arbiter), pids, "no worker was replaced");
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{arbiter}/limits")).unwrap(),
+        limits_before,
+        "the arbiter's limits changed"
+    );
+
+    // The private temporary directories go with the workers.
+    assert_eq!(private_tmp_dirs(arbiter).len(), 2);
+    server.signal(libc::SIGTERM);
+    assert!(server.wait().success());
+    assert!(
+        private_tmp_dirs(arbiter).is_empty(),
+        "private temporary directories left behind"
+    );
+}
+
+/// The load address of the ferrocorn binary in `pid` and the offset of
+/// libc's `syscall` in it: native code the app can call through ctypes.
+fn syscall_address(pid: u32) -> String {
+    let nm = Command::new("nm")
+        .arg(BIN)
+        .output()
+        .expect("nm (binutils) lists the binary's symbols");
+    let listing = String::from_utf8_lossy(&nm.stdout);
+    let offset = listing
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() == 3 && fields[2] == "syscall")
+                .then(|| u64::from_str_radix(fields[0], 16).ok())?
+        })
+        .expect("the syscall symbol");
+    let exe = std::fs::canonicalize(BIN).unwrap().display().to_string();
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let base = maps
+        .lines()
+        .filter(|line| line.ends_with(&exe))
+        .filter_map(|line| u64::from_str_radix(line.split('-').next()?, 16).ok())
+        .min()
+        .expect("the binary's mapping");
+    format!("{:x}", base + offset)
+}
+
+/// `{"result": R, "errno": E}` from the syscall route.
+#[track_caller]
+fn assert_syscall_fails(result: &str, errno: i32, what: &str) {
+    assert!(
+        result.contains("\"result\": -1") && result.contains(&format!("\"errno\": {errno}")),
+        "{what} must fail with errno {errno}, got {result}"
+    );
+}
+
+#[test]
+fn native_code_through_ctypes_stays_inside_the_kernel_rules() {
+    let host = Host::new("escape-ffi");
+    let watchers = Watchers::new(&host);
+    let allowed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let allowed_port = port(&allowed);
+    let mut server = start_sandboxed(&host, &allowed_port, &["--allow-ffi"]);
+    let arbiter = server.pid();
+    let worker = wait_for_workers(arbiter, 1)[0];
+    let addr = syscall_address(worker);
+    let syscall = |nr: &str, args: &str| {
+        attempt(
+            &server,
+            "syscall",
+            &[("addr", &addr), ("nr", nr), ("args", args)],
+        )
+    };
+    let getpid = syscall("39", "");
+    assert!(
+        getpid.contains(&format!("\"result\": {worker}")),
+        "calling native code works: {getpid}"
+    );
+
+    let secret = host.secret.display().to_string();
+    assert_syscall_fails(
+        &syscall("2", &format!("s:{secret},i:0")),
+        libc::EACCES,
+        "open(2) of a file outside",
+    );
+    let marker = host.p("outside/ran-native");
+    assert_syscall_fails(
+        &syscall("59", "s:/bin/sh,i:0,i:0"),
+        libc::EPERM,
+        "execve(2)",
+    );
+    assert_syscall_fails(&syscall("57", ""), libc::EPERM, "fork(2)");
+    assert_syscall_fails(&syscall("435", "i:0,i:0"), libc::ENOSYS, "clone3(2)");
+    assert_syscall_fails(
+        &syscall("0x40000208", "s:/bin/sh,i:0,i:0"),
+        libc::ENOSYS,
+        "execve through the x32 ABI",
+    );
+    let arbiter_arg = format!("i:{arbiter}");
+    assert_syscall_fails(
+        &syscall("101", &format!("i:16,{arbiter_arg}")),
+        libc::EPERM,
+        "ptrace(PTRACE_ATTACH) of the arbiter",
+    );
+    assert_syscall_fails(
+        &syscall("62", &format!("{arbiter_arg},i:15")),
+        libc::EPERM,
+        "kill(2) of the arbiter",
+    );
+    assert_syscall_fails(
+        &syscall("272", "i:0x10000000"),
+        libc::EPERM,
+        "unshare(CLONE_NEWUSER)",
+    );
+    assert_syscall_fails(
+        &syscall("161", &format!("s:{}", host.p("writable"))),
+        libc::EPERM,
+        "chroot(2)",
+    );
+    assert_syscall_fails(
+        &syscall("302", &format!("{arbiter_arg},i:7,rlim:64,i:0")),
+        libc::EPERM,
+        "prlimit64 on the arbiter",
+    );
+    assert_syscall_fails(&syscall("160", "i:9,rlim:-1"), libc::EPERM, "setrlimit(2)");
+    assert_syscall_fails(
+        &syscall("41", "i:2,i:2,i:0"),
+        libc::EPERM,
+        "socket(2) for UDP",
+    );
+    assert_syscall_fails(&syscall("425", "i:8,i:0"), libc::EPERM, "io_uring_setup(2)");
+    let socket = syscall("41", "i:2,i:1,i:0");
+    let fd: i64 = socket
+        .split("\"result\": ")
+        .nth(1)
+        .and_then(|v| v.split(',').next()?.trim().parse().ok())
+        .unwrap();
+    assert!(fd >= 0, "a TCP socket may be made: {socket}");
+    let denied = port(&watchers.tcp4);
+    assert_syscall_fails(
+        &syscall("42", &format!("i:{fd},in4:{denied},i:16")),
+        libc::EACCES,
+        "connect(2) to a port not allowed",
+    );
+
+    watchers.assert_nothing_received();
+    assert!(!Path::new(&marker).exists());
+    assert_eq!(
+        std::fs::read_to_string(&host.secret).unwrap(),
+        "the host's secret"
+    );
+    assert!(alive(arbiter));
+    assert_eq!(
+        workers(arbiter),
+        vec![worker],
+        "the worker was not replaced (no exec)"
+    );
+    server.signal(libc::SIGTERM);
+    assert!(server.wait().success());
+    let _ = TcpStream::connect(allowed.local_addr().unwrap());
+}
