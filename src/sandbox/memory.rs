@@ -37,6 +37,17 @@ impl ResidentMemory {
     }
 }
 
+/// The process's data size as RLIMIT_DATA counts it (`VmData`).
+pub fn data_in_use() -> io::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmData:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmData in /proc/self/status"))
+}
+
 /// Sets RLIMIT_DATA (private writable memory: the heap, anonymous mappings,
 /// thread stacks) soft and hard to `bytes`: lowering the hard limit cannot
 /// be undone without CAP_SYS_RESOURCE, and under `--sandbox` not at all.

@@ -20,8 +20,8 @@ use crate::log;
 use crate::python::app::LoadError;
 use crate::python::hooks::{HookArg, HookRunner, HookSource, ServerFacts, WorkerFacts, call_hook};
 use crate::sandbox::Policy;
-use crate::sandbox::memory::{ResidentMemory, set_data_ceiling};
-use crate::wsgi::boot::HostSettings;
+use crate::sandbox::memory::{ResidentMemory, data_in_use, set_data_ceiling};
+use crate::wsgi::boot::{HostSettings, INTERPRETER_STACK};
 
 /// The worker could not start (Gunicorn's WORKER_BOOT_ERROR).
 pub const EXIT_BOOT_ERROR: i32 = 3;
@@ -340,7 +340,19 @@ fn memory_limit(config: &Config) -> std::io::Result<Option<Arc<MemoryLimit>>> {
         return Ok(None);
     }
     let bytes = config.max_worker_memory.saturating_mul(1 << 20);
-    set_data_ceiling(bytes.saturating_mul(2))?;
+    let ceiling = bytes.saturating_mul(2);
+    // What the worker holds before importing the app, plus the stacks of
+    // its interpreter threads (the ceiling counts them whole).
+    let needed = data_in_use()? + (config.threads as u64 + 1) * INTERPRETER_STACK as u64;
+    if needed >= ceiling {
+        return Err(std::io::Error::other(format!(
+            "{} MB leaves a ceiling of {} MB of data, and the worker needs {} MB before the app is even imported",
+            config.max_worker_memory,
+            ceiling >> 20,
+            needed >> 20
+        )));
+    }
+    set_data_ceiling(ceiling)?;
     Ok(Some(Arc::new(MemoryLimit {
         resident: ResidentMemory::open()?,
         bytes,
