@@ -168,3 +168,53 @@ fn bad_arguments_exit_1_with_a_message_naming_the_problem() {
         stderr(&output)
     );
 }
+
+#[test]
+fn call_with_sandbox_confines_the_app_and_cleans_up_after_it() {
+    let dir = common::scratch_dir("call-sandbox");
+    let secret = dir.join("secret.txt");
+    std::fs::write(&secret, "the host's secret").unwrap();
+    let read = format!("/try/read?path={}", secret.display());
+    let output = call(&["--sandbox", "escape:application", &read]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("\"type\": \"PermissionError\""),
+        "{}",
+        stdout(&output)
+    );
+    let unconfined = call(&["escape:application", &read]);
+    assert!(
+        stdout(&unconfined).contains("the host's secret"),
+        "without --sandbox it reads"
+    );
+
+    let output = call(&["--sandbox", "escape:application", "/try/tempfile"]);
+    let text = stdout(&output);
+    let path = text
+        .split("\"path\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("{text}"));
+    let private = Path::new(path).parent().unwrap();
+    assert!(
+        private
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("ferrocorn-"),
+        "{path}"
+    );
+    assert!(
+        !private.exists(),
+        "the private temporary directory is removed"
+    );
+
+    let hole = call(&["--allow-read", "/", "escape:application", "/"]);
+    assert_eq!(hole.status.code(), Some(1));
+    let message = stderr(&hole);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(
+        message.starts_with("ferrocorn call: error: --allow-read"),
+        "{message}"
+    );
+}

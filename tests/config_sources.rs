@@ -272,3 +272,47 @@ fn config_file_values_take_gunicorn_shapes() {
     assert_eq!(printed(&output, "secure_scheme_headers"), "X-Scheme=https");
     assert_eq!(printed(&output, "raw_env"), "A=1,B=2");
 }
+
+#[test]
+fn sandbox_settings_come_from_the_file_and_gunicorn_cmd_args_and_are_printed() {
+    let dir = project("sandbox-settings", &[]);
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let conf = format!(
+        "sandbox = True\nallow_read = [{data:?}]\nallow_write = [{data:?}]\nallow_connect = ['5432', 'db.internal:6379']\nallow_subprocess = False\ndeny_module = ['pickle', 'xmlrpc']\nrequest_timeout = 2.5\nmax_worker_memory = 512\n",
+        data = data.display().to_string()
+    );
+    std::fs::write(dir.join("conf.py"), conf).unwrap();
+    let output = ferrocorn(
+        &dir,
+        &["--print-config", "-c", "conf.py", "probe"],
+        &[(
+            "GUNICORN_CMD_ARGS",
+            "--allow-env A --allow-env B --allow-ffi",
+        )],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(printed(&output, "sandbox"), "true");
+    assert_eq!(printed(&output, "allow_read"), data.display().to_string());
+    assert_eq!(printed(&output, "allow_connect"), "5432,db.internal:6379");
+    assert_eq!(printed(&output, "allow_env"), "A,B");
+    assert_eq!(printed(&output, "allow_ffi"), "true");
+    assert_eq!(printed(&output, "deny_module"), "pickle,xmlrpc");
+    assert_eq!(printed(&output, "request_timeout"), "2.5");
+    assert_eq!(printed(&output, "max_worker_memory"), "512");
+
+    let refused = ferrocorn(&dir, &["--allow-connect", "x:y", "probe"], &[]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("invalid --allow-connect \"x:y\""),
+        "{}",
+        stderr(&refused)
+    );
+    let hole = ferrocorn(&dir, &["--allow-write", "/", "probe"], &[]);
+    assert_eq!(hole.status.code(), Some(1));
+    let message = stderr(&hole);
+    assert!(
+        message.trim_end().ends_with("--allow-write opens a hole in the sandbox, but --sandbox is not on: add --sandbox (sandbox = True)"),
+        "{message}"
+    );
+}

@@ -311,3 +311,48 @@ fn config_from_args_reads_the_command_line_flags() {
     let error = Config::from_args(["--threads", "many", "app"]).unwrap_err();
     assert!(error.to_string().contains("--threads"), "{error}");
 }
+
+#[test]
+fn a_sandboxed_app_is_confined_while_the_host_program_is_not() {
+    let dir = common::scratch_dir("library-sandbox");
+    let secret = dir.join("secret.txt");
+    std::fs::write(&secret, "the host's secret").unwrap();
+    let mut config = Config::new("escape:application");
+    config.chdir = Some(apps_dir());
+    config.sandbox = true;
+    let app = App::load(&config).expect("load tests/apps/escape.py");
+    let read = app
+        .call(Request::get(&format!(
+            "/try/read?path={}",
+            secret.display()
+        )))
+        .unwrap();
+    let text = body_text(read);
+    assert!(text.contains("\"type\": \"PermissionError\""), "{text}");
+    let fork = body_text(app.call(Request::get("/try/fork")).unwrap());
+    assert!(fork.contains("\"type\": \"PermissionError\""), "{fork}");
+    let environ = body_text(app.call(Request::get("/try/environ")).unwrap());
+    assert!(
+        !environ.contains("\"PATH\""),
+        "the app sees no PATH: {environ}"
+    );
+    let tmp = body_text(app.call(Request::get("/try/tempfile")).unwrap());
+    let path = tmp
+        .split("\"path\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| panic!("{tmp}"));
+    // The host program itself is not confined, and keeps its environment.
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "the host's secret"
+    );
+    assert!(std::env::var_os("PATH").is_some());
+    assert!(path.exists());
+    drop(app);
+    assert!(
+        !path.parent().unwrap().exists(),
+        "the private temporary directory is removed"
+    );
+}

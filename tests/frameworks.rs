@@ -84,9 +84,12 @@ fn pythonpath() -> String {
     entries.join(",")
 }
 
-fn start(app: &str) -> Server {
+fn start(app: &str, extra: &[&str]) -> Server {
     let pythonpath = pythonpath();
-    Server::start_with(repo(), &["--pythonpath", &pythonpath, app], &[])
+    let mut args = vec!["--pythonpath", &pythonpath];
+    args.extend_from_slice(extra);
+    args.push(app);
+    Server::start_with(repo(), &args, &[])
 }
 
 fn request(server: &Server, raw: String) -> Response {
@@ -112,9 +115,9 @@ fn post(server: &Server, content_type: &str, body: &str) -> Response {
     )
 }
 
-/// The same contract for every framework example.
-fn exercise_every_route(app: &str, name: &str) {
-    let server = start(app);
+/// The same contract for every framework example, served with `extra` flags.
+fn exercise_every_route(app: &str, name: &str, extra: &[&str]) {
+    let server = start(app, extra);
     let compact = |r: &Response| r.text().replace([' ', '\n'], "");
 
     let index = get(&server, "/", "");
@@ -206,22 +209,46 @@ fn exercise_every_route(app: &str, name: &str) {
 
 #[test]
 fn flask_example_serves_every_route() {
-    exercise_every_route("examples.flask_app:app", "flask");
+    exercise_every_route("examples.flask_app:app", "flask", &[]);
 }
 
 #[test]
 fn bottle_example_serves_every_route() {
-    exercise_every_route("examples.bottle_app:app", "bottle");
+    exercise_every_route("examples.bottle_app:app", "bottle", &[]);
 }
 
 #[test]
 fn falcon_example_serves_every_route() {
-    exercise_every_route("examples.falcon_app:app", "falcon");
+    exercise_every_route("examples.falcon_app:app", "falcon", &[]);
 }
 
 #[test]
 fn django_example_serves_every_route() {
-    exercise_every_route("examples.django_app:application", "django");
+    exercise_every_route("examples.django_app:application", "django", &[]);
+}
+
+// Under --sandbox with no allowance at all (README "Sandbox": the app's
+// directory and --pythonpath are readable, uploads spill to the private
+// temporary directory).
+
+#[test]
+fn flask_example_serves_every_route_under_the_sandbox() {
+    exercise_every_route("examples.flask_app:app", "flask", &["--sandbox"]);
+}
+
+#[test]
+fn bottle_example_serves_every_route_under_the_sandbox() {
+    exercise_every_route("examples.bottle_app:app", "bottle", &["--sandbox"]);
+}
+
+#[test]
+fn falcon_example_serves_every_route_under_the_sandbox() {
+    exercise_every_route("examples.falcon_app:app", "falcon", &["--sandbox"]);
+}
+
+#[test]
+fn django_example_serves_every_route_under_the_sandbox() {
+    exercise_every_route("examples.django_app:application", "django", &["--sandbox"]);
 }
 
 #[test]

@@ -776,3 +776,49 @@ fn native_code_through_ctypes_stays_inside_the_kernel_rules() {
     assert!(server.wait().success());
     let _ = TcpStream::connect(allowed.local_addr().unwrap());
 }
+
+#[test]
+fn the_server_refuses_to_start_when_the_kernel_cannot_enforce_the_sandbox() {
+    use std::os::unix::process::CommandExt;
+    // A kernel without Landlock, as far as ferrocorn can tell: the test's
+    // child installs a seccomp filter that answers landlock_create_ruleset
+    // with ENOSYS, then runs ferrocorn.
+    let filter: seccompiler::BpfProgram = seccompiler::SeccompFilter::new(
+        [(libc::SYS_landlock_create_ruleset, Vec::new())]
+            .into_iter()
+            .collect(),
+        seccompiler::SeccompAction::Allow,
+        seccompiler::SeccompAction::Errno(libc::ENOSYS as u32),
+        seccompiler::TargetArch::x86_64,
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(apps_dir())
+        .args(["--sandbox", "-b", "127.0.0.1:0", "escape:application"])
+        .stdin(std::process::Stdio::null());
+    // SAFETY: between fork and exec the child only calls prctl and seccomp
+    // on a filter built before the fork (no allocation, no locks).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            seccompiler::apply_filter(&filter).map_err(std::io::Error::other)
+        });
+    }
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("ferrocorn: error: --sandbox cannot be enforced on this system: Landlock"),
+        "one line naming what is missing: {stderr}"
+    );
+    assert!(
+        !stderr.contains("Booting worker"),
+        "nothing ran unconfined: {stderr}"
+    );
+}
