@@ -15,7 +15,8 @@ its first response meanwhile (one arrives every 100 ms), the RSS and PSS of
 its worker processes and the CPU time its processes spent per request (ferrocorn's split
 into interpreter threads and the rest, to tell the app's cost from the
 server's).
-Prints one table per scenario with the ratio of ferrocorn to each peer.
+Prints one table per scenario with the ratio of ferrocorn to each peer,
+and for hello and Flask the ratio of ferrocorn under --sandbox to ferrocorn.
 Traffic stays on 127.0.0.1; every run is bounded by --duration.
 """
 
@@ -95,10 +96,13 @@ def server_commands(binary, venv, site_packages, app, workers, port, work=None, 
     extra = {}
     if kind == "hello" and work and os.path.exists(NGINX):
         extra["nginx"] = nginx_command(work, workers, port)
+    ferrocorn = [binary, "-b", bind, "-w", str(workers), "--threads", str(interpreter_threads(workers)),
+                 "--log-level", "warning", "--pythonpath", site_packages]
+    if kind in ("hello", "flask"):
+        # The sandbox's cost: the same server confined (README "Sandbox").
+        extra["ferrocorn-sandbox"] = ferrocorn + ["--sandbox", app]
     return extra | {
-        "ferrocorn": [binary, "-b", bind, "-w", str(workers), "--threads", str(interpreter_threads(workers)),
-                      "--log-level", "warning",
-                      "--pythonpath", site_packages, app],
+        "ferrocorn": ferrocorn + [app],
         "gunicorn-sync": [os.path.join(bin_dir, "gunicorn"), "-b", bind, "-w", str(workers), "--log-level",
                           "warning", app],
         "gunicorn-gthread": [os.path.join(bin_dir, "gunicorn"), "-b", bind, "-w", str(workers), "-k", "gthread",
@@ -361,8 +365,11 @@ def main():
             ours = medians.get("ferrocorn", {}).get("rps")
             if ours:
                 ratios = ["%s %.2fx" % (name, ours / m["rps"]) for name, m in medians.items()
-                          if name != "ferrocorn" and m["rps"]]
+                          if not name.startswith("ferrocorn") and m["rps"]]
                 print("ferrocorn / peer req/s: " + ", ".join(ratios))
+                confined = medians.get("ferrocorn-sandbox", {}).get("rps")
+                if confined:
+                    print("ferrocorn --sandbox / ferrocorn req/s: %.3fx" % (confined / ours))
                 m = medians["ferrocorn"]
                 if m["cpu_us"] and m["interp_us"]:
                     print("ferrocorn CPU us/req: interpreter threads %.1f, event loops and arbiter %.1f"

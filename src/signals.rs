@@ -68,6 +68,19 @@ impl SignalPipe {
         signals
     }
 
+    /// In a forked child that will never use or drop this pipe: closes both
+    /// ends, so the child cannot write signal numbers to its parent (a
+    /// worker's app could otherwise stop the arbiter by writing a 15).
+    pub fn close_in_child(&self) {
+        // SAFETY: the child owns copies of these descriptors; it neither
+        // reads them nor drops this value (it ends with process::exit), so
+        // nothing closes them twice or uses them after.
+        unsafe {
+            libc::close(self.receiver.as_raw_fd());
+            libc::close(self._sender.as_raw_fd());
+        }
+    }
+
     pub fn receiver(&mut self) -> &mut pipe::Receiver {
         &mut self.receiver
     }

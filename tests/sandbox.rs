@@ -822,3 +822,99 @@ fn the_server_refuses_to_start_when_the_kernel_cannot_enforce_the_sandbox() {
         "nothing ran unconfined: {stderr}"
     );
 }
+
+#[test]
+fn a_worker_cannot_signal_the_arbiter_through_an_inherited_pipe() {
+    let host = Host::new("escape-pipes");
+    let server = start_sandboxed(&host, "9", &[]);
+    let arbiter = server.pid();
+    let result = attempt(&server, "write_pipes", &[]);
+    assert_works(&result, "writing to the pipes the worker holds");
+    // Its own signal pipe may be among them (the worker then retires, as
+    // os.kill(os.getpid(), SIGTERM) would make it); the arbiter's is not.
+    // The arbiter reads its pipe in order: once it has acted on a TTIN sent
+    // now, it has seen whatever the app wrote before.
+    server.signal(libc::SIGTTIN);
+    assert!(
+        server.wait_for_log("Number of workers: 2"),
+        "the arbiter stopped: {}",
+        server.log()
+    );
+    assert!(alive(arbiter));
+    assert!(
+        !server.log().contains("Handling signal: term"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(
+        server.get("/try/getpid").status,
+        200,
+        "the server still answers"
+    );
+}
+
+#[test]
+fn worker_hooks_run_confined_from_a_configuration_file_outside_the_app() {
+    let conf_dir = scratch_dir("sandbox-hooks");
+    let conf = conf_dir.join("conf.py");
+    std::fs::write(
+        &conf,
+        "def post_fork(server, worker):\n    try:\n        open('/etc/shadow').read()\n        server.log.info('post_fork hook read /etc/shadow')\n    except PermissionError:\n        server.log.info('post_fork hook confined')\n\ndef pre_request(worker, req):\n    worker.log.info('pre_request hook ran for ' + req.path)\n",
+    )
+    .unwrap();
+    let conf = conf.display().to_string();
+    let server = Server::start_with(
+        &apps_dir(),
+        &["--sandbox", "-c", &conf, "escape:application"],
+        &[],
+    );
+    assert_eq!(server.get("/try/getpid").status, 200);
+    assert!(
+        server.wait_for_log("pre_request hook ran for /try/getpid"),
+        "{}",
+        server.log()
+    );
+    assert!(
+        server.log().contains("post_fork hook confined"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn preloading_imports_the_app_inside_the_sandbox() {
+    let host = Host::new("sandbox-preload");
+    let secret = host.secret.display().to_string();
+    // reads_at_import.py opens $SECRET_PATH at import time.
+    let (status, log) = common::run_to_exit(
+        &apps_dir(),
+        &[
+            "--sandbox",
+            "--preload",
+            "-e",
+            &format!("SECRET_PATH={secret}"),
+            "reads_at_import:application",
+        ],
+    );
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("PermissionError"),
+        "the import ran confined: {log}"
+    );
+    assert!(!log.contains("Booting worker"), "{log}");
+    let readable = host.readable.join("data.txt").display().to_string();
+    let server = Server::start_with(
+        &apps_dir(),
+        &[
+            "--sandbox",
+            "--preload",
+            "-e",
+            &format!("SECRET_PATH={readable}"),
+            "--allow-read",
+            &host.readable.display().to_string(),
+            "reads_at_import:application",
+        ],
+        &[],
+    );
+    assert_eq!(server.get("/").text(), "readable data");
+}

@@ -387,6 +387,7 @@ impl Arbiter {
         };
         let result = process::fork(|| {
             crate::signals::reset(&ARBITER_SIGNALS);
+            self.signals.close_in_child();
             process::set_process_name(&self.process_name("work"));
             if let Err(error) = process::switch_user(self.uid, self.gid, self.groups.as_deref()) {
                 log::error(&format!("cannot switch user/group: {error}"));

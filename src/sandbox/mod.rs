@@ -109,6 +109,17 @@ impl Policy {
             read.extend(PROGRAM_READABLE.iter().map(PathBuf::from));
         }
         read.extend(config.allow_read.iter().cloned());
+        // Worker and request hooks execute the configuration file again in
+        // the worker, so it must stay readable (and so the app can read it).
+        if !config.hooks.is_empty() {
+            read.extend(
+                config
+                    .config
+                    .iter()
+                    .filter(|source| !source.starts_with("python:"))
+                    .map(PathBuf::from),
+            );
+        }
         let mut write = config.allow_write.clone();
         write.push(tmp.to_owned());
         let log_dirs = [&config.error_logfile, &config.access_logfile]
