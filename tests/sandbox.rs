@@ -746,6 +746,15 @@ fn native_code_through_ctypes_stays_inside_the_kernel_rules() {
         "socket(2) for UDP",
     );
     assert_syscall_fails(&syscall("425", "i:8,i:0"), libc::EPERM, "io_uring_setup(2)");
+    assert_syscall_fails(
+        &syscall(
+            "165",
+            &format!("s:none,s:{},s:tmpfs,i:0,i:0", host.p("outside")),
+        ),
+        libc::EPERM,
+        "mount(2)",
+    );
+    assert_syscall_fails(&syscall("308", "i:0,i:0"), libc::EPERM, "setns(2)");
     let socket = syscall("41", "i:2,i:1,i:0");
     let fd: i64 = socket
         .split("\"result\": ")
@@ -917,4 +926,72 @@ fn preloading_imports_the_app_inside_the_sandbox() {
         &[],
     );
     assert_eq!(server.get("/").text(), "readable data");
+}
+
+#[test]
+fn allowed_programs_run_inside_the_sandbox() {
+    let host = Host::new("sandbox-subprocess");
+    let server = start_sandboxed(&host, "9", &["--allow-subprocess"]);
+    let secret = host.secret.display().to_string();
+    let echo = attempt(&server, "sh", &[("cmd", "echo started")]);
+    assert!(echo.contains("\"out\": \"started\\n\""), "{echo}");
+    let cat = attempt(&server, "sh", &[("cmd", &format!("cat {secret}"))]);
+    assert!(
+        cat.contains("Permission denied") && !cat.contains("the host's secret"),
+        "{cat}"
+    );
+    let outside = host.p("outside/by-child");
+    let touch = attempt(&server, "sh", &[("cmd", &format!("echo x > {outside}"))]);
+    assert!(!touch.contains("\"status\": 0"), "{touch}");
+    assert!(!Path::new(&outside).exists());
+}
+
+#[test]
+fn spilled_request_bodies_and_reopened_logs_work_under_the_sandbox() {
+    let host = Host::new("sandbox-server-needs");
+    let logs = host.root.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let access = logs.join("access.log");
+    let access_arg = access.display().to_string();
+    let server = start_sandboxed(
+        &host,
+        "9",
+        &["--body-spill-size", "1024", "--access-logfile", &access_arg],
+    );
+    let body = vec![7u8; 300_000];
+    let mut client = common::Client::new(server.connect());
+    client.send(
+        format!(
+            "POST /try/body HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    client.send(&body);
+    let response = client.response(false).unwrap();
+    let expected_sum = body.iter().map(|&b| b as u64).sum::<u64>() % 251;
+    assert!(
+        response
+            .text()
+            .contains(&format!("\"length\": 300000, \"sum\": {expected_sum}")),
+        "{}",
+        response.text()
+    );
+    common::wait_for_file(&access, &["POST /try/body"]);
+    // logrotate: move the file away, then USR1; the workers reopen the path.
+    std::fs::rename(&access, logs.join("access.log.1")).unwrap();
+    server.signal(libc::SIGUSR1);
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    loop {
+        assert_eq!(server.get("/try/getpid").status, 200);
+        if std::fs::read_to_string(&access).is_ok_and(|text| text.contains("GET /try/getpid")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker did not reopen its log: {}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

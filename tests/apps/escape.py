@@ -198,6 +198,18 @@ def _syscall(a):
     return {"result": result, "errno": ctypes.get_errno()}
 
 
+def _sh(a):
+    import subprocess
+
+    done = subprocess.run(["/bin/sh", "-c", a["cmd"]], capture_output=True)
+    return {"status": done.returncode, "out": done.stdout.decode(), "err": done.stderr.decode()}
+
+
+def _body(a, environ):
+    data = environ["wsgi.input"].read()
+    return {"length": len(data), "sum": sum(data) % 251}
+
+
 ATTEMPTS = {
     "read": _read,
     "list": lambda a: os.listdir(a["path"]),
@@ -233,11 +245,14 @@ ATTEMPTS = {
     "tempfile": _tempfile,
     "allowed_write": _allowed_write,
     "getpid": lambda a: os.getpid(),
+    "sh": _sh,
     "syscall": _syscall,
 }
 
 
-def attempt(name, args):
+def attempt(name, args, environ=None):
+    if name == "body":
+        return {"ok": True, "value": _body(args, environ)}
     if name == "thread":
         # The same attempt from a thread the app starts itself.
         box = []
@@ -260,6 +275,6 @@ def attempt(name, args):
 def application(environ, start_response):
     name = environ["PATH_INFO"].rpartition("/")[2]
     args = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
-    body = json.dumps(attempt(name, args), default=repr).encode()
+    body = json.dumps(attempt(name, args, environ), default=repr).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
