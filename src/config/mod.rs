@@ -420,7 +420,7 @@ fn parse_env_pair(value: &str) -> Result<String, String> {
 
 fn parse_request_timeout(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
+        Ok(seconds) if Duration::try_from_secs_f64(seconds).is_ok() => Ok(seconds),
         _ => Err(format!(
             "invalid request timeout {value:?}: expected seconds, 0 or more"
         )),

@@ -119,7 +119,7 @@ impl Watch {
             if running < self.timeout {
                 continue;
             }
-            if running >= self.timeout + GRACE {
+            if running >= self.timeout.saturating_add(GRACE) {
                 if self.given_up[thread] != request.seq {
                     self.given_up[thread] = request.seq;
                     self.give_up(thread, &request);

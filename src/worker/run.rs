@@ -139,7 +139,7 @@ pub fn boot_worker(
 fn watch_deadlines(config: &Config, shared: &PoolShared) -> std::io::Result<DeadlineWatcher> {
     let replacement = shared.clone();
     super::deadline::watch(
-        Duration::from_secs_f64(config.request_timeout),
+        Duration::try_from_secs_f64(config.request_timeout).unwrap_or(Duration::MAX),
         shared.activity.clone(),
         shared.interrupters.clone(),
         shared.replies.clone(),

@@ -97,9 +97,7 @@ impl HostSettings {
             interruptible: config.request_timeout > 0.0,
         }
     }
-}
 
-impl HostSettings {
     /// The settings with `policy` (`--sandbox`) applied: `ferrocorn.sandbox`
     /// installed in every interpreter and, with `confine_threads` (library
     /// use), each interpreter thread confining itself as it starts. Host
@@ -113,9 +111,9 @@ impl HostSettings {
 }
 
 /// Starts `count` threads named `name-N`; each boots an interpreter and then
-/// runs `serve(index, vm, host, interrupts)` until that returns (`interrupts`
-/// reaches the running Python code, with [`HostSettings::interruptible`]). Returns once every
-/// thread has booted, or with the first load error (threads that did boot
+/// runs `serve(index, vm, host, interrupts)` until that returns
+/// (`interrupts` reaches the running Python code, with
+/// [`HostSettings::interruptible`]). Returns once every thread has booted, or with the first load error (threads that did boot
 /// then see their work source closed by the caller and end).
 pub fn start_interpreter_threads<F>(
     count: usize,
