@@ -39,5 +39,6 @@ pub use http::forwarded::{AddressList, SchemeHeaders};
 pub use http::head::UnderscoreHeaders;
 pub use log::Level;
 pub use python::app::LoadError;
+pub use sandbox::ConnectRule;
 pub use server::{ServerError, serve};
 pub use worker::listener::BindAddress;

@@ -320,9 +320,13 @@ pub struct Config {
     #[arg(long = "allow-write", value_name = "PATH")]
     pub allow_write: Vec<PathBuf>,
 
-    /// With --sandbox: outbound TCP the app may open, PORT (any host) or
-    /// HOST:PORT ([IPV6]:PORT); repeatable. Names are resolved when a worker starts.
-    #[arg(long = "allow-connect", value_name = "[HOST:]PORT")]
+    /// With `--sandbox`: outbound TCP the app may open (`--allow-connect`;
+    /// see its `--help` text).
+    #[arg(
+        long = "allow-connect",
+        value_name = "[HOST:]PORT",
+        help = "With --sandbox: outbound TCP the app may open, PORT (any host) or HOST:PORT ([IPV6]:PORT); repeatable. Names are resolved when a worker starts"
+    )]
     pub allow_connect: Vec<crate::sandbox::ConnectRule>,
 
     /// With --sandbox: an environment variable the app may see (others are

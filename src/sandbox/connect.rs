@@ -6,11 +6,18 @@ use std::fmt;
 use std::net::{IpAddr, ToSocketAddrs};
 use std::str::FromStr;
 
-/// An outbound TCP destination: a port, on any host or on one host.
+/// An outbound TCP destination the sandboxed app may reach
+/// (`--allow-connect`): a port, on any host or on one host.
+///
+/// ```
+/// let rule: ferrocorn::ConnectRule = "db.internal:5432".parse().unwrap();
+/// assert_eq!((rule.host.as_deref(), rule.port), (Some("db.internal"), 5432));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectRule {
     /// A name or an address literal (IPv6 without brackets); `None`: any host.
     pub host: Option<String>,
+    /// The TCP port (1-65535).
     pub port: u16,
 }
 
@@ -60,7 +67,7 @@ impl ConnectRule {
     /// sandbox closes the resolver's files and UDP): the app's lookups of
     /// that name are answered from this list. Empty for any-host rules and
     /// for names that do not resolve.
-    pub fn resolve(&self) -> Vec<IpAddr> {
+    pub(crate) fn resolve(&self) -> Vec<IpAddr> {
         let Some(host) = &self.host else {
             return Vec::new();
         };

@@ -257,3 +257,21 @@ pub fn install(filters: &[BpfProgram], all_threads: bool) -> Result<(), SandboxE
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_filters_compile_with_and_without_subprocesses() {
+        for allow_subprocess in [false, true] {
+            let programs = filters(allow_subprocess).unwrap();
+            assert_eq!(programs.len(), 3);
+            assert_eq!(programs[0].len(), 4, "the x32 guard");
+        }
+        // Denying programs adds rules: the filter without them is longer.
+        let strict: usize = filters(false).unwrap().iter().map(Vec::len).sum();
+        let open: usize = filters(true).unwrap().iter().map(Vec::len).sum();
+        assert!(strict > open, "{strict} vs {open}");
+    }
+}
