@@ -43,8 +43,15 @@ pub struct CurrentRequest {
     pub started: Instant,
     pub connection: ConnectionId,
     pub flow: Arc<FlowControl>,
-    /// `METHOD target`, for the log (with `--request-timeout`).
-    pub line: Option<Arc<str>>,
+    /// `METHOD target`, for the log.
+    pub line: Arc<str>,
+}
+
+/// What the deadline watcher needs to know of a request it may give up.
+pub struct Watched {
+    pub connection: ConnectionId,
+    pub flow: Arc<FlowControl>,
+    pub line: Arc<str>,
 }
 
 /// When each interpreter thread started its current request (0: idle).
@@ -178,28 +185,37 @@ impl Activity {
 pub struct ThreadActivity {
     activity: Arc<Activity>,
     thread: usize,
+    /// Its requests are recorded for the deadline watcher (`--request-timeout`).
+    watched: bool,
 }
 
 impl ThreadActivity {
-    pub fn new(activity: Arc<Activity>, thread: usize) -> ThreadActivity {
-        ThreadActivity { activity, thread }
+    pub fn new(activity: Arc<Activity>, thread: usize, watched: bool) -> ThreadActivity {
+        ThreadActivity {
+            activity,
+            thread,
+            watched,
+        }
     }
 
-    /// The thread starts a request; returns its number for [`Self::end`].
-    pub fn begin(
-        &self,
-        connection: ConnectionId,
-        flow: Arc<FlowControl>,
-        line: Option<Arc<str>>,
-    ) -> u64 {
+    /// The thread starts a request (`watched` when the thread is); returns
+    /// its number for [`Self::end`].
+    pub fn begin(&self, watched: Option<Watched>) -> u64 {
         let seq = self.activity.next_seq.fetch_add(1, Ordering::Relaxed);
-        *lock(&self.activity.current[self.thread]) = Some(CurrentRequest {
-            seq,
-            started: Instant::now(),
+        if let Some(Watched {
             connection,
             flow,
             line,
-        });
+        }) = watched
+        {
+            *lock(&self.activity.current[self.thread]) = Some(CurrentRequest {
+                seq,
+                started: Instant::now(),
+                connection,
+                flow,
+                line,
+            });
+        }
         self.activity.begin(self.thread);
         seq
     }
@@ -211,11 +227,20 @@ impl ThreadActivity {
 
     /// Request `seq` is done (unless it was given up and the slot taken over).
     pub fn end(&self, seq: u64) {
+        if !self.watched {
+            self.activity.end(self.thread);
+            return;
+        }
         let mut current = lock(&self.activity.current[self.thread]);
         if current.as_ref().is_some_and(|c| c.seq == seq) {
             *current = None;
             self.activity.end(self.thread);
         }
+    }
+
+    /// Whether its requests are recorded (see [`Self::begin`]).
+    pub fn is_watched(&self) -> bool {
+        self.watched
     }
 }
 

@@ -152,7 +152,7 @@ impl Watch {
     fn give_up(&self, thread: usize, request: &CurrentRequest) {
         log::error(&format!(
             "Request {} still running {} s after --request-timeout (it caught the interrupt or is in native code): giving it up and replacing this worker (pid: {})",
-            request.line.as_deref().unwrap_or("?"),
+            request.line,
             GRACE.as_secs(),
             std::process::id()
         ));
@@ -174,10 +174,7 @@ impl Watch {
         self.activity.abandon(
             thread,
             request.seq,
-            format!(
-                "Worker retiring: request {} was given up",
-                request.line.as_deref().unwrap_or("?")
-            ),
+            format!("Worker retiring: request {} was given up", request.line),
         );
         (self.replace)(thread);
         self.replies.wake();

@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 
 use rustpython_vm::VirtualMachine;
 
-use super::activity::{Activity, ThreadActivity};
+use super::activity::{Activity, ThreadActivity, Watched};
 use super::deadline::Interrupters;
 use super::exchange::{Job, JobQueue, ReplyQueue};
 use super::output::ResponseOutput;
@@ -69,10 +69,13 @@ impl InterpreterPool {
                 // Wait for jobs detached from the VM: a garbage collection in any
                 // interpreter stops every thread attached to one, and a thread
                 // blocked here while attached would never answer it.
-                let this_thread = ThreadActivity::new(shared.activity.clone(), index);
+                let this_thread = ThreadActivity::new(
+                    shared.activity.clone(),
+                    index,
+                    shared.settings.interruptible,
+                );
                 while let Some(job) = vm.allow_threads(|| shared.jobs.pop()) {
-                    let describe = shared.settings.interruptible;
-                    serve_job(host, vm, job, &shared.replies, &this_thread, describe);
+                    serve_job(host, vm, job, &shared.replies, &this_thread);
                     if let Some(memory) = &shared.memory {
                         check_memory(memory, &shared);
                     }
@@ -120,7 +123,6 @@ fn serve_job(
     job: Job,
     replies: &Arc<ReplyQueue>,
     serving_thread: &ThreadActivity,
-    describe: bool,
 ) {
     let Job {
         connection,
@@ -129,16 +131,17 @@ fn serve_job(
         info,
         flow,
     } = job;
-    // For the log line of a request given up (--request-timeout) only.
-    let line: Option<Arc<str>> = describe.then(|| {
-        format!(
+    let watched = serving_thread.is_watched().then(|| Watched {
+        connection,
+        flow: flow.clone(),
+        line: format!(
             "{} {}",
             head.method(),
             String::from_utf8_lossy(head.target_bytes())
         )
-        .into()
+        .into(),
     });
-    let seq = serving_thread.begin(connection, flow.clone(), line);
+    let seq = serving_thread.begin(watched);
     let context = ResponseContext {
         version: head.version,
         is_head: head.method() == "HEAD",
