@@ -187,10 +187,13 @@ def _wrap_socket(settings):
             return []
         found = []
         for address in table[name]:
-            found.extend(
-                original_getaddrinfo(address, port, family, socket.SOCK_STREAM, proto,
-                                     flags | socket.AI_NUMERICHOST)
-            )
+            try:
+                found.extend(
+                    original_getaddrinfo(address, port, family, socket.SOCK_STREAM, proto,
+                                         flags | socket.AI_NUMERICHOST)
+                )
+            except socket.gaierror:
+                pass  # an address of the other family than the one asked for
         if not found:
             raise socket.gaierror(socket.EAI_NONAME, "%s%s did not resolve" % (PREFIX, name))
         return found

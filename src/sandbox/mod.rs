@@ -101,8 +101,8 @@ impl Policy {
     /// The policy `config` asks for; the app reads from `sys_path` and
     /// keeps its temporary files in `tmp`.
     pub fn new(config: &Config, sys_path: &[String], tmp: &Path) -> Policy {
+        // sys.path starts with the app's directory (--chdir, made absolute).
         let mut read: Vec<PathBuf> = sys_path.iter().map(PathBuf::from).collect();
-        read.extend(config.chdir.iter().cloned());
         read.extend(std::env::current_exe().ok());
         read.extend(SYSTEM_READABLE.iter().map(PathBuf::from));
         if config.allow_subprocess {
