@@ -1,9 +1,13 @@
-"""Django in one module (settings, views, URLs), no database:
+"""Django in one module (settings, views, URLs; its SQLite database is only
+used by management commands):
 
     ferrocorn --pythonpath "$(ls -d wheels/*.whl | paste -sd,)" examples.django_app:application
+    ferrocorn run --pythonpath ... examples/django_app.py migrate   # as manage.py
 """
 
 import json
+import os
+import sys
 
 from django.conf import settings
 
@@ -13,9 +17,21 @@ settings.configure(
     ALLOWED_HOSTS=["*"],
     ROOT_URLCONF=__name__,
     MIDDLEWARE=[],
-    INSTALLED_APPS=[],
+    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth"],
+    DATABASES={
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("DJANGO_DATABASE", os.path.join(os.path.dirname(__file__), "db.sqlite3")),
+            # RustPython 0.6's sqlite3 fails every query with detect_types set
+            # (MemoryError: string pointer is null, on a column without a
+            # declared type); Django converts the values itself without it.
+            "OPTIONS": {"detect_types": 0},
+        }
+    },
     TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates"}],
     USE_TZ=True,
+    # Django's message catalogues sit inside its wheel, where gettext cannot open them.
+    USE_I18N=False,
 )
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402
@@ -86,3 +102,8 @@ handler404 = not_found
 handler500 = server_error
 
 application = get_wsgi_application()
+
+if __name__ == "__main__":
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)

@@ -238,6 +238,7 @@ fn preload(config: &Config) -> Result<(), ServerError> {
 fn check_sandbox(config: &Config) -> Result<(), ServerError> {
     sandbox::check_settings(config).map_err(ServerError::Setting)?;
     if config.sandbox {
+        PrivateTmp::remove_stale();
         let working_dir = std::env::current_dir().map_err(ServerError::Io)?;
         let policy = Policy::new(config, &config.sys_path(&working_dir), &working_dir);
         sandbox::preflight(&policy).map_err(|e| ServerError::Setting(e.to_string()))?;

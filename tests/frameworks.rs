@@ -5,87 +5,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 
-use common::{Client, Response, Server};
+use common::{Client, Response, Server, framework_pythonpath};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The wheel directory, filled on first use.
-fn wheels() -> &'static PathBuf {
-    static WHEELS: OnceLock<PathBuf> = OnceLock::new();
-    WHEELS.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("framework-wheels");
-        let pure = repo().join("examples/requirements.txt");
-        let fallback = repo().join("examples/requirements-fallback.txt");
-        let pinned = |file: &Path| {
-            std::fs::read_to_string(file)
-                .unwrap()
-                .lines()
-                .filter(|l| l.contains("=="))
-                .count()
-        };
-        let have = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
-        if have < pinned(&pure) + pinned(&fallback) {
-            std::fs::create_dir_all(&dir).unwrap();
-            let pip = |extra: &[&str], requirements: &Path| {
-                let status = Command::new("python3")
-                    .args([
-                        "-m",
-                        "pip",
-                        "download",
-                        "--quiet",
-                        "--no-deps",
-                        "--only-binary=:all:",
-                        "-d",
-                    ])
-                    .arg(&dir)
-                    .args(extra)
-                    .arg("-r")
-                    .arg(requirements)
-                    .status()
-                    .expect("these tests fetch wheels with python3 -m pip");
-                assert!(
-                    status.success(),
-                    "pip download -r {} failed",
-                    requirements.display()
-                );
-            };
-            pip(
-                &[
-                    "--platform",
-                    "any",
-                    "--implementation",
-                    "py",
-                    "--abi",
-                    "none",
-                    "--python-version",
-                    "3.14",
-                ],
-                &pure,
-            );
-            pip(&[], &fallback);
-        }
-        dir
-    })
-}
-
-fn pythonpath() -> String {
-    let mut entries: Vec<String> = std::fs::read_dir(wheels())
-        .unwrap()
-        .map(|e| e.unwrap().path().display().to_string())
-        .filter(|p| p.ends_with(".whl"))
-        .collect();
-    entries.sort();
-    entries.join(",")
-}
-
 fn start(app: &str, extra: &[&str]) -> Server {
-    let pythonpath = pythonpath();
+    let pythonpath = framework_pythonpath();
     let mut args = vec!["--pythonpath", &pythonpath];
     args.extend_from_slice(extra);
     args.push(app);

@@ -9,11 +9,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::arbiter::process;
+use super::sandbox_args::{SandboxArgs, in_confined_child};
 use crate::config::Config;
 use crate::embed::{App, Request};
 use crate::python::app::LoadError;
-use crate::sandbox::{self, ConnectRule, Policy, PrivateTmp};
+use crate::sandbox::Policy;
 use crate::wsgi::boot::HostSettings;
 
 /// Exit status: the app answered 2xx or 3xx.
@@ -75,37 +75,8 @@ struct CallArgs {
     #[arg(long, value_name = "PATHS")]
     pythonpath: Option<String>,
 
-    /// Confine the app as the server's --sandbox does (README "Sandbox").
-    #[arg(long)]
-    sandbox: bool,
-
-    /// With --sandbox: a path the app may read; repeatable.
-    #[arg(long = "allow-read", value_name = "PATH")]
-    allow_read: Vec<PathBuf>,
-
-    /// With --sandbox: a path the app may write; repeatable.
-    #[arg(long = "allow-write", value_name = "PATH")]
-    allow_write: Vec<PathBuf>,
-
-    /// With --sandbox: outbound TCP the app may open, [HOST:]PORT; repeatable.
-    #[arg(long = "allow-connect", value_name = "[HOST:]PORT")]
-    allow_connect: Vec<ConnectRule>,
-
-    /// With --sandbox: an environment variable the app may see; repeatable.
-    #[arg(long = "allow-env", value_name = "NAME")]
-    allow_env: Vec<String>,
-
-    /// With --sandbox: the app may start programs.
-    #[arg(long = "allow-subprocess")]
-    allow_subprocess: bool,
-
-    /// With --sandbox: ctypes may be imported.
-    #[arg(long = "allow-ffi")]
-    allow_ffi: bool,
-
-    /// A module the app may not import; repeatable.
-    #[arg(long = "deny-module", value_name = "NAME")]
-    deny_module: Vec<String>,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
 }
 
 /// Runs `ferrocorn call` with the words after `call`.
@@ -138,43 +109,22 @@ fn call(args: &CallArgs) -> Result<u8, String> {
     config.chdir = args.chdir.clone();
     config.pythonpath = args.pythonpath.clone();
     config.check_wsgi = args.check_wsgi;
-    config.sandbox = args.sandbox;
-    config.allow_read = args.allow_read.clone();
-    config.allow_write = args.allow_write.clone();
-    config.allow_connect = args.allow_connect.clone();
-    config.allow_env = args.allow_env.clone();
-    config.allow_subprocess = args.allow_subprocess;
-    config.allow_ffi = args.allow_ffi;
-    config.deny_module = args.deny_module.clone();
-    sandbox::check_settings(&config)?;
+    args.sandbox.apply(&mut config)?;
     if !config.sandbox {
         let app = App::load(&config).map_err(report_load_error)?;
         return respond(&app, request, args.include);
     }
     // The whole process is confined, in a child, so that this unconfined
     // parent can remove the private temporary directory afterwards.
-    let tmp = PrivateTmp::create(None)
-        .map_err(|e| format!("cannot create the private temporary directory: {e}"))?;
-    let pid = process::fork(
-        || match call_confined(&config, tmp.path(), request, args.include) {
-            Ok(code) => i32::from(code),
+    in_confined_child(
+        |tmp| match call_confined(&config, tmp, request, args.include) {
+            Ok(code) => code,
             Err(message) => {
                 eprintln!("ferrocorn call: error: {message}");
-                i32::from(EXIT_FAILURE)
+                EXIT_FAILURE
             }
         },
     )
-    .map_err(|e| format!("cannot fork: {e}"))?;
-    let mut status = 0;
-    // SAFETY: waiting for the child just forked, valid out-pointer.
-    unsafe {
-        libc::waitpid(pid, &mut status, 0);
-    }
-    drop(tmp);
-    match process::exit_code(status) {
-        Some(code) => Ok(code.clamp(0, 255) as u8),
-        None => Err(format!("the request {}", process::describe_exit(status))),
-    }
 }
 
 /// In the forked child: confine, load, answer.

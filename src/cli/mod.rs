@@ -1,7 +1,10 @@
 //! The `ferrocorn` command: `ferrocorn [OPTIONS] APP_MODULE` serves;
-//! `ferrocorn call ...` runs one request in-process.
+//! `ferrocorn call ...` runs one request in-process; `ferrocorn run ...`
+//! runs Python code as `python` would.
 
 mod call;
+mod run;
+mod sandbox_args;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -17,6 +20,9 @@ pub fn run_command() -> ExitCode {
     let words: Vec<OsString> = std::env::args_os().skip(1).collect();
     if words.first().is_some_and(|first| first == "call") {
         return call::run(words.into_iter().skip(1));
+    }
+    if words.first().is_some_and(|first| first == "run") {
+        return run::run(words.into_iter().skip(1).collect());
     }
     let config = match sources::load(words) {
         Ok(loaded) => loaded,

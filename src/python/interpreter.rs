@@ -16,6 +16,11 @@ pub struct InterpreterOptions {
     /// Where interrupts for the running request arrive (`--request-timeout`):
     /// the eval loop runs them at its next signal check.
     pub interrupts: Option<UserSignalReceiver>,
+    /// Python's own signal handling (SIGINT raises KeyboardInterrupt), as
+    /// for a script; a server owns its signals and leaves this off.
+    pub python_signals: bool,
+    /// `sys.argv` (default `["ferrocorn"]`).
+    pub argv: Option<Vec<String>>,
 }
 
 /// Builds an interpreter whose `sys.path` is `sys_path` (then the frozen stdlib).
@@ -24,7 +29,7 @@ pub struct InterpreterOptions {
 pub fn new_interpreter(sys_path: &[String], options: InterpreterOptions) -> Interpreter {
     let mut settings = Settings::default();
     // The server owns signals; Python must not install SIGINT handlers.
-    settings.install_signal_handlers = false;
+    settings.install_signal_handlers = options.python_signals;
     // Without UTF-8 mode sys.stdout is ASCII and print("é") raises.
     settings.utf8_mode = 1;
     // print() from the app reaches the log at once, not when a buffer fills.
@@ -37,11 +42,13 @@ pub fn new_interpreter(sys_path: &[String], options: InterpreterOptions) -> Inte
     // PYTHONPATH is applied by the caller, in the documented order.
     settings.ignore_environment = true;
     settings.path_list = sys_path.to_vec();
-    settings.argv = vec!["ferrocorn".to_owned()];
     let InterpreterOptions {
         removed_modules,
         interrupts,
+        python_signals: _,
+        argv,
     } = options;
+    settings.argv = argv.unwrap_or_else(|| vec!["ferrocorn".to_owned()]);
     InterpreterBuilder::new()
         .settings(settings)
         .init_stdlib()

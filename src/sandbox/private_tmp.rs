@@ -42,6 +42,33 @@ impl PrivateTmp {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Removes the directories left by ferrocorn processes that are gone
+    /// without cleaning up (killed with SIGKILL, say): `ferrocorn-PID-N`
+    /// whose PID no longer exists.
+    pub fn remove_stale() {
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("ferrocorn-"))
+                .and_then(|rest| rest.split_once('-'))
+                .filter(|(_, n)| n.parse::<u64>().is_ok())
+                .and_then(|(pid, _)| pid.parse::<libc::pid_t>().ok())
+            else {
+                continue;
+            };
+            // SAFETY: kill(2) with signal 0 only checks that the pid exists.
+            let gone = unsafe { libc::kill(pid, 0) } != 0
+                && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+            if gone && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 impl Drop for PrivateTmp {
@@ -53,6 +80,17 @@ impl Drop for PrivateTmp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directories_of_processes_that_are_gone_are_removed() {
+        // pid_max is at most 2^22: this pid cannot exist.
+        let stale = std::env::temp_dir().join("ferrocorn-4999999-0");
+        std::fs::create_dir_all(stale.join("sub")).unwrap();
+        let ours = PrivateTmp::create(None).unwrap();
+        PrivateTmp::remove_stale();
+        assert!(!stale.exists());
+        assert!(ours.path().exists(), "a live process's directory stays");
+    }
 
     #[test]
     fn the_directory_is_private_and_removed_with_its_contents() {

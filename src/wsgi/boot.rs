@@ -229,6 +229,7 @@ pub fn boot(
     let options = InterpreterOptions {
         removed_modules: settings.modules.removed_names(),
         interrupts: receiver,
+        ..Default::default()
     };
     let interpreter = new_interpreter(&settings.sys_path, options);
     let host = interpreter.enter(|vm| {

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ferrocorn");
@@ -440,4 +440,76 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The wheel directory of examples/requirements*.txt, fetched with pip once
+/// into the target directory and reused.
+fn wheels() -> &'static PathBuf {
+    static WHEELS: OnceLock<PathBuf> = OnceLock::new();
+    WHEELS.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("framework-wheels");
+        let pure = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/requirements.txt");
+        let fallback =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/requirements-fallback.txt");
+        let pinned = |file: &Path| {
+            std::fs::read_to_string(file)
+                .unwrap()
+                .lines()
+                .filter(|l| l.contains("=="))
+                .count()
+        };
+        let have = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        if have < pinned(&pure) + pinned(&fallback) {
+            std::fs::create_dir_all(&dir).unwrap();
+            let pip = |extra: &[&str], requirements: &Path| {
+                let status = Command::new("python3")
+                    .args([
+                        "-m",
+                        "pip",
+                        "download",
+                        "--quiet",
+                        "--no-deps",
+                        "--only-binary=:all:",
+                        "-d",
+                    ])
+                    .arg(&dir)
+                    .args(extra)
+                    .arg("-r")
+                    .arg(requirements)
+                    .status()
+                    .expect("these tests fetch wheels with python3 -m pip");
+                assert!(
+                    status.success(),
+                    "pip download -r {} failed",
+                    requirements.display()
+                );
+            };
+            pip(
+                &[
+                    "--platform",
+                    "any",
+                    "--implementation",
+                    "py",
+                    "--abi",
+                    "none",
+                    "--python-version",
+                    "3.14",
+                ],
+                &pure,
+            );
+            pip(&[], &fallback);
+        }
+        dir
+    })
+}
+
+/// The pinned wheels (frameworks, pytest) as a `--pythonpath` value.
+pub fn framework_pythonpath() -> String {
+    let mut entries: Vec<String> = std::fs::read_dir(wheels())
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.ends_with(".whl"))
+        .collect();
+    entries.sort();
+    entries.join(",")
 }
