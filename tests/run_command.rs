@@ -377,3 +377,71 @@ fn flasks_cli_lists_the_routes() {
         assert!(text.contains(route), "{route} missing: {text}");
     }
 }
+
+#[test]
+fn settings_come_from_the_configuration_file_as_for_the_server() {
+    let dir = scratch_dir("run-config");
+    std::fs::create_dir_all(dir.join("lib")).unwrap();
+    std::fs::write(dir.join("lib/shared.py"), "NAME = 'from --pythonpath'\n").unwrap();
+    std::fs::write(
+        dir.join("gunicorn.conf.py"),
+        "raw_env = ['GREETING=hello from raw_env']\npythonpath = 'lib'\n",
+    )
+    .unwrap();
+    let code = "import os, shared; print(os.environ['GREETING'], shared.NAME)";
+    let output = run_in(&dir, &["-c", code], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "hello from raw_env from --pythonpath\n");
+    std::fs::write(
+        dir.join("other.py"),
+        "raw_env = ['GREETING=from other.py']\n",
+    )
+    .unwrap();
+    let other = run_in(
+        &dir,
+        &[
+            "--config",
+            "other.py",
+            "-c",
+            "import os; print(os.environ['GREETING'])",
+        ],
+        &[],
+    );
+    assert_eq!(stdout(&other), "from other.py\n", "{}", stderr(&other));
+    let flag = run_in(
+        &dir,
+        &[
+            "-e",
+            "GREETING=from -e",
+            "-c",
+            "import os; print(os.environ['GREETING'])",
+        ],
+        &[],
+    );
+    assert_eq!(stdout(&flag), "from -e\n", "the command line wins");
+}
+
+#[test]
+fn a_terminal_on_stdin_and_nothing_to_run_gives_a_prompt() {
+    // script(1) (util-linux) runs the command on a pseudo-terminal.
+    let mut child = Command::new("script")
+        .args(["-qec", &format!("{BIN} run"), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"x = 20 + 22\nprint('answer', x)\n\x04")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = stdout(&output).replace('\r', "");
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(">>> ") && text.contains("answer 42"),
+        "{text}"
+    );
+}

@@ -13,11 +13,11 @@ use rustpython_vm::builtins::PyBaseExceptionRef;
 use rustpython_vm::{AsObject, VirtualMachine};
 
 use super::sandbox_args::{SandboxArgs, VALUE_FLAGS, in_confined_child};
-use crate::config::Config;
+use crate::config::{Config, sources};
 use crate::python::app::import_module;
 use crate::python::interpreter::{InterpreterOptions, new_interpreter};
 use crate::python::policy::{AppSandbox, ModulePolicy};
-use crate::sandbox::Policy;
+use crate::sandbox::{self, Policy};
 use crate::wsgi::boot::INTERPRETER_STACK;
 
 /// Exit status when the code could not be run at all (as Python's 1).
@@ -35,6 +35,11 @@ const EXIT_FAILURE: u8 = 1;
     after_help = "What to run, as with python (everything after it goes to sys.argv):\n  -c CODE      run CODE (sys.argv[0] is '-c')\n  -m MODULE    run MODULE as __main__ (e.g. -m pytest, -m flask)\n  SCRIPT       run the file (its directory first on sys.path)\n  -            read the code from stdin\nWith none of them: a prompt if stdin is a terminal (the standard library's code.interact: no line editing or history), else the code on stdin.\nExit status as Python's: sys.exit(N), 1 on an uncaught exception, 130 (SIGINT) after Ctrl-C."
 )]
 struct RunArgs {
+    /// Configuration file whose settings apply (raw_env, pythonpath, chdir,
+    /// the sandbox's): a path or python:MODULE. Default: ./gunicorn.conf.py when it exists.
+    #[arg(long = "config", value_name = "CONFIG")]
+    config: Option<String>,
+
     /// Change to this directory first; it goes first on sys.path (for -c, -m and -).
     #[arg(long, value_name = "DIR")]
     chdir: Option<PathBuf>,
@@ -70,7 +75,8 @@ fn split(words: Vec<OsString>) -> Result<(Vec<OsString>, Option<Target>, Vec<Str
             .map_err(|w| format!("not UTF-8: {}", w.to_string_lossy()))
     };
     let takes_value = |word: &str| {
-        VALUE_FLAGS.contains(&word) || ["--chdir", "--pythonpath", "-e", "--env"].contains(&word)
+        VALUE_FLAGS.contains(&word)
+            || ["--config", "--chdir", "--pythonpath", "-e", "--env"].contains(&word)
     };
     while let Some(word) = words.next() {
         let target = match word.to_str() {
@@ -104,20 +110,17 @@ pub fn run(words: Vec<OsString>) -> ExitCode {
         Ok(split) => split,
         Err(message) => return fail(&message),
     };
-    let words = std::iter::once(OsString::from("ferrocorn run")).chain(options);
-    let args = match RunArgs::try_parse_from(words) {
-        Ok(args) => args,
-        Err(error) => {
-            let _ = error.print();
-            let code = if error.use_stderr() { EXIT_FAILURE } else { 0 };
-            return ExitCode::from(code);
-        }
-    };
+    let words = std::iter::once(OsString::from("ferrocorn run")).chain(options.iter().cloned());
+    if let Err(error) = RunArgs::try_parse_from(words) {
+        let _ = error.print();
+        let code = if error.use_stderr() { EXIT_FAILURE } else { 0 };
+        return ExitCode::from(code);
+    }
     let target = target.unwrap_or_else(|| match std::io::stdin().is_terminal() {
         true => Target::Prompt,
         false => Target::Stdin,
     });
-    match prepare(&args) {
+    match prepare(options) {
         Ok(config) if config.sandbox => {
             let code = in_confined_child(|tmp| run_confined(&config, tmp, &target, &rest));
             code.map_or_else(|message| fail(&message), ExitCode::from)
@@ -132,22 +135,23 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::from(EXIT_FAILURE)
 }
 
-/// The settings, the environment and the working directory the code runs with.
-fn prepare(args: &RunArgs) -> Result<Config, String> {
-    let mut config = Config::new("ferrocorn-run");
-    config.pythonpath = args.pythonpath.clone();
-    for pair in &args.raw_env {
-        let Some((key, value)) = pair.split_once('=').filter(|(key, _)| !key.is_empty()) else {
-            return Err(format!(
-                "invalid environment setting {pair:?}: expected KEY=VALUE"
-            ));
-        };
-        // SAFETY: single-threaded: no interpreter or other thread exists yet.
-        unsafe { std::env::set_var(key, value) };
-        config.raw_env.push(pair.clone());
+/// The settings (run's flags are the server's flags of the same names, so
+/// they layer over the configuration file and `GUNICORN_CMD_ARGS` as the
+/// server's do), then the environment and the working directory they give.
+fn prepare(options: Vec<OsString>) -> Result<Config, String> {
+    let mut words = options;
+    // APP_MODULE is the server's and means nothing here.
+    words.extend(["--".into(), "ferrocorn-run".into()]);
+    let config = sources::load(words).map_err(|e| e.to_string())?;
+    sandbox::check_settings(&config)?;
+    for pair in &config.raw_env {
+        if let Some((key, value)) = pair.split_once('=') {
+            // SAFETY: single-threaded: no interpreter or other thread exists
+            // yet (the configuration file's interpreter thread has ended).
+            unsafe { std::env::set_var(key, value) };
+        }
     }
-    args.sandbox.apply(&mut config)?;
-    if let Some(dir) = &args.chdir {
+    if let Some(dir) = &config.chdir {
         std::env::set_current_dir(dir)
             .map_err(|e| format!("cannot change directory to {}: {e}", dir.display()))?;
     }
