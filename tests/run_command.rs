@@ -157,6 +157,19 @@ fn output_is_flushed_at_exit() {
 }
 
 #[test]
+fn a_missing_part_of_the_standard_library_is_named_in_one_line() {
+    let output = run(&["-c", "import needs_ssl"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.lines().last().unwrap_or("").starts_with(
+            "ferrocorn run: error: the code needs module '_ssl', a part of the standard library this ferrocorn build does not include"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_c_extension_without_fallback_is_named_in_one_line() {
     let output = run(&["-c", "import uses_cext"]);
     assert_eq!(output.status.code(), Some(1));
@@ -176,7 +189,7 @@ fn ctrl_c_raises_keyboard_interrupt_in_the_script_and_ends_it_as_python_does() {
         .args([
             "run",
             "-c",
-            "import time\nprint('ready', flush=True)\ntry:\n    while True:\n        time.sleep(0.01)\nexcept KeyboardInterrupt:\n    print('interrupted', flush=True)\n    raise",
+            "import time\ntry:\n    print('ready', flush=True)\n    while True:\n        time.sleep(0.01)\nexcept KeyboardInterrupt:\n    print('interrupted', flush=True)\n    raise",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -24,8 +24,6 @@ use crate::wsgi::boot::INTERPRETER_STACK;
 const EXIT_FAILURE: u8 = 1;
 
 /// Run Python code with the interpreter inside ferrocorn, as `python` does.
-///
-/// ferrocorn run [OPTIONS] (-c CODE | -m MODULE | SCRIPT | -) [ARGS]...
 #[derive(Debug, Parser)]
 #[command(
     name = "ferrocorn run",

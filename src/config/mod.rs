@@ -25,7 +25,7 @@ use crate::worker::listener::BindAddress;
     version,
     about,
     max_term_width = 100,
-    after_help = "To run one request through the app in-process instead of serving:\n  ferrocorn call APP_MODULE PATH_AND_QUERY [OPTIONS]\n  ferrocorn call --help"
+    after_help = "To run one request through the app in-process instead of serving:\n  ferrocorn call APP_MODULE PATH_AND_QUERY [OPTIONS]\n  ferrocorn call --help\nTo run Python code (tests, management commands, scripts) as python would:\n  ferrocorn run [OPTIONS] (-c CODE | -m MODULE | SCRIPT | -) [ARGS]...\n  ferrocorn run --help"
 )]
 pub struct Config {
     /// The WSGI app: MODULE, MODULE:NAME or MODULE:FACTORY(ARGS).
