@@ -487,3 +487,74 @@ fn name_sets_the_process_names_ps_shows() {
     let worker: u32 = server.get("/pid").text().parse().unwrap();
     assert_eq!(comm(worker).trim(), "shop-work");
 }
+
+/// Processes still in process group `pgid`.
+fn processes_in_group(pgid: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // Fields after the command's closing parenthesis: state, ppid, pgrp.
+            let rest = stat.rsplit(')').next().unwrap_or("");
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) && fields[0] != "Z"
+        })
+        .count()
+}
+
+#[test]
+fn workers_dying_before_they_boot_are_retried_with_growing_delays_then_the_arbiter_stops() {
+    let (status, log) = common::run_to_exit(&common::apps_dir(), &["dies_at_import:application"]);
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert_eq!(log.matches("Booting worker with pid").count(), 5, "{log}");
+    for (n, delay) in [(1, 250), (2, 500), (3, 1000), (4, 2000)] {
+        assert!(
+            log.contains(&format!(
+                "before it booted ({n} of 5 in a row); starting another in {delay} ms"
+            )),
+            "{log}"
+        );
+    }
+    assert!(
+        log.contains("Shutting down: Master. Reason: Worker failed to boot 5 times in a row"),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_app_that_cannot_load_with_stderr_closed_does_not_fork_in_a_loop() {
+    use std::os::unix::process::CommandExt;
+    // `ferrocorn ... 2>&1 | head -3`: the reader is gone, so the worker
+    // cannot even write its error (Rust's eprintln panics on EPIPE).
+    let mut child = std::process::Command::new(common::BIN)
+        .current_dir(common::apps_dir())
+        .args(["-b", "127.0.0.1:0", "broken_import:application"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let group = child.id();
+    let deadline = Instant::now() + common::TIMEOUT;
+    let mut most = 0;
+    let status = loop {
+        most = most.max(processes_in_group(group));
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running: a fork loop?");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        most <= 3,
+        "at most the arbiter and a worker (and its fork) at once: {most}"
+    );
+    wait_until("every process of the group to end", || {
+        processes_in_group(group) == 0
+    });
+}

@@ -27,7 +27,7 @@ struct Table {
     /// One past the highest slot ever used: workers scan no further.
     slots_used: AtomicU64,
     connections: [AtomicU64; MAX_SLOTS],
-    /// Since when (ms since the epoch) every interpreter has been busy; 0
+    /// Since when (a `now_ms` reading) every interpreter has been busy; 0
     /// while one is free.
     all_busy_since_ms: [AtomicU64; MAX_SLOTS],
 }
@@ -89,7 +89,7 @@ impl WorkerLoad {
     }
 
     /// Whether this worker, holding `held` connections, should leave new
-    /// clients to a sibling (as of `now_ms`, ms since the epoch).
+    /// clients to a sibling (as of `now_ms`, a `heartbeat::now_ms` reading).
     pub fn should_yield(&self, held: usize, now_ms: u64) -> bool {
         let least = self
             .siblings_taking_clients()

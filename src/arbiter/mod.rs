@@ -41,6 +41,12 @@ const TICK: Duration = Duration::from_millis(250);
 const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How long a timed-out worker has between SIGABRT and SIGKILL.
 const ABORT_GRACE: Duration = Duration::from_secs(1);
+/// Workers that may die before booting in a row (for any reason: a crash, a
+/// signal, a write to a closed stderr) before the arbiter stops, as
+/// Gunicorn stops on a boot error instead of forking in a loop.
+const MAX_BOOT_FAILURES: u32 = 5;
+/// The wait before the replacement of the first of them; it doubles each time.
+const BOOT_BACKOFF: Duration = Duration::from_millis(250);
 
 /// A worker's slots in the tables it shares with the arbiter and its siblings.
 #[derive(Clone, Copy)]
@@ -66,8 +72,15 @@ struct Worker {
 
 /// Why the arbiter stopped running workers.
 enum Halt {
-    Stop { graceful: bool },
-    BootFailure { pid: libc::pid_t, code: i32 },
+    Stop {
+        graceful: bool,
+    },
+    BootFailure {
+        pid: libc::pid_t,
+        code: i32,
+    },
+    /// [`MAX_BOOT_FAILURES`] workers in a row died before booting.
+    RepeatedBootFailure,
 }
 
 pub struct Arbiter {
@@ -87,6 +100,10 @@ pub struct Arbiter {
     spawned: u64,
     /// The configuration file's arbiter hooks, when it defines any.
     hooks: Option<HookRunner>,
+    /// Workers in a row that died before booting, and when the next may be
+    /// started (growing delays: no fork loop).
+    boot_failures: u32,
+    next_spawn: Option<Instant>,
 }
 
 impl Arbiter {
@@ -146,6 +163,8 @@ impl Arbiter {
             groups,
             spawned: 0,
             hooks,
+            boot_failures: 0,
+            next_spawn: None,
         })
     }
 
@@ -203,6 +222,13 @@ impl Arbiter {
                 };
                 log::info(&format!(
                     "Shutting down: Master. Reason: {reason} (worker {pid})"
+                ));
+                Err(ServerError::WorkerBoot)
+            }
+            Halt::RepeatedBootFailure => {
+                self.stop_workers(false);
+                log::info(&format!(
+                    "Shutting down: Master. Reason: Worker failed to boot {MAX_BOOT_FAILURES} times in a row"
                 ));
                 Err(ServerError::WorkerBoot)
             }
@@ -268,6 +294,13 @@ impl Arbiter {
                     log::error(&format!("Worker (pid:{pid}) failed to boot"));
                     return Some(Halt::BootFailure { pid, code });
                 }
+                if worker.retiring.is_none() {
+                    self.hook("child_exit", vec![Self::worker_facts(pid, worker.age)]);
+                    if let Some(halt) = self.boot_failed(pid, status) {
+                        return Some(halt);
+                    }
+                    continue;
+                }
             }
             self.hook("child_exit", vec![Self::worker_facts(pid, worker.age)]);
             let how = process::describe_exit(status);
@@ -277,6 +310,28 @@ impl Arbiter {
                 log::error(&format!("Worker (pid:{pid}) {how}; starting a replacement"));
             }
         }
+        None
+    }
+
+    /// A worker died before it booted: wait longer before the next one, and
+    /// stop after [`MAX_BOOT_FAILURES`] in a row.
+    fn boot_failed(&mut self, pid: libc::pid_t, status: libc::c_int) -> Option<Halt> {
+        self.boot_failures += 1;
+        let how = process::describe_exit(status);
+        if self.boot_failures >= MAX_BOOT_FAILURES {
+            log::error(&format!(
+                "Worker (pid:{pid}) {how} before it booted ({} in a row)",
+                self.boot_failures
+            ));
+            return Some(Halt::RepeatedBootFailure);
+        }
+        let delay = BOOT_BACKOFF * 2u32.pow(self.boot_failures - 1);
+        log::error(&format!(
+            "Worker (pid:{pid}) {how} before it booted ({} of {MAX_BOOT_FAILURES} in a row); starting another in {} ms",
+            self.boot_failures,
+            delay.as_millis()
+        ));
+        self.next_spawn = Some(Instant::now() + delay);
         None
     }
 
@@ -315,6 +370,10 @@ impl Arbiter {
             .collect();
         current.sort_by_key(|&(_, started, _)| started);
         let booted = current.iter().filter(|w| w.2).count();
+        if booted > 0 {
+            self.boot_failures = 0;
+        }
+        let may_spawn = self.next_spawn.is_none_or(|at| now >= at);
         if current.len() > self.target {
             for &(pid, _, _) in &current[..current.len() - self.target] {
                 self.retire(pid, now);
@@ -327,8 +386,11 @@ impl Arbiter {
             } else {
                 self.target - current.len()
             };
-            for _ in 0..missing {
-                self.spawn_worker();
+            if may_spawn {
+                self.next_spawn = None;
+                for _ in 0..missing {
+                    self.spawn_worker();
+                }
             }
         }
         if booted >= self.target {

@@ -4,7 +4,11 @@
 use std::io;
 use std::path::Path;
 
-/// Forks; the child runs `child` and exits with its code, never returning.
+/// The exit status of a forked child whose code panicked.
+pub const EXIT_CHILD_PANICKED: i32 = 70;
+
+/// Forks; the child runs `child` and exits with its code, never returning
+/// (also when `child` panics: see [`EXIT_CHILD_PANICKED`]).
 pub fn fork(child: impl FnOnce() -> i32) -> io::Result<libc::pid_t> {
     // SAFETY: when the arbiter forks, its only other thread, if any, is the
     // hooks thread, idle in a channel receive (hook calls are synchronous and
@@ -15,7 +19,11 @@ pub fn fork(child: impl FnOnce() -> i32) -> io::Result<libc::pid_t> {
     match pid {
         -1 => Err(io::Error::last_os_error()),
         0 => {
-            let code = child();
+            // A panic must end the child here: unwinding out of this function
+            // would run the parent's code on in the child (a second arbiter,
+            // forking workers of its own).
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child))
+                .unwrap_or(EXIT_CHILD_PANICKED);
             std::process::exit(code);
         }
         pid => Ok(pid),

@@ -154,7 +154,7 @@ impl Activity {
         self.busy_since_ms[thread].store(0, Ordering::Relaxed);
     }
 
-    /// Since when (ms since the epoch) every interpreter thread has been
+    /// Since when (a `now_ms` reading) every interpreter thread has been
     /// producing a response; 0 while one is free.
     pub fn all_busy_since_ms(&self) -> u64 {
         let mut latest = 0;
