@@ -558,3 +558,65 @@ fn an_app_that_cannot_load_with_stderr_closed_does_not_fork_in_a_loop() {
         processes_in_group(group) == 0
     });
 }
+
+/// User plus system CPU time of process `pid` so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // utime and stime: fields 14 and 15 of proc_pid_stat(5), 12 and 13 here.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn a_worker_out_of_file_descriptors_stays_idle_and_serves_again_once_they_free_up() {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(common::BIN);
+    command
+        .current_dir(common::apps_dir())
+        .args(["-b", "127.0.0.1:0", "probe"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: between fork and exec the child only calls setrlimit.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 48,
+                rlim_max: 48,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let server = Server::spawn(command);
+    let worker = booted_pids(&server)[0];
+    let clients: Vec<std::net::TcpStream> = (0..120)
+        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+        .collect();
+    assert!(
+        server.wait_for_log("Too many open files"),
+        "{}",
+        server.log()
+    );
+    // The CPU the worker spends over one second while clients still wait.
+    let before = cpu_ticks(worker);
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = cpu_ticks(worker) - before;
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    assert!(
+        spent * 10 <= ticks_per_second,
+        "{spent} of {ticks_per_second} ticks in one second: a busy loop"
+    );
+    drop(clients);
+    wait_until("a request served once descriptors are free", || {
+        one_request(server.addr).is_ok()
+    });
+}

@@ -33,6 +33,10 @@ const TICK: Duration = Duration::from_secs(1);
 /// How soon a worker leaving new clients to a sibling looks at the counts
 /// again when nothing else wakes it.
 const REBALANCE: Duration = Duration::from_millis(5);
+/// How long a worker out of file descriptors (EMFILE, ENFILE) stops
+/// accepting, unless a connection of its own closes first. A listener is
+/// level-triggered: retrying at once would spin a core.
+const DESCRIPTOR_PAUSE: Duration = Duration::from_millis(250);
 
 /// Signals a worker acts on (TERM, ABRT, INT/QUIT, USR1) or ignores (the others,
 /// meant for the arbiter, whose default action would kill the worker).
@@ -100,6 +104,9 @@ pub struct EventLoop {
     yielding: bool,
     next_generation: u64,
     responses: u64,
+    /// Since when accept has failed for want of file descriptors, until a
+    /// connection closes or [`DESCRIPTOR_PAUSE`] has passed.
+    out_of_descriptors: Option<Instant>,
 }
 
 impl EventLoop {
@@ -138,6 +145,7 @@ impl EventLoop {
             yielding: false,
             next_generation: 0,
             responses: 0,
+            out_of_descriptors: None,
         };
         // Its listeners are watched from here on: siblings should count it
         // before the worker reports itself booted.
@@ -156,6 +164,9 @@ impl EventLoop {
             let mut timeout = TICK.saturating_sub(last_tick.elapsed());
             if self.yielding {
                 timeout = timeout.min(REBALANCE);
+            }
+            if let Some(since) = self.out_of_descriptors {
+                timeout = timeout.min(DESCRIPTOR_PAUSE.saturating_sub(since.elapsed()));
             }
             if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
                 if error.kind() != io::ErrorKind::Interrupted {
@@ -297,8 +308,18 @@ impl EventLoop {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    log::error(&format!(
+                        "accept failed: {e}: not accepting for {} ms or until a connection closes",
+                        DESCRIPTOR_PAUSE.as_millis()
+                    ));
+                    self.out_of_descriptors = Some(Instant::now());
+                    self.pause_accepting();
+                    return;
+                }
                 Err(e) => {
-                    // EMFILE and friends: log and retry on the next event or tick.
+                    // Another failure (a client that reset before accept):
+                    // log and retry on the next event or tick.
                     log::error(&format!("accept failed: {e}"));
                     return;
                 }
@@ -375,13 +396,21 @@ impl EventLoop {
         let mut connection = self.connections.remove(slot);
         connection.abandon();
         let _ = self.poll.registry().deregister(&mut connection.stream);
+        // Its descriptor is free once it is dropped.
+        drop(connection);
+        self.out_of_descriptors = None;
         if !self.accepting && !self.listeners.is_empty() && self.may_resume() {
             self.resume_accepting();
         }
     }
 
     fn may_resume(&self) -> bool {
-        self.connections.len() < self.options.max_connections && !self.interpreters_unavailable()
+        let descriptors = self
+            .out_of_descriptors
+            .is_none_or(|since| since.elapsed() >= DESCRIPTOR_PAUSE);
+        descriptors
+            && self.connections.len() < self.options.max_connections
+            && !self.interpreters_unavailable()
     }
 
     /// See [`new_clients_should_wait`].
