@@ -71,12 +71,12 @@ impl Sink {
         })
     }
 
-    fn write(&mut self, bytes: &[u8]) {
-        let _ = match self {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
             Sink::Stderr => std::io::stderr().lock().write_all(bytes),
             Sink::Stdout => std::io::stdout().lock().write_all(bytes),
             Sink::File { file, .. } => file.write_all(bytes),
-        };
+        }
     }
 
     fn reopen(&mut self) -> std::io::Result<()> {
@@ -87,9 +87,47 @@ impl Sink {
     }
 }
 
+/// A log and the lines it could not take: a closed stderr (EPIPE), a full
+/// disk (ENOSPC), a failing device (EIO) cost those lines, never the server;
+/// their count is reported once writing works again.
+#[derive(Debug)]
+struct Log {
+    sink: Sink,
+    lost: u64,
+    last_error: String,
+}
+
+impl Log {
+    const fn new(sink: Sink) -> Log {
+        Log {
+            sink,
+            lost: 0,
+            last_error: String::new(),
+        }
+    }
+
+    /// Writes `bytes`; returns how many earlier lines were lost, and why,
+    /// when this write is the first to succeed after them.
+    fn write(&mut self, bytes: &[u8]) -> Option<(u64, String)> {
+        match self.sink.write(bytes) {
+            Ok(()) if self.lost > 0 => {
+                let lost = (self.lost, std::mem::take(&mut self.last_error));
+                self.lost = 0;
+                Some(lost)
+            }
+            Ok(()) => None,
+            Err(error) => {
+                self.lost += 1;
+                self.last_error = error.to_string();
+                None
+            }
+        }
+    }
+}
+
 static THRESHOLD: AtomicU8 = AtomicU8::new(Level::Info as u8);
-static ERROR_LOG: Mutex<Sink> = Mutex::new(Sink::Stderr);
-static ACCESS_LOG: Mutex<Option<Sink>> = Mutex::new(None);
+static ERROR_LOG: Mutex<Log> = Mutex::new(Log::new(Sink::Stderr));
+static ACCESS_LOG: Mutex<Option<Log>> = Mutex::new(None);
 static CAPTURE_OUTPUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -116,8 +154,8 @@ pub fn configure(
         Some(path) if path.as_os_str() == "-" => Some(Sink::Stdout),
         Some(path) => Some(Sink::open(path)?),
     };
-    *lock(&ERROR_LOG) = error_sink;
-    *lock(&ACCESS_LOG) = access_sink;
+    *lock(&ERROR_LOG) = Log::new(error_sink);
+    *lock(&ACCESS_LOG) = access_sink.map(Log::new);
     CAPTURE_OUTPUT.store(capture_output, Ordering::Relaxed);
     redirect_output();
     Ok(())
@@ -125,13 +163,15 @@ pub fn configure(
 
 /// Reopens log files (after rotation moved them away).
 pub fn reopen() {
-    let mut error_log = lock(&ERROR_LOG);
-    if let Err(e) = error_log.reopen() {
-        error_log.write(format!("cannot reopen the error log: {e}\n").as_bytes());
+    let reopened = lock(&ERROR_LOG).sink.reopen();
+    if let Err(e) = reopened {
+        error(&format!("cannot reopen the error log: {e}"));
     }
-    drop(error_log);
-    if let Some(access) = lock(&ACCESS_LOG).as_mut() {
-        let _ = access.reopen();
+    let reopened = lock(&ACCESS_LOG)
+        .as_mut()
+        .map(|access| access.sink.reopen());
+    if let Some(Err(e)) = reopened {
+        error(&format!("cannot reopen the access log: {e}"));
     }
     redirect_output();
 }
@@ -142,7 +182,7 @@ fn redirect_output() {
     if !CAPTURE_OUTPUT.load(Ordering::Relaxed) {
         return;
     }
-    if let Sink::File { file, .. } = &*lock(&ERROR_LOG) {
+    if let Sink::File { file, .. } = &lock(&ERROR_LOG).sink {
         use std::os::fd::AsRawFd;
         // SAFETY: dup2 onto the standard descriptors; `file` stays open.
         unsafe {
@@ -156,34 +196,54 @@ pub fn enabled(level: Level) -> bool {
     level as u8 >= THRESHOLD.load(Ordering::Relaxed)
 }
 
-/// Writes one entry (which may span lines, e.g. a traceback) in a single write.
-pub fn log(level: Level, message: &str) {
-    if !enabled(level) {
-        return;
-    }
-    let line = format!(
+/// One entry as the error log shows it, newline included.
+fn entry(level: Level, message: &str) -> String {
+    format!(
         "[{}] [{}] [{}] {}\n",
         UtcTime::now().log_stamp(),
         std::process::id(),
         level.label(),
         message.trim_end()
-    );
-    write_raw(line.as_bytes());
+    )
+}
+
+/// Writes one entry (which may span lines, e.g. a traceback) in a single write.
+pub fn log(level: Level, message: &str) {
+    if enabled(level) {
+        write_raw(entry(level, message).as_bytes());
+    }
 }
 
 /// Bytes straight to the error log (the app's `wsgi.errors`).
 pub fn write_raw(bytes: &[u8]) {
-    lock(&ERROR_LOG).write(bytes);
+    let mut error_log = lock(&ERROR_LOG);
+    if let Some((lost, why)) = error_log.write(bytes) {
+        let note = format!("{lost} error log entries could not be written before this one ({why})");
+        error_log.write(entry(Level::Warning, &note).as_bytes());
+    }
 }
 
 /// One access log line (already formatted, without its newline).
 pub fn access(line: &str) {
-    if let Some(sink) = lock(&ACCESS_LOG).as_mut() {
-        let mut bytes = Vec::with_capacity(line.len() + 1);
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.push(b'\n');
-        sink.write(&bytes);
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    let recovered = lock(&ACCESS_LOG)
+        .as_mut()
+        .and_then(|access| access.write(&bytes));
+    if let Some((lost, why)) = recovered {
+        warning(&format!(
+            "{lost} access log lines could not be written ({why})"
+        ));
     }
+}
+
+/// A line on stderr that cannot panic (`eprintln!` does when stderr is
+/// closed): a start-up error, say. A lost line is only lost.
+pub fn to_stderr(line: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(line.as_bytes());
+    let _ = stderr.write_all(b"\n");
 }
 
 pub fn debug(message: &str) {

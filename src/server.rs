@@ -201,7 +201,7 @@ fn preload(config: &Config) -> Result<(), ServerError> {
             settings = settings.sandboxed(config, policy.clone(), false);
             // SAFETY: the child just forked has this one thread.
             if let Err(error) = unsafe { policy.confine_process() } {
-                eprintln!("ferrocorn: error: {error}");
+                log::to_stderr(&format!("ferrocorn: error: {error}"));
                 return EXIT_APP_LOAD_ERROR;
             }
         }

@@ -97,7 +97,7 @@ pub fn run(args: impl Iterator<Item = OsString>) -> ExitCode {
     match call(&args) {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
-            eprintln!("ferrocorn call: error: {message}");
+            crate::log::to_stderr(&format!("ferrocorn call: error: {message}"));
             ExitCode::from(EXIT_FAILURE)
         }
     }
@@ -120,7 +120,7 @@ fn call(args: &CallArgs) -> Result<u8, String> {
         |tmp| match call_confined(&config, tmp, request, args.include) {
             Ok(code) => code,
             Err(message) => {
-                eprintln!("ferrocorn call: error: {message}");
+                crate::log::to_stderr(&format!("ferrocorn call: error: {message}"));
                 EXIT_FAILURE
             }
         },
@@ -149,7 +149,7 @@ fn call_confined(
 /// The traceback (if any) on stderr; the one-line summary returned.
 fn report_load_error(error: LoadError) -> String {
     if let LoadError::Python { traceback, .. } = &error {
-        eprint!("{traceback}");
+        crate::log::to_stderr(traceback.trim_end_matches('\n'));
     }
     error.to_string()
 }

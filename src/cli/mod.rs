@@ -7,6 +7,7 @@ mod run;
 mod sandbox_args;
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::process::ExitCode;
 
 use crate::config::{Config, ConfigError, sources};
@@ -28,13 +29,17 @@ pub fn run_command() -> ExitCode {
         Ok(loaded) => loaded,
         Err(ConfigError::Clap(error)) => error.exit(),
         Err(error) => {
-            eprintln!("ferrocorn: error: {error}");
+            log::to_stderr(&format!("ferrocorn: error: {error}"));
             return ExitCode::FAILURE;
         }
     };
     if config.print_config {
+        let mut out = std::io::stdout().lock();
         for (name, value) in &config.settings_text {
-            println!("{name:<40} = {value}");
+            // A closed stdout (`| head`) ends the listing, not in a panic.
+            if writeln!(out, "{name:<40} = {value}").is_err() {
+                break;
+            }
         }
     }
     if config.print_config || config.check_config {
@@ -64,7 +69,7 @@ fn check_app(config: &Config) -> ExitCode {
 
 fn report(error: &ServerError) {
     if let ServerError::AppLoad(LoadError::Python { traceback, .. }) = error {
-        eprint!("{traceback}");
+        log::to_stderr(traceback.trim_end_matches('\n'));
     }
-    eprintln!("ferrocorn: error: {error}");
+    log::to_stderr(&format!("ferrocorn: error: {error}"));
 }

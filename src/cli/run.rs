@@ -129,7 +129,7 @@ pub fn run(words: Vec<OsString>) -> ExitCode {
 }
 
 fn fail(message: &str) -> ExitCode {
-    eprintln!("ferrocorn run: error: {message}");
+    crate::log::to_stderr(&format!("ferrocorn run: error: {message}"));
     ExitCode::from(EXIT_FAILURE)
 }
 
@@ -161,7 +161,7 @@ fn run_confined(config: &Config, tmp: &Path, target: &Target, rest: &[String]) -
     let sys_path = match sys_path(config, target) {
         Ok(path) => path,
         Err(message) => {
-            eprintln!("ferrocorn run: error: {message}");
+            crate::log::to_stderr(&format!("ferrocorn run: error: {message}"));
             return EXIT_FAILURE;
         }
     };
@@ -169,7 +169,7 @@ fn run_confined(config: &Config, tmp: &Path, target: &Target, rest: &[String]) -
     let sandbox = AppSandbox::new(config, &policy);
     // SAFETY: the child just forked has this one thread.
     if let Err(error) = unsafe { policy.confine_process() } {
-        eprintln!("ferrocorn run: error: {error}");
+        crate::log::to_stderr(&format!("ferrocorn run: error: {error}"));
         return EXIT_FAILURE;
     }
     execute(config, Some(sandbox), target, rest)
@@ -210,7 +210,7 @@ fn execute(config: &Config, sandbox: Option<AppSandbox>, target: &Target, rest: 
     let sys_path = match sys_path(config, target) {
         Ok(path) => path,
         Err(message) => {
-            eprintln!("ferrocorn run: error: {message}");
+            crate::log::to_stderr(&format!("ferrocorn run: error: {message}"));
             return EXIT_FAILURE;
         }
     };
@@ -241,12 +241,14 @@ fn execute(config: &Config, sandbox: Option<AppSandbox>, target: &Target, rest: 
     match thread.map(|t| t.join()) {
         Ok(Ok((code, limit))) => {
             if let Some(line) = limit {
-                eprintln!("ferrocorn run: error: {line}");
+                crate::log::to_stderr(&format!("ferrocorn run: error: {line}"));
             }
             code.min(255) as u8
         }
         _ => {
-            eprintln!("ferrocorn run: error: the interpreter thread could not run");
+            crate::log::to_stderr(&format!(
+                "ferrocorn run: error: the interpreter thread could not run"
+            ));
             EXIT_FAILURE
         }
     }

@@ -399,7 +399,7 @@ impl WorkerHooks {
 /// The app's traceback (if any) and one `ferrocorn: error:` line on stderr.
 pub fn report_load_error(error: &LoadError) {
     if let LoadError::Python { traceback, .. } = error {
-        eprint!("{traceback}");
+        log::to_stderr(traceback.trim_end_matches('\n'));
     }
-    eprintln!("ferrocorn: error: {error}");
+    log::to_stderr(&format!("ferrocorn: error: {error}"));
 }
