@@ -28,6 +28,14 @@ fn run(args: &[&str]) -> Output {
     run_in(&apps_dir(), args, &[])
 }
 
+/// `ferrocorn run --pythonpath <the pinned wheels> ARGS` in `dir`.
+fn run_with_wheels(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let pythonpath = framework_pythonpath();
+    let mut all = vec!["--pythonpath", &pythonpath];
+    all.extend_from_slice(args);
+    run_in(dir, &all, env)
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -265,21 +273,8 @@ fn the_sandbox_applies_to_run() {
 
 #[test]
 fn the_framework_examples_pytest_suites_pass() {
-    let pythonpath = framework_pythonpath();
-    let output = run_in(
-        repo(),
-        &[
-            "--pythonpath",
-            &pythonpath,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "examples/tests",
-        ],
-        &[],
-    );
+    let pytest = ["-m", "pytest", "-q", "-p", "no:cacheprovider"];
+    let output = run_with_wheels(repo(), &[&pytest[..], &["examples/tests"]].concat(), &[]);
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
     assert!(text.contains("12 passed"), "{text}");
@@ -287,17 +282,12 @@ fn the_framework_examples_pytest_suites_pass() {
 
 #[test]
 fn a_failing_test_gives_status_1_and_pytests_failure_report() {
-    let pythonpath = framework_pythonpath();
-    let output = run(&[
-        "--pythonpath",
-        &pythonpath,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "pytest_failing",
-    ]);
+    let pytest = ["-m", "pytest", "-q", "-p", "no:cacheprovider"];
+    let output = run_with_wheels(
+        &apps_dir(),
+        &[&pytest[..], &["pytest_failing"]].concat(),
+        &[],
+    );
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{text}{}", stderr(&output));
     assert!(text.contains("1 failed, 1 passed"), "{text}");
@@ -309,35 +299,18 @@ fn a_failing_test_gives_status_1_and_pytests_failure_report() {
 
 #[test]
 fn djangos_management_commands_run_against_sqlite() {
-    let pythonpath = framework_pythonpath();
     let database = scratch_dir("run-django").join("db.sqlite3");
     let env = [("DJANGO_DATABASE", database.to_str().unwrap())];
-    let check = run_in(
-        repo(),
-        &[
-            "--pythonpath",
-            &pythonpath,
-            "examples/django_app.py",
-            "check",
-        ],
-        &env,
-    );
+    let manage =
+        |command: &str| run_with_wheels(repo(), &["examples/django_app.py", command], &env);
+    let check = manage("check");
     assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
     assert!(
         stdout(&check).contains("System check identified no issues"),
         "{}",
         stdout(&check)
     );
-    let migrate = run_in(
-        repo(),
-        &[
-            "--pythonpath",
-            &pythonpath,
-            "examples/django_app.py",
-            "migrate",
-        ],
-        &env,
-    );
+    let migrate = manage("migrate");
     assert_eq!(
         migrate.status.code(),
         Some(0),
@@ -350,17 +323,11 @@ fn djangos_management_commands_run_against_sqlite() {
         "{}",
         stdout(&migrate)
     );
-    let tables = run_in(
-        repo(),
-        &[
-            "-c",
-            &format!(
-                "import sqlite3; print(sorted(r[0] for r in sqlite3.connect({:?}).execute(\"select name from sqlite_master where type='table'\")))",
-                database.display().to_string()
-            ),
-        ],
-        &[],
+    let query = format!(
+        "import sqlite3; print(sorted(r[0] for r in sqlite3.connect({:?}).execute(\"select name from sqlite_master where type='table'\")))",
+        database.display().to_string()
     );
+    let tables = run_in(repo(), &["-c", &query], &[]);
     assert!(
         stdout(&tables).contains("'auth_user'"),
         "{}",
@@ -370,20 +337,8 @@ fn djangos_management_commands_run_against_sqlite() {
 
 #[test]
 fn flasks_cli_lists_the_routes() {
-    let pythonpath = framework_pythonpath();
-    let output = run_in(
-        repo(),
-        &[
-            "--pythonpath",
-            &pythonpath,
-            "-m",
-            "flask",
-            "--app",
-            "examples.flask_app",
-            "routes",
-        ],
-        &[],
-    );
+    let routes = ["-m", "flask", "--app", "examples.flask_app", "routes"];
+    let output = run_with_wheels(repo(), &routes, &[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
     for route in ["/hello/<name>", "/api/items/<int:item_id>", "/form"] {

@@ -2,14 +2,26 @@
 
     ferrocorn run --pythonpath "$(ls -d wheels/*.whl | paste -sd,)" -m pytest examples/tests
 
-Each example is called as a WSGI app through Werkzeug's test client, so one
-helper serves all four frameworks.
+Every test runs once per example (`app` is parametrized), each called as a
+WSGI app through Werkzeug's test client, which works for all four frameworks.
 """
+
+import importlib
 
 import pytest
 from werkzeug.test import Client
 
+EXAMPLES = [
+    ("flask", "examples.flask_app", "app"),
+    ("bottle", "examples.bottle_app", "app"),
+    ("falcon", "examples.falcon_app", "app"),
+    ("django", "examples.django_app", "application"),
+]
 
-@pytest.fixture
-def client_for():
-    return Client
+
+@pytest.fixture(params=EXAMPLES, ids=[name for name, _, _ in EXAMPLES])
+def example(request):
+    """(name, a test client) for one framework example."""
+    name, module, attribute = request.param
+    app = getattr(importlib.import_module(module), attribute)
+    return name, Client(app)
