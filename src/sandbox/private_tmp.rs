@@ -15,15 +15,16 @@ pub struct PrivateTmp {
 }
 
 impl PrivateTmp {
-    /// Creates `ferrocorn-PID-N` in the system temporary directory, owned by
-    /// `owner` (uid, gid) when the worker runs as another user.
+    /// Creates `ferrocorn-PID-N.NS` (NS: this process's PID namespace) in
+    /// the system temporary directory, owned by `owner` (uid, gid) when the
+    /// worker runs as another user.
     pub fn create(owner: Option<(u32, u32)>) -> io::Result<PrivateTmp> {
         static CREATED: AtomicU64 = AtomicU64::new(0);
         let base = std::env::temp_dir();
-        let pid = std::process::id();
+        let (pid, namespace) = (std::process::id(), pid_namespace());
         loop {
             let n = CREATED.fetch_add(1, Ordering::Relaxed);
-            let path = base.join(format!("ferrocorn-{pid}-{n}"));
+            let path = base.join(format!("ferrocorn-{pid}-{n}.{namespace}"));
             match std::fs::DirBuilder::new().mode(0o700).create(&path) {
                 Ok(()) => {
                     let tmp = PrivateTmp { path };
@@ -44,23 +45,23 @@ impl PrivateTmp {
     }
 
     /// Removes the directories left by ferrocorn processes that are gone
-    /// without cleaning up (killed with SIGKILL, say): `ferrocorn-PID-N`
-    /// whose PID no longer exists.
+    /// without cleaning up (killed with SIGKILL, say): `ferrocorn-PID-N.NS`
+    /// whose PID no longer exists in this PID namespace. Directories of other
+    /// namespaces (a container sharing this /tmp) are left alone: their pids
+    /// mean nothing here.
     pub fn remove_stale() {
         let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
             return;
         };
+        let ours = pid_namespace();
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(pid) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("ferrocorn-"))
-                .and_then(|rest| rest.split_once('-'))
-                .filter(|(_, n)| n.parse::<u64>().is_ok())
-                .and_then(|(pid, _)| pid.parse::<libc::pid_t>().ok())
-            else {
+            let Some((pid, namespace)) = name.to_str().and_then(parse_name) else {
                 continue;
             };
+            if namespace != ours {
+                continue;
+            }
             // SAFETY: kill(2) with signal 0 only checks that the pid exists.
             let gone = unsafe { libc::kill(pid, 0) } != 0
                 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
@@ -69,6 +70,20 @@ impl PrivateTmp {
             }
         }
     }
+}
+
+/// The inode of this process's PID namespace (0 if /proc is not mounted).
+fn pid_namespace() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
+}
+
+/// `ferrocorn-PID-N.NS` -> (PID, NS).
+fn parse_name(name: &str) -> Option<(libc::pid_t, u64)> {
+    let (pid, rest) = name.strip_prefix("ferrocorn-")?.split_once('-')?;
+    let (n, namespace) = rest.split_once('.')?;
+    n.parse::<u64>().ok()?;
+    Some((pid.parse().ok()?, namespace.parse().ok()?))
 }
 
 impl Drop for PrivateTmp {
@@ -84,12 +99,20 @@ mod tests {
     #[test]
     fn directories_of_processes_that_are_gone_are_removed() {
         // pid_max is at most 2^22: this pid cannot exist.
-        let stale = std::env::temp_dir().join("ferrocorn-4999999-0");
+        let namespace = pid_namespace();
+        let stale = std::env::temp_dir().join(format!("ferrocorn-4999999-0.{namespace}"));
         std::fs::create_dir_all(stale.join("sub")).unwrap();
+        let elsewhere = std::env::temp_dir().join(format!("ferrocorn-4999999-0.{}", namespace + 1));
+        std::fs::create_dir_all(&elsewhere).unwrap();
         let ours = PrivateTmp::create(None).unwrap();
         PrivateTmp::remove_stale();
         assert!(!stale.exists());
         assert!(ours.path().exists(), "a live process's directory stays");
+        assert!(
+            elsewhere.exists(),
+            "another PID namespace's directory stays"
+        );
+        std::fs::remove_dir(&elsewhere).unwrap();
     }
 
     #[test]
