@@ -197,13 +197,14 @@ fn preload(config: &Config) -> Result<(), ServerError> {
         let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
         let mut settings = HostSettings::from_config(config, false, &working_dir);
         if let Some(tmp) = &private_tmp {
-            let policy = Policy::new(config, &settings.sys_path, tmp.path());
-            settings = settings.sandboxed(config, policy.clone(), false);
             // SAFETY: the child just forked has this one thread.
-            if let Err(error) = unsafe { policy.confine_process() } {
-                log::to_stderr(&format!("ferrocorn: error: {error}"));
-                return EXIT_APP_LOAD_ERROR;
-            }
+            settings = match unsafe { settings.confine_process(config, tmp.path()) } {
+                Ok(settings) => settings,
+                Err(error) => {
+                    log::to_stderr(&format!("ferrocorn: error: {error}"));
+                    return EXIT_APP_LOAD_ERROR;
+                }
+            };
         }
         let loaded = std::thread::Builder::new()
             .stack_size(INTERPRETER_STACK)

@@ -13,7 +13,6 @@ use super::sandbox_args::{SandboxArgs, in_confined_child};
 use crate::config::Config;
 use crate::embed::{App, Request};
 use crate::python::app::LoadError;
-use crate::sandbox::Policy;
 use crate::wsgi::boot::HostSettings;
 
 /// Exit status: the app answered 2xx or 3xx.
@@ -138,10 +137,8 @@ fn call_confined(
         .library_base_dir()
         .map_err(|e| format!("cannot find the app's directory: {e}"))?;
     let settings = HostSettings::from_config(config, false, &working_dir);
-    let policy = Policy::new(config, &settings.sys_path, tmp);
-    let settings = settings.sandboxed(config, policy.clone(), false);
     // SAFETY: the child just forked has this one thread.
-    unsafe { policy.confine_process() }.map_err(|e| e.to_string())?;
+    let settings = unsafe { settings.confine_process(config, tmp) }.map_err(|e| e.to_string())?;
     let app = App::load_with(config, settings).map_err(report_load_error)?;
     respond(&app, request, include)
 }

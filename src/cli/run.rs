@@ -123,7 +123,10 @@ pub fn run(words: Vec<OsString>) -> ExitCode {
             let code = in_confined_child(|tmp| run_confined(&config, tmp, &target, &rest));
             code.map_or_else(|message| fail(&message), ExitCode::from)
         }
-        Ok(config) => ExitCode::from(execute(&config, None, &target, &rest)),
+        Ok(config) => match sys_path(&config, &target) {
+            Ok(path) => ExitCode::from(execute(&config, path, None, &target, &rest)),
+            Err(message) => fail(&message),
+        },
         Err(message) => fail(&message),
     }
 }
@@ -172,7 +175,7 @@ fn run_confined(config: &Config, tmp: &Path, target: &Target, rest: &[String]) -
         crate::log::to_stderr(&format!("ferrocorn run: error: {error}"));
         return EXIT_FAILURE;
     }
-    execute(config, Some(sandbox), target, rest)
+    execute(config, sys_path, Some(sandbox), target, rest)
 }
 
 /// `sys.path`: the script's directory (for a script) or the working
@@ -206,14 +209,13 @@ fn argv(target: &Target, rest: &[String]) -> Vec<String> {
 
 /// Runs `target` in a new interpreter on a thread with the interpreter stack;
 /// returns the exit status Python would.
-fn execute(config: &Config, sandbox: Option<AppSandbox>, target: &Target, rest: &[String]) -> u8 {
-    let sys_path = match sys_path(config, target) {
-        Ok(path) => path,
-        Err(message) => {
-            crate::log::to_stderr(&format!("ferrocorn run: error: {message}"));
-            return EXIT_FAILURE;
-        }
-    };
+fn execute(
+    config: &Config,
+    sys_path: Vec<String>,
+    sandbox: Option<AppSandbox>,
+    target: &Target,
+    rest: &[String],
+) -> u8 {
     let modules = ModulePolicy::from_config(config);
     let (target, argv) = (target.clone(), argv(target, rest));
     let thread = std::thread::Builder::new()

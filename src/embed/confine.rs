@@ -12,11 +12,10 @@ pub fn library_sandbox(
     config: &Config,
     settings: HostSettings,
 ) -> Result<(HostSettings, Option<PrivateTmp>), String> {
+    sandbox::check_settings(config)?;
     if !config.sandbox {
-        sandbox::check_settings(config)?;
         return Ok((settings, None));
     }
-    sandbox::check_settings(config)?;
     let tmp = PrivateTmp::create(None)
         .map_err(|e| format!("cannot create the private temporary directory: {e}"))?;
     let policy = Policy::new(config, &settings.sys_path, tmp.path());

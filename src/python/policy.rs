@@ -120,14 +120,12 @@ impl AppSandbox {
             let texts: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
             list(&texts)
         };
-        let mut writable = config.allow_write.clone();
-        writable.push(policy.tmp().to_owned());
         json.push_str(&format!(
             "], \"env\": [{}], \"tmp\": {}, \"readable\": [{}], \"writable\": [{}], \"subprocess\": {}}}",
             list(policy.kept_environment()),
             json_string(&policy.tmp().display().to_string()),
             paths(&config.allow_read),
-            paths(&writable),
+            paths(policy.writable()),
             config.allow_subprocess
         ));
         AppSandbox { settings: json }

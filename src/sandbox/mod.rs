@@ -177,6 +177,11 @@ impl Policy {
         syscalls::install(&filters, false)
     }
 
+    /// What the app may write: `--allow-write` and its temporary directory.
+    pub fn writable(&self) -> &[PathBuf] {
+        &self.write
+    }
+
     /// Where the app's temporary files go.
     pub fn tmp(&self) -> &Path {
         &self.tmp

@@ -19,7 +19,6 @@ use crate::config::hooks::WORKER_HOOKS;
 use crate::log;
 use crate::python::app::LoadError;
 use crate::python::hooks::{HookArg, HookRunner, HookSource, ServerFacts, WorkerFacts, call_hook};
-use crate::sandbox::Policy;
 use crate::sandbox::memory::{ResidentMemory, data_in_use, set_data_ceiling};
 use crate::wsgi::boot::{HostSettings, INTERPRETER_STACK};
 
@@ -261,14 +260,15 @@ pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
             log::error("--sandbox: the worker has no private temporary directory");
             return EXIT_BOOT_ERROR;
         };
-        let policy = Policy::new(config, &settings.sys_path, tmp);
-        settings = settings.sandboxed(config, policy.clone(), false);
         // SAFETY: a freshly forked worker has one thread until the hooks
         // and interpreter threads start below.
-        if let Err(error) = unsafe { policy.confine_process() } {
-            log::error(&format!("{error}"));
-            return EXIT_BOOT_ERROR;
-        }
+        settings = match unsafe { settings.confine_process(config, tmp) } {
+            Ok(settings) => settings,
+            Err(error) => {
+                log::error(&format!("{error}"));
+                return EXIT_BOOT_ERROR;
+            }
+        };
     }
     let hooks = WorkerHooks::start(hook_source, config, &spec);
     hooks.call("post_fork", true);

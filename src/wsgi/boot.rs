@@ -23,7 +23,7 @@ use crate::python::app::{LoadError, describe, import_module, load_app};
 use crate::python::hooks::HookSource;
 use crate::python::interpreter::{InterpreterOptions, new_interpreter};
 use crate::python::policy::{AppSandbox, ModulePolicy};
-use crate::sandbox::Policy;
+use crate::sandbox::{Policy, SandboxError};
 
 /// Stack for interpreter threads: RustPython derives its recursion limit
 /// from the stack it runs on, and deep framework stacks need room.
@@ -107,6 +107,25 @@ impl HostSettings {
         self.app_sandbox = Some(AppSandbox::new(config, &policy));
         self.confine_threads = confine_threads.then(|| Arc::new(policy));
         self
+    }
+
+    /// Confines this whole process to the policy `config` asks for, with
+    /// `tmp` as its private temporary directory, and returns the settings
+    /// its interpreters then boot with (a worker, `--preload`, `call`).
+    ///
+    /// # Safety
+    /// As [`Policy::confine_process`]: the process must be single-threaded.
+    pub unsafe fn confine_process(
+        self,
+        config: &Config,
+        tmp: &std::path::Path,
+    ) -> Result<HostSettings, SandboxError> {
+        let policy = Policy::new(config, &self.sys_path, tmp);
+        // Before confining: the host names of --allow-connect are resolved here.
+        let settings = self.sandboxed(config, policy.clone(), false);
+        // SAFETY: single-threaded, as the caller promises.
+        unsafe { policy.confine_process() }?;
+        Ok(settings)
     }
 }
 
