@@ -193,11 +193,13 @@ fn a_c_extension_without_fallback_is_named_in_one_line() {
 
 #[test]
 fn ctrl_c_raises_keyboard_interrupt_in_the_script_and_ends_it_as_python_does() {
+    // The script is inside one long blocking call: SIGINT must interrupt it
+    // (EINTR on the interpreter's thread), not wait for it to end.
     let mut child = Command::new(BIN)
         .args([
             "run",
             "-c",
-            "import time\ntry:\n    print('ready', flush=True)\n    while True:\n        time.sleep(0.01)\nexcept KeyboardInterrupt:\n    print('interrupted', flush=True)\n    raise",
+            "import time\ntry:\n    print('ready', flush=True)\n    time.sleep(600)\nexcept KeyboardInterrupt:\n    print('interrupted', flush=True)\n    raise",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -390,7 +392,7 @@ fn settings_come_from_the_configuration_file_as_for_the_server() {
 }
 
 #[test]
-fn a_terminal_on_stdin_and_nothing_to_run_gives_a_prompt() {
+fn a_terminal_on_stdin_and_nothing_to_run_gives_a_prompt_that_takes_a_pasted_block() {
     // script(1) (util-linux) runs the command on a pseudo-terminal.
     let mut child = Command::new("script")
         .args(["-qec", &format!("{BIN} run"), "/dev/null"])
@@ -399,17 +401,30 @@ fn a_terminal_on_stdin_and_nothing_to_run_gives_a_prompt() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("script(1) from util-linux");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"x = 20 + 22\nprint('answer', x)\n\x04")
+    let mut terminal = child.stdin.take().unwrap();
+    let screen = common::OutputWatcher::new(child.stdout.take().unwrap());
+    // Typed ahead before the prompt is up, then pasted at the prompt: two
+    // lines arriving in one read each time, and every line must run.
+    terminal
+        .write_all(b"x = 20 + 22\nprint('answer', x)\n")
         .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let text = stdout(&output).replace('\r', "");
-    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(screen.wait_for("answer 42", TIMEOUT), "{}", screen.text());
+    assert!(screen.text().contains(">>> "), "{}", screen.text());
+    terminal
+        .write_all(b"y = x + 1\nprint('next', y)\n")
+        .unwrap();
+    assert!(screen.wait_for("next 43", TIMEOUT), "{}", screen.text());
+    // Ctrl-C at the prompt: KeyboardInterrupt at once, and the prompt goes on.
+    terminal.write_all(b"\x03").unwrap();
     assert!(
-        text.contains(">>> ") && text.contains("answer 42"),
-        "{text}"
+        screen.wait_for("KeyboardInterrupt", TIMEOUT),
+        "{}",
+        screen.text()
     );
+    terminal.write_all(b"print('still', y)\n").unwrap();
+    assert!(screen.wait_for("still 43", TIMEOUT), "{}", screen.text());
+    terminal.write_all(b"\x04").unwrap();
+    drop(terminal);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", screen.text());
 }

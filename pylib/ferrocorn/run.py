@@ -23,12 +23,26 @@ def explain(error):
     return None
 
 
+def _read_line(prompt):
+    """One line from the terminal in its canonical mode (the kernel's line
+    editing: erase, kill, Ctrl-D). Not ``input()``: RustPython's reads the
+    terminal with a new rustyline editor per call, which drops whatever it
+    read past the first line, so a pasted block lost all but its first line."""
+    sys.stdout.write(prompt)
+    sys.stdout.flush()
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line.rstrip("\n")
+
+
 def interact():
     """The prompt for ``ferrocorn run`` with a terminal and nothing to run:
-    the standard library's ``code.interact`` (no line editing or history)."""
+    the standard library's ``code.interact`` (no history)."""
     import code
 
     code.interact(
         banner="ferrocorn %s (RustPython)\nType Ctrl-D to leave." % sys.version.split()[0],
+        readfunc=_read_line,
         exitmsg="",
     )

@@ -30,7 +30,7 @@ const EXIT_FAILURE: u8 = 1;
     version,
     max_term_width = 100,
     override_usage = "ferrocorn run [OPTIONS] (-c CODE | -m MODULE | SCRIPT | -) [ARGS]...",
-    after_help = "What to run, as with python (everything after it goes to sys.argv):\n  -c CODE      run CODE (sys.argv[0] is '-c')\n  -m MODULE    run MODULE as __main__ (e.g. -m pytest, -m flask)\n  SCRIPT       run the file (its directory first on sys.path)\n  -            read the code from stdin\nWith none of them: a prompt if stdin is a terminal (the standard library's code.interact: no line editing or history), else the code on stdin.\nExit status as Python's: sys.exit(N), 1 on an uncaught exception, 130 (SIGINT) after Ctrl-C."
+    after_help = "What to run, as with python (everything after it goes to sys.argv):\n  -c CODE      run CODE (sys.argv[0] is '-c')\n  -m MODULE    run MODULE as __main__ (e.g. -m pytest, -m flask)\n  SCRIPT       run the file (its directory first on sys.path)\n  -            read the code from stdin\nWith none of them: a prompt if stdin is a terminal (the standard library's code.interact; the terminal's own erase and kill keys, no history), else the code on stdin.\nExit status as Python's: sys.exit(N), 1 on an uncaught exception, 130 (SIGINT) after Ctrl-C."
 )]
 struct RunArgs {
     /// Configuration file whose settings apply (raw_env, pythonpath, chdir,
@@ -240,6 +240,9 @@ fn execute(
             });
             (code, limit)
         });
+    if thread.is_ok() {
+        leave_signals_to_the_interpreter_thread();
+    }
     match thread.map(|t| t.join()) {
         Ok(Ok((code, limit))) => {
             if let Some(line) = limit {
@@ -253,6 +256,22 @@ fn execute(
             ));
             EXIT_FAILURE
         }
+    }
+}
+
+/// Blocks every signal on the calling (waiting) thread, so that the kernel
+/// delivers a process-directed signal such as the terminal's SIGINT to the
+/// interpreter thread (spawned before, with the mask unblocked): only there
+/// does it interrupt a blocking call (`time.sleep`, a read of stdin) with
+/// EINTR, after which Python runs its handler (PEP 475). Delivered to the
+/// waiting thread, it only set a flag the interpreter saw when the call ended.
+fn leave_signals_to_the_interpreter_thread() {
+    // SAFETY: sigfillset initialises the set; pthread_sigmask changes only
+    // this thread's mask and reads the set we own.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
     }
 }
 

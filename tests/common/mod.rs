@@ -513,3 +513,42 @@ pub fn framework_pythonpath() -> String {
     entries.sort();
     entries.join(",")
 }
+
+/// Everything a stream (a terminal's output, say) has written so far, read as
+/// it arrives rather than by lines: a prompt ends without a newline.
+pub struct OutputWatcher {
+    text: Arc<Mutex<String>>,
+}
+
+impl OutputWatcher {
+    pub fn new(stream: impl Read + Send + 'static) -> OutputWatcher {
+        let text = Arc::new(Mutex::new(String::new()));
+        let sink = text.clone();
+        std::thread::spawn(move || {
+            let mut stream = stream;
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = stream.read(&mut chunk) {
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
+        OutputWatcher { text }
+    }
+
+    pub fn text(&self) -> String {
+        self.text.lock().unwrap().replace('\r', "")
+    }
+
+    /// Waits (bounded by `limit`) until the output contains `needle`.
+    pub fn wait_for(&self, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.text().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
