@@ -44,8 +44,12 @@ pub struct ProxySettings {
     pub scheme_headers: SchemeHeaders,
 }
 
-/// Bytes read per `read` call.
+/// Most bytes read per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
+/// The read buffer a connection starts with (one page): most request heads
+/// fit, so an idle or slow connection holds little memory. It doubles, up to
+/// [`READ_CHUNK`] free, while reads fill it (a large body).
+const FIRST_READ: usize = 4 * 1024;
 /// Input buffered ahead (pipelined requests) while a request is with the app.
 const MAX_READ_AHEAD: usize = 64 * 1024;
 /// Most buffers written in one `writev`.
@@ -79,6 +83,29 @@ enum State {
     Closed,
 }
 
+/// What a client loses when its connection is shed, cheapest first: the
+/// derived order compares the variant, then its fields (the oldest idle
+/// connection, then the partial head with the fewest bytes received).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SheddingCost {
+    /// Waiting between requests (keep-alive), or draining after an error
+    /// response: nothing is lost (RFC 9112 §9.6 lets a server close an idle
+    /// connection at any time).
+    Idle { since: Instant },
+    /// A request head (or PROXY header) not yet complete: `received` bytes
+    /// of it would be lost.
+    PartialHead { received: usize, since: Instant },
+}
+
+impl SheddingCost {
+    /// Since when the connection has waited in this state.
+    pub fn since(&self) -> Instant {
+        match *self {
+            SheddingCost::Idle { since } | SheddingCost::PartialHead { since, .. } => since,
+        }
+    }
+}
+
 pub struct Connection {
     pub stream: Stream,
     pub id: ConnectionId,
@@ -103,6 +130,9 @@ pub struct Connection {
     close_after_response: bool,
     responses: u64,
     last_activity: Instant,
+    /// Since when the connection waits for its current request head (from
+    /// accept, or from the end of the previous response).
+    waiting_since: Instant,
     /// The peer is in `--forwarded-allow-ips`.
     forwarder_trusted: bool,
     /// The connection's addresses as the request being received sees them.
@@ -141,6 +171,7 @@ impl Connection {
             close_after_response: false,
             responses: 0,
             last_activity: Instant::now(),
+            waiting_since: Instant::now(),
         }
     }
 
@@ -187,6 +218,7 @@ impl Connection {
             if end == ResponseEnd::KeepAlive && !self.close_after_response {
                 self.state = State::Head(HeadScanner::default());
                 self.last_activity = Instant::now();
+                self.waiting_since = self.last_activity;
                 job = self.drive(settings);
             } else {
                 self.state = State::Closing;
@@ -215,9 +247,47 @@ impl Connection {
         self.state = State::Closed;
     }
 
+    /// What closing this connection now would cost its client, if it may be
+    /// shed to make room for a new one: only a connection waiting for a
+    /// request (or draining after an error response), never one with a
+    /// request or a response in progress.
+    pub fn shedding_cost(&self) -> Option<SheddingCost> {
+        if !self.output.is_empty() {
+            return None;
+        }
+        match self.state {
+            State::Head(_) if self.is_idle() && self.responses > 0 => Some(SheddingCost::Idle {
+                since: self.waiting_since,
+            }),
+            State::Lingering { since } => Some(SheddingCost::Idle { since }),
+            State::ProxyHeader | State::Head(_) => Some(SheddingCost::PartialHead {
+                received: self.filled - self.consumed,
+                since: self.waiting_since,
+            }),
+            State::Body { .. } | State::InApp | State::Closing | State::Closed => None,
+        }
+    }
+
+    /// Closes the connection to make room for a new client (see
+    /// [`Connection::shedding_cost`]).
+    pub fn shed(&mut self) {
+        log::debug(&format!(
+            "closing a connection from {} to make room for a new client",
+            self.info.remote_addr
+        ));
+        self.state = State::Closed;
+    }
+
     /// Applies the timeouts; called about once a second.
     pub fn check_timeouts(&mut self, now: Instant, settings: &ConnectionSettings) {
         let quiet = now.saturating_duration_since(self.last_activity);
+        if self.is_idle() && !self.input.is_empty() {
+            // Between requests the read buffer holds nothing: give its memory
+            // back, so idle connections cost only their socket.
+            self.input = Vec::new();
+            self.consumed = 0;
+            self.filled = 0;
+        }
         match self.state {
             State::Head(_) if self.is_idle() => {
                 let limit = if self.responses == 0 {
@@ -288,8 +358,9 @@ impl Connection {
             self.filled -= self.consumed;
             self.consumed = 0;
         }
-        if self.input.len() < self.filled + READ_CHUNK {
-            self.input.resize(self.filled + READ_CHUNK, 0);
+        if self.input.len() - self.filled < FIRST_READ / 2 {
+            let grown = (self.input.len() * 2).clamp(FIRST_READ, self.filled + READ_CHUNK);
+            self.input.resize(grown, 0);
         }
         let offered = self.input.len() - self.filled;
         let read = match self.stream.read(&mut self.input[self.filled..]) {

@@ -17,6 +17,7 @@ use super::connection::{Connection, ConnectionSettings};
 use super::exchange::{ConnectionId, JobQueue, Reply, ReplyQueue};
 use super::listener::Listener;
 use super::reload::FileWatcher;
+use super::shedding::{self, Choice, ShedReport};
 use crate::arbiter::SharedSlot;
 use crate::arbiter::heartbeat::now_ms;
 use crate::log;
@@ -107,6 +108,9 @@ pub struct EventLoop {
     /// Since when accept has failed for want of file descriptors, until a
     /// connection closes or [`DESCRIPTOR_PAUSE`] has passed.
     out_of_descriptors: Option<Instant>,
+    /// At the connection limit with nothing to shed yet: when to look again.
+    shed_retry: Option<Instant>,
+    shed_report: ShedReport,
 }
 
 impl EventLoop {
@@ -146,6 +150,8 @@ impl EventLoop {
             next_generation: 0,
             responses: 0,
             out_of_descriptors: None,
+            shed_retry: None,
+            shed_report: ShedReport::default(),
         };
         // Its listeners are watched from here on: siblings should count it
         // before the worker reports itself booted.
@@ -167,6 +173,12 @@ impl EventLoop {
             }
             if let Some(since) = self.out_of_descriptors {
                 timeout = timeout.min(DESCRIPTOR_PAUSE.saturating_sub(since.elapsed()));
+            }
+            // Once passed, the retry only widens `may_resume`: the other
+            // reasons to pause have wake-ups of their own (no zero timeout).
+            let now = Instant::now();
+            if let Some(at) = self.shed_retry.filter(|at| *at > now) {
+                timeout = timeout.min(at - now);
             }
             if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
                 if error.kind() != io::ErrorKind::Interrupted {
@@ -275,11 +287,23 @@ impl EventLoop {
                 self.pause_accepting();
                 return;
             }
+            let mut make_room = None;
             if self.connections.len() >= self.options.max_connections {
-                // Stop accepting; resumed when a connection closes. The kernel
-                // queues further clients in the listen backlog meanwhile.
-                self.pause_accepting();
-                return;
+                match self.choose_connection_to_shed() {
+                    Choice::Shed(slot) => make_room = Some(slot),
+                    // Paused until then, or until a connection closes; the
+                    // kernel queues new clients in the listen backlog.
+                    Choice::RetryAt(at) => {
+                        self.shed_retry = Some(at);
+                        self.pause_accepting();
+                        return;
+                    }
+                    Choice::Nothing => {
+                        self.shed_retry = Some(Instant::now() + shedding::GRACE);
+                        self.pause_accepting();
+                        return;
+                    }
+                }
             }
             if self.yielding || self.sibling_holds_fewer() {
                 self.yield_to_siblings();
@@ -288,6 +312,10 @@ impl EventLoop {
             let (listener, name) = &self.listeners[index];
             match listener.accept(name) {
                 Ok((mut stream, info)) => {
+                    // A client was waiting: only now is a connection shed for it.
+                    if let Some(slot) = make_room {
+                        self.shed(slot);
+                    }
                     let entry = self.connections.vacant_entry();
                     let slot = entry.key();
                     let registered = self.poll.registry().register(
@@ -408,9 +436,31 @@ impl EventLoop {
         let descriptors = self
             .out_of_descriptors
             .is_none_or(|since| since.elapsed() >= DESCRIPTOR_PAUSE);
-        descriptors
-            && self.connections.len() < self.options.max_connections
-            && !self.interpreters_unavailable()
+        let room = self.connections.len() < self.options.max_connections
+            || self.shed_retry.is_some_and(|at| Instant::now() >= at);
+        descriptors && room && !self.interpreters_unavailable()
+    }
+
+    fn choose_connection_to_shed(&self) -> Choice {
+        let costs = self
+            .connections
+            .iter()
+            .map(|(slot, connection)| (slot, connection.shedding_cost()));
+        shedding::choose(costs, Instant::now())
+    }
+
+    /// Closes a connection for a client waiting at the limit.
+    fn shed(&mut self, slot: usize) {
+        if let Some(connection) = self.connections.get_mut(slot) {
+            connection.shed();
+        }
+        if let Some(line) = self
+            .shed_report
+            .record(Instant::now(), self.options.max_connections)
+        {
+            log::warning(&line);
+        }
+        self.remove_if_closed(slot);
     }
 
     /// See [`new_clients_should_wait`].
@@ -432,6 +482,7 @@ impl EventLoop {
 
     fn resume_accepting(&mut self) {
         self.accepting = true;
+        self.shed_retry = None;
         if !self.yielding {
             self.watch_listeners();
         }

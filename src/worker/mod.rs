@@ -12,3 +12,4 @@ pub mod output;
 pub mod pool;
 pub mod reload;
 pub mod run;
+pub mod shedding;

@@ -259,6 +259,11 @@ impl Client {
         }
     }
 
+    /// The socket, for a test that goes on without the reader.
+    pub fn into_stream(self) -> TcpStream {
+        self.reader.into_inner()
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.reader.get_mut().write_all(bytes).expect("send");
     }

@@ -1,0 +1,150 @@
+//! Making room at `--worker-connections`: when a worker holds as many
+//! connections as it may and another client waits, the connection whose loss
+//! costs least is closed for it (idle keep-alive ones first, then the partial
+//! request heads with the fewest bytes), as nginx reuses idle keep-alive
+//! connections at `worker_connections`. Waiting in the listen backlog instead
+//! let slow or idle clients lock out every new one.
+
+use std::time::{Duration, Instant};
+
+use super::connection::SheddingCost;
+
+/// How long a connection has to wait in its state before it may be shed: a
+/// client just accepted (or just answered) gets the time to send its request.
+pub const GRACE: Duration = Duration::from_millis(100);
+
+/// How often a summary of the connections shed is logged at most.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// What to do for a new client when the worker is at its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// Close this connection (a slab key) and take the client.
+    Shed(usize),
+    /// Nothing may be shed yet; a connection may be from this instant on.
+    RetryAt(Instant),
+    /// Every connection has a request in progress.
+    Nothing,
+}
+
+/// Picks the cheapest connection past its [`GRACE`].
+pub fn choose(
+    connections: impl Iterator<Item = (usize, Option<SheddingCost>)>,
+    now: Instant,
+) -> Choice {
+    let mut cheapest: Option<(SheddingCost, usize)> = None;
+    let mut soonest: Option<Instant> = None;
+    for (slot, cost) in connections {
+        let Some(cost) = cost else { continue };
+        let eligible_at = cost.since() + GRACE;
+        if eligible_at > now {
+            soonest = Some(soonest.map_or(eligible_at, |s| s.min(eligible_at)));
+        } else if cheapest.is_none_or(|(best, _)| cost < best) {
+            cheapest = Some((cost, slot));
+        }
+    }
+    match (cheapest, soonest) {
+        (Some((_, slot)), _) => Choice::Shed(slot),
+        (None, Some(at)) => Choice::RetryAt(at),
+        (None, None) => Choice::Nothing,
+    }
+}
+
+/// Counts connections shed, for a log line at most every [`REPORT_EVERY`].
+#[derive(Debug, Default)]
+pub struct ShedReport {
+    shed: u64,
+    last_report: Option<Instant>,
+}
+
+impl ShedReport {
+    /// Records one connection shed; returns a line to log when one is due.
+    pub fn record(&mut self, now: Instant, limit: usize) -> Option<String> {
+        self.shed += 1;
+        if self
+            .last_report
+            .is_some_and(|last| now.saturating_duration_since(last) < REPORT_EVERY)
+        {
+            return None;
+        }
+        let line = format!(
+            "At the connection limit ({limit}, --worker-connections): closed {} idle or slow \
+             connection(s) to take new clients",
+            self.shed
+        );
+        self.shed = 0;
+        self.last_report = Some(now);
+        Some(line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idle(since: Instant) -> Option<SheddingCost> {
+        Some(SheddingCost::Idle { since })
+    }
+
+    fn partial(received: usize, since: Instant) -> Option<SheddingCost> {
+        Some(SheddingCost::PartialHead { received, since })
+    }
+
+    #[test]
+    fn the_oldest_idle_connection_goes_before_any_partial_head() {
+        let now = Instant::now() + Duration::from_secs(10);
+        let old = now - Duration::from_secs(5);
+        let older = now - Duration::from_secs(8);
+        let connections = [
+            (1, partial(0, older)),
+            (2, idle(old)),
+            (3, None),
+            (4, idle(older)),
+        ];
+        assert_eq!(choose(connections.into_iter(), now), Choice::Shed(4));
+    }
+
+    #[test]
+    fn among_partial_heads_the_one_with_fewest_bytes_goes_first() {
+        let now = Instant::now() + Duration::from_secs(10);
+        let at = now - Duration::from_secs(1);
+        let connections = [
+            (1, partial(30, at - Duration::from_secs(1))),
+            (2, partial(12, at)),
+            (3, partial(500, at)),
+        ];
+        assert_eq!(choose(connections.into_iter(), now), Choice::Shed(2));
+    }
+
+    #[test]
+    fn connections_within_their_grace_are_kept_and_the_retry_is_when_it_ends() {
+        let now = Instant::now() + Duration::from_secs(10);
+        let fresh = now - GRACE / 2;
+        let fresher = now - GRACE / 4;
+        let connections = [(1, partial(0, fresh)), (2, idle(fresher)), (3, None)];
+        assert_eq!(
+            choose(connections.into_iter(), now),
+            Choice::RetryAt(fresh + GRACE)
+        );
+    }
+
+    #[test]
+    fn nothing_is_shed_when_every_connection_has_a_request_in_progress() {
+        let connections = [(1, None), (2, None)];
+        assert_eq!(
+            choose(connections.into_iter(), Instant::now()),
+            Choice::Nothing
+        );
+    }
+
+    #[test]
+    fn the_report_sums_what_was_shed_between_lines() {
+        let start = Instant::now();
+        let mut report = ShedReport::default();
+        assert!(report.record(start, 10).is_some_and(|l| l.contains(" 1 ")));
+        assert_eq!(report.record(start + Duration::from_secs(1), 10), None);
+        assert_eq!(report.record(start + Duration::from_secs(2), 10), None);
+        let line = report.record(start + REPORT_EVERY + Duration::from_secs(1), 10);
+        assert!(line.is_some_and(|l| l.contains("closed 3 ")), "1 + 2 more");
+    }
+}

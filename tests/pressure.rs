@@ -1,0 +1,152 @@
+//! Connection pressure: at `--worker-connections`, idle and slow clients are
+//! shed for new ones instead of locking them out in the listen backlog.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{Client, Server, TIMEOUT};
+
+/// Raises this process's descriptor limit (the server inherits it) to hold
+/// `needed` client sockets.
+fn allow_descriptors(needed: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we own.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        assert!(
+            limit.rlim_max >= needed,
+            "this test needs {needed} descriptors; the hard limit is {}",
+            limit.rlim_max
+        );
+        limit.rlim_cur = limit.rlim_cur.max(needed);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+}
+
+/// A connection that sent `bytes` of a request head and waits.
+fn partial_head(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    // The server may have shed it already: a failed write is part of the test.
+    let _ = stream.write_all(bytes);
+    stream
+}
+
+/// One `Connection: close` request on a new connection; how long it took.
+fn normal_request(addr: SocketAddr) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    stream
+        .write_all(b"GET /pid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .map_err(|e| format!("no response after {:?}: {e}", started.elapsed()))?;
+    if !response.starts_with(b"HTTP/1.1 200") {
+        return Err(String::from_utf8_lossy(&response).into_owned());
+    }
+    Ok(started.elapsed())
+}
+
+/// Whether the server has closed `stream` (end of stream or reset), without
+/// waiting if it has not.
+fn closed_by_server(stream: &mut TcpStream) -> bool {
+    stream.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let closed = match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != ErrorKind::WouldBlock,
+    };
+    stream.set_nonblocking(false).unwrap();
+    closed
+}
+
+fn wait_closed(stream: &mut TcpStream, what: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !closed_by_server(stream) {
+        assert!(Instant::now() < deadline, "{what} was not closed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn slow_clients_far_beyond_the_limit_do_not_lock_out_a_normal_client() {
+    const SLOW: usize = 2_000;
+    allow_descriptors(SLOW as u64 + 512);
+    let server = Server::start(&["-w", "2", "--worker-connections", "100", "probe"]);
+    // Ten times what the two workers may hold, each with half a request head.
+    let slow: Vec<TcpStream> = (0..SLOW)
+        .map(|_| partial_head(server.addr, b"GET /slow HTTP/1.1\r\nHost: x\r\n"))
+        .collect();
+    let mut waits = Vec::new();
+    for _ in 0..20 {
+        match normal_request(server.addr) {
+            Ok(wait) => waits.push(wait),
+            Err(error) => panic!("a normal client was locked out: {error}\n{}", server.log()),
+        }
+    }
+    assert!(
+        server.wait_for_log("At the connection limit (100, --worker-connections): closed"),
+        "{}",
+        server.log()
+    );
+    waits.sort();
+    eprintln!(
+        "normal clients' waits: median {:?}, longest {:?}",
+        waits[10], waits[19]
+    );
+    drop(slow);
+}
+
+#[test]
+fn idle_keep_alive_connections_go_first_then_the_partial_heads_with_fewest_bytes() {
+    let server = Server::start(&["-w", "1", "--worker-connections", "4", "probe"]);
+    let answered = |server: &Server| {
+        let mut client = Client::new(server.connect());
+        client.send(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(client.response(false).expect("a response").status, 200);
+        client
+    };
+    let older_idle = answered(&server);
+    let long_head = partial_head(
+        server.addr,
+        b"GET /slow HTTP/1.1\r\nHost: example\r\nX-A: b",
+    );
+    let short_head = partial_head(server.addr, b"GET /");
+    let newer_idle = answered(&server);
+    // The worker now holds 4: each newcomer (a partial head longer than any
+    // of theirs) takes the place of the cheapest one.
+    let mut held = [
+        ("the older idle connection", older_idle.into_stream()),
+        ("the newer idle connection", newer_idle.into_stream()),
+        ("the shortest partial head", short_head),
+        ("the longer partial head", long_head),
+    ];
+    let mut newcomers = Vec::new();
+    for index in 0..held.len() {
+        newcomers.push(partial_head(
+            server.addr,
+            b"GET /newcomer HTTP/1.1\r\nHost: example.org\r\nUser-Agent: a newcomer\r\n",
+        ));
+        let (shed, kept) = held[index..].split_at_mut(1);
+        let (what, stream) = &mut shed[0];
+        wait_closed(stream, what);
+        for (later, stream) in kept {
+            assert!(
+                !closed_by_server(stream),
+                "{later} was closed before {what}"
+            );
+        }
+    }
+    for newcomer in &mut newcomers {
+        assert!(!closed_by_server(newcomer), "a newcomer was shed");
+    }
+}
