@@ -1,5 +1,6 @@
-//! Connection pressure: at `--worker-connections`, idle and slow clients are
-//! shed for new ones instead of locking them out in the listen backlog.
+//! New clients under pressure: at `--worker-connections`, idle and slow
+//! clients are shed for new ones instead of locking them out in the listen
+//! backlog; a worker that declines a new client leaves it to one that takes it.
 
 mod common;
 
@@ -7,7 +8,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, TIMEOUT};
+use common::{Client, Server, TIMEOUT, scratch_dir};
 
 /// Raises this process's descriptor limit (the server inherits it) to hold
 /// `needed` client sockets.
@@ -149,4 +150,54 @@ fn idle_keep_alive_connections_go_first_then_the_partial_heads_with_fewest_bytes
     for newcomer in &mut newcomers {
         assert!(!closed_by_server(newcomer), "a newcomer was shed");
     }
+}
+
+#[test]
+fn a_new_client_goes_to_a_free_worker_while_the_other_is_stuck_on_a_request() {
+    let log = scratch_dir("stuck-worker").join("calls");
+    let server = Server::start_with(
+        &common::apps_dir(),
+        &["-w", "2", "probe"],
+        &[("PROBE_LOG", log.to_str().unwrap())],
+    );
+    assert!(server.wait_for_log("Booted worker with pid"));
+    let booted = || server.log().matches("Booted worker with pid").count();
+    let deadline = Instant::now() + TIMEOUT;
+    while booted() < 2 {
+        assert!(Instant::now() < deadline, "two workers did not boot");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // One worker's only interpreter on a long request...
+    let mut stuck = TcpStream::connect(server.addr).unwrap();
+    stuck
+        .write_all(b"GET /sleep?15 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    while !std::fs::read_to_string(&log).is_ok_and(|calls| calls.contains("call /sleep")) {
+        assert!(Instant::now() < deadline, "the app was not called");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // ...for longer than a worker may hold new clients behind it (25 ms).
+    std::thread::sleep(Duration::from_millis(100));
+    // Each newcomer is answered by the other worker while that request still
+    // runs. When the kernel woke only the stuck worker, which declined, the
+    // newcomer waited in the backlog until the sleep was over.
+    for _ in 0..5 {
+        if let Err(error) = normal_request(server.addr) {
+            panic!("a newcomer was not served: {error}\n{}", server.log());
+        }
+        assert!(
+            !closed_by_server(&mut stuck) && !has_data(&mut stuck),
+            "the stuck request ended first"
+        );
+    }
+}
+
+/// Whether `stream` has bytes to read now.
+fn has_data(stream: &mut TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    stream.set_nonblocking(true).unwrap();
+    let ready = stream.peek(&mut byte).is_ok_and(|n| n > 0);
+    stream.set_nonblocking(false).unwrap();
+    ready
 }

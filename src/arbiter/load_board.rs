@@ -1,13 +1,15 @@
 //! How many connections each worker holds, in memory shared by the arbiter and
 //! its workers, so that new clients go to the worker holding the fewest.
 //!
-//! Workers share the listening sockets, and the kernel wakes one waiting
-//! worker per new client (EPOLLEXCLUSIVE), in practice the same one again
-//! and again: under a burst of keep-alive clients one worker ended up holding
+//! Workers share the listening sockets, and the first worker to accept wins
+//! each new client, in practice the same one again and again (and with
+//! EPOLLEXCLUSIVE, which woke one worker only, always it): under a burst of
+//! keep-alive clients one worker ended up holding
 //! 58-64 of 64 connections while its sibling idled. A worker holding clearly
 //! more than the least loaded sibling that takes clients stops watching the
 //! listeners until the counts even out ("least connections", as nginx's
-//! upstream balancing); the kernel then wakes the siblings still watching.
+//! upstream balancing); the siblings still watching take the new clients.
+//! Only a worker watching its listeners counts as taking clients.
 //! A stalled sibling (every interpreter busy for a while) does not count: it
 //! takes no clients, and a stuck app must not hold back the others. A worker
 //! whose own interpreters are all busy leaves new clients to a sibling that

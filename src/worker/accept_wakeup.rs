@@ -1,9 +1,13 @@
-//! How the event loop watches its listening sockets. Every worker's loop
-//! watches the same sockets; registered the usual (edge-triggered) way, each
-//! new client wakes every worker and one wins the accept. Here a listener is
-//! registered level-triggered with EPOLLEXCLUSIVE (Linux 4.5+, as nginx
-//! does): a new client wakes one waiting worker, and a worker that stops
-//! early is woken again while clients wait, so accepts can be spread.
+//! How the event loop watches its listening sockets: level-triggered, so a
+//! worker that takes only a few clients per wake-up is woken again while
+//! more wait, and without EPOLLEXCLUSIVE, so every watching worker is woken
+//! for a new client and the first to accept it wins. With EPOLLEXCLUSIVE the
+//! kernel woke one worker only; when that one declined the client (its
+//! interpreters stalled, or a sibling holding fewer connections), no other
+//! was told, and the client waited in the backlog until the next one arrived
+//! (a newcomer waited 2-4 s while wrk kept Flask -w 2 busy). The cost is a
+//! wake-up per watching worker per new client, within noise for
+//! `Connection: close` hello world at -w 2 (bench/run.py).
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -12,18 +16,13 @@ use mio::{Poll, Token};
 
 /// Starts waking `poll` for clients waiting on `listener`.
 pub fn watch(poll: &Poll, listener: RawFd, token: Token) -> io::Result<()> {
-    let exclusive = (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32;
-    match control(poll, libc::EPOLL_CTL_ADD, listener, exclusive, token) {
-        // Kernels before 4.5 refuse the flag: watch without it.
-        Err(error) if error.raw_os_error() == Some(libc::EINVAL) => control(
-            poll,
-            libc::EPOLL_CTL_ADD,
-            listener,
-            libc::EPOLLIN as u32,
-            token,
-        ),
-        other => other,
-    }
+    control(
+        poll,
+        libc::EPOLL_CTL_ADD,
+        listener,
+        libc::EPOLLIN as u32,
+        token,
+    )
 }
 
 /// Stops waking `poll` for `listener` (while the loop takes no clients: a

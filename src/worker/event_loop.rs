@@ -508,8 +508,13 @@ impl EventLoop {
         let Some(shared) = self.options.shared else {
             return;
         };
-        let taking_clients =
-            !self.listeners.is_empty() && self.connections.len() < self.options.max_connections;
+        // Only a worker watching its listeners now takes clients: a sibling
+        // that yields or pauses for it must not count on one that yields or
+        // pauses in turn, or neither watches while clients wait.
+        let taking_clients = self.accepting
+            && !self.yielding
+            && !self.listeners.is_empty()
+            && self.connections.len() < self.options.max_connections;
         shared.load.publish(
             taking_clients.then_some(self.connections.len()),
             self.options.activity.all_busy_since_ms(),

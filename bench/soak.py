@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""Soak: mixed load for a given number of minutes while the arbiter is
+signalled and a worker is killed at intervals; what failed, what grew.
+
+    python3 bench/soak.py --minutes 10                 # builds the dist binary
+    python3 bench/soak.py --minutes 2 --binary PATH
+
+One ferrocorn (`-w 2`, the app bench/apps/soak_app.py: hello world, a Flask
+JSON route, 1 MB responses and uploads) on 127.0.0.1, Flask from PyPI in a
+throw-away venv. Load, all bounded by the duration: four wrk processes
+(hello and Flask with 8 keep-alive connections each, 1 MB GET and 1 MB POST
+with 2 each), slow clients (every second, 10 that send their request head in
+three parts over about a second), and a new client every 100 ms whose wait
+for its first response is recorded. Every `--interval` seconds the next of
+HUP (new workers, the old retire), TTIN, TTOU, and SIGKILL of one worker.
+
+Printed: requests served and failed by kind (wrk counts its own errors; a
+failure of a probing client is attributed to a SIGKILL when within 2 s after
+one), the longest wait of a new client, and worker RSS at start and end with
+the growth per 100,000 requests of the longest-lived worker. Not a test:
+README quotes a 10-minute run.
+"""
+
+import argparse
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run as bench  # noqa: E402  (free_port, wait_serving, worker_pids, make_venv, build, ...)
+
+POST_1MB = os.path.join(bench.ROOT, "bench", "post_1mb.lua")
+# name -> (path, connections, extra wrk arguments)
+LOADS = {
+    "hello": ("/", 8, []),
+    "flask": ("/flask", 8, []),
+    "get 1 MB": ("/big", 2, []),
+    "post 1 MB": ("/big", 2, ["-s", POST_1MB]),
+}
+SIGNALS = [("HUP", signal.SIGHUP), ("TTIN", signal.SIGTTIN), ("TTOU", signal.SIGTTOU), ("KILL a worker", None)]
+
+
+class Record:
+    """What the probing threads saw, shared with the main thread."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.kills = []  # monotonic times of SIGKILLs
+        self.counts = {}  # kind -> [served, failed near a kill, failed otherwise]
+        self.newcomer_max_ms = 0.0
+        self.failures = []  # (kind, seconds since start, reason)
+
+    def outcome(self, kind, ok, started, reason=""):
+        with self.lock:
+            entry = self.counts.setdefault(kind, [0, 0, 0])
+            if ok:
+                entry[0] += 1
+                return
+            near_kill = any(0 <= started - at <= 2.0 or 0 <= at - started <= 2.0 for at in self.kills)
+            entry[1 if near_kill else 2] += 1
+            if not near_kill:
+                self.failures.append((kind, reason))
+
+
+def exchange(port, chunks, pause, timeout=10):
+    """Sends `chunks` with `pause` between them on a new connection; True if
+    a 200 comes back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as client:
+        for index, chunk in enumerate(chunks):
+            if index:
+                time.sleep(pause)
+            client.sendall(chunk)
+        return client.recv(16).startswith(b"HTTP/1.1 200")
+
+
+def newcomers(port, stop, record, started_at):
+    request = b"GET / HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n"
+    while not stop.wait(0.1):
+        started = time.monotonic()
+        try:
+            ok = exchange(port, [request], 0)
+            reason = "" if ok else "not a 200"
+        except OSError as error:
+            ok, reason = False, str(error)
+        waited = (time.monotonic() - started) * 1000
+        record.outcome("new client", ok, started, "%s at %.0f s" % (reason, started - started_at))
+        if ok:
+            with record.lock:
+                record.newcomer_max_ms = max(record.newcomer_max_ms, waited)
+
+
+def slow_clients(port, stop, record, started_at):
+    parts = [b"GET / HTTP/1.1\r\n", b"Host: soak\r\nUser-Agent: slow\r\n", b"Connection: close\r\n\r\n"]
+
+    def one():
+        started = time.monotonic()
+        try:
+            ok = exchange(port, parts, 0.5)
+            reason = "" if ok else "not a 200"
+        except OSError as error:
+            ok, reason = False, str(error)
+        record.outcome("slow client", ok, started, "%s at %.0f s" % (reason, started - started_at))
+
+    while not stop.wait(1.0):
+        threads = [threading.Thread(target=one) for _ in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+
+def rss_kib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def wrk_outcome(text):
+    requests = re.search(r"(\d+) requests in", text)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    failed = sum(int(n) for n in errors.groups()) if errors else 0
+    failed += int(non2xx.group(1)) if non2xx else 0
+    return (int(requests.group(1)) if requests else 0), failed, (errors.group(0) if errors else "")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--interval", type=float, default=30, help="seconds between signals")
+    parser.add_argument("--binary", help="the ferrocorn binary (default: build the dist one)")
+    args = parser.parse_args()
+    seconds = int(args.minutes * 60)
+    binary = os.path.abspath(args.binary) if args.binary else bench.build("dist")
+    bench.ensure_wrk()
+    with tempfile.TemporaryDirectory(prefix="ferrocorn-soak-") as work:
+        _venv, site_packages = bench.make_venv(work, [bench.FLASK])
+        port = bench.free_port()
+        log_path = os.path.join(work, "server.log")
+        with open(log_path, "wb") as log:
+            server = subprocess.Popen(
+                [binary, "-b", "127.0.0.1:%d" % port, "-w", "2", "--chdir", bench.APPS,
+                 "--pythonpath", site_packages, "soak_app:app"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            if not bench.wait_serving(port, server):
+                sys.exit("the server did not start; see " + log_path)
+            soak(server, port, seconds, args.interval, log_path)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+
+
+def soak(server, port, seconds, interval, log_path):
+    record, stop = Record(), threading.Event()
+    started_at = time.monotonic()
+    wrks = {
+        name: subprocess.Popen(
+            ["wrk", "-t1", "-c%d" % connections, "-d%ds" % seconds, "--timeout", "10s"] + extra
+            + ["http://127.0.0.1:%d%s" % (port, path)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for name, (path, connections, extra) in LOADS.items()
+    }
+    probes = [threading.Thread(target=target, args=(port, stop, record, started_at))
+              for target in (newcomers, slow_clients)]
+    for probe in probes:
+        probe.start()
+    first_rss = {}  # pid -> (time, RSS KiB) when first seen
+    last_rss = {}
+    sent = []
+    next_signal, step = started_at + interval, 0
+    deadline = started_at + seconds
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = time.monotonic()
+        for pid in bench.worker_pids(server.pid, include_root=False):
+            rss = rss_kib(pid)
+            if rss:
+                first_rss.setdefault(pid, (now, rss))
+                last_rss[pid] = (now, rss)
+        if now >= next_signal and now < deadline - interval / 2:
+            name, number = SIGNALS[step % len(SIGNALS)]
+            step += 1
+            next_signal = now + interval
+            if number is None:
+                workers = bench.worker_pids(server.pid, include_root=False)
+                if workers:
+                    with record.lock:
+                        record.kills.append(now)
+                    os.kill(workers[0], signal.SIGKILL)
+            else:
+                os.kill(server.pid, number)
+            sent.append(name)
+    stop.set()
+    for probe in probes:
+        probe.join()
+    report(record, wrks, first_rss, last_rss, sent, seconds, server, log_path)
+
+
+def report(record, wrks, first_rss, last_rss, sent, seconds, server, log_path):
+    total = 0
+    print("soak: %d s, -w 2; signals sent: %s" % (seconds, ", ".join(
+        "%s x%d" % (name, sent.count(name)) for name, _ in SIGNALS if sent.count(name))))
+    print("%-12s %10s %10s  %s" % ("load", "served", "failed", "detail"))
+    for name, process in wrks.items():
+        served, failed, detail = wrk_outcome(process.communicate(timeout=120)[0])
+        total += served
+        print("%-12s %10d %10d  %s" % (name, served, failed, detail))
+    for kind, (served, near_kill, other) in record.counts.items():
+        total += served
+        print("%-12s %10d %10d  (%d within 2 s of a SIGKILL, %d otherwise)" % (
+            kind, served, near_kill + other, near_kill, other))
+    for kind, reason in record.failures[:10]:
+        print("  failed away from any SIGKILL: %s: %s" % (kind, reason))
+    print("requests served: %d (%.0f/s); longest wait of a new client: %.1f ms" % (
+        total, total / seconds, record.newcomer_max_ms))
+    starts = sorted(first_rss.items(), key=lambda item: item[1][0])
+    if starts:
+        initial = [rss for pid, (at, rss) in starts if at - starts[0][1][0] < 5]
+        final_pids = bench.worker_pids(server.pid, include_root=False)
+        final = [last_rss[pid][1] for pid in final_pids if pid in last_rss]
+        print("worker RSS: %s MB at start, %s MB at the end" % (
+            "/".join("%.0f" % (r / 1024) for r in initial), "/".join("%.0f" % (r / 1024) for r in final)))
+        pid, (born, rss_born) = max(first_rss.items(), key=lambda item: last_rss[item[0]][0] - item[1][0])
+        lived = last_rss[pid][0] - born
+        # Its share of the requests: the server's rate over its life, split over the workers.
+        share = total / seconds * lived / 2
+        growth = (last_rss[pid][1] - rss_born) / 1024
+        print("longest-lived worker: %.0f s, RSS %.1f -> %.1f MB (%+.2f MB per 100,000 of its ~%d requests)" % (
+            lived, rss_born / 1024, last_rss[pid][1] / 1024, growth * 100000 / max(share, 1), share))
+    with open(log_path, errors="replace") as log:
+        text = log.read()
+    panics = text.count("panicked")
+    print("server log: %d lines, %d panics, %d worker timeouts" % (
+        text.count("\n"), panics, text.count("Worker timed out")))
+
+
+if __name__ == "__main__":
+    main()
