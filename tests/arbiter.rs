@@ -18,8 +18,55 @@ struct Load {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
+/// One request on `client`'s keep-alive connection (a new one if the last
+/// response closed it, or at the start).
+fn one_keep_alive_request(
+    client: &mut Option<common::Client>,
+    addr: std::net::SocketAddr,
+) -> Result<(), String> {
+    use std::io::Write;
+    if client.is_none() {
+        let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .map_err(|e| format!("connect: {e}"))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        *client = Some(common::Client::new(stream));
+    }
+    let connection = client.as_mut().unwrap();
+    let sent = connection
+        .reader_mut()
+        .get_mut()
+        .write_all(b"GET /write HTTP/1.1\r\nHost: t\r\n\r\n");
+    let response = sent.ok().and_then(|()| connection.response(false));
+    let Some(response) = response else {
+        *client = None;
+        return Err("the connection closed under a request".to_owned());
+    };
+    if response
+        .header("connection")
+        .is_some_and(|c| c.eq_ignore_ascii_case("close"))
+    {
+        *client = None;
+    }
+    if response.status == 200 {
+        Ok(())
+    } else {
+        Err(format!("status {}", response.status))
+    }
+}
+
 impl Load {
     fn start(server: &Server, clients: usize) -> Load {
+        Load::start_with(server, clients, false)
+    }
+
+    /// Clients that keep their connection for request after request.
+    fn start_keep_alive(server: &Server, clients: usize) -> Load {
+        Load::start_with(server, clients, true)
+    }
+
+    fn start_with(server: &Server, clients: usize, keep_alive: bool) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicUsize::new(0));
         let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -28,8 +75,14 @@ impl Load {
                 let (addr, stop, ok, failures) =
                     (server.addr, stop.clone(), ok.clone(), failures.clone());
                 std::thread::spawn(move || {
+                    let mut connection = None;
                     while !stop.load(Ordering::Relaxed) {
-                        match one_request(addr) {
+                        let outcome = if keep_alive {
+                            one_keep_alive_request(&mut connection, addr)
+                        } else {
+                            one_request(addr)
+                        };
+                        match outcome {
                             Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
                             Err(e) => {
                                 failures.lock().unwrap().push(e);
@@ -46,6 +99,10 @@ impl Load {
             failures,
             threads,
         }
+    }
+
+    fn answered(&self) -> usize {
+        self.ok.load(Ordering::Relaxed)
     }
 
     /// Stops the clients; returns (successes, failures).
@@ -214,6 +271,31 @@ fn hup_replaces_workers_without_failing_requests() {
     let (ok, failures) = load.finish();
     assert!(failures.is_empty(), "failed requests: {failures:?}");
     assert!(ok > 20, "only {ok} requests answered");
+}
+
+#[test]
+fn hup_loses_no_request_of_keep_alive_clients() {
+    // A keep-alive client sends its next request microseconds after a
+    // response: a retiring worker that closed idle connections at once, or
+    // closed one after a response that had promised keep-alive, lost the
+    // requests already on their way.
+    let server = Server::start(&["-w", "2", "probe:application"]);
+    wait_until("two workers", || booted_pids(&server).len() == 2);
+    for round in 1..=3 {
+        let load = Load::start_keep_alive(&server, 4);
+        wait_until("requests answered", || load.answered() > 50);
+        server.signal(libc::SIGHUP);
+        wait_until("new workers", || {
+            booted_pids(&server).len() == 2 + 2 * round
+        });
+        let exited = |server: &Server| server.log().matches("exited with code 0").count();
+        wait_until("old workers to exit", || exited(&server) == 2 * round);
+        let (ok, failures) = load.finish();
+        assert!(
+            failures.is_empty(),
+            "round {round}: {failures:?} ({ok} answered)"
+        );
+    }
 }
 
 #[test]

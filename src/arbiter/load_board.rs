@@ -9,7 +9,10 @@
 //! more than the least loaded sibling that takes clients stops watching the
 //! listeners until the counts even out ("least connections", as nginx's
 //! upstream balancing); the siblings still watching take the new clients.
-//! Only a worker watching its listeners counts as taking clients.
+//! A worker yielding so still counts in the counts (its sibling yields in
+//! turn once it holds clearly more), but only one watching its listeners
+//! counts as having a free interpreter for new clients: otherwise each could
+//! leave new clients to the other and neither watch.
 //! A stalled sibling (every interpreter busy for a while) does not count: it
 //! takes no clients, and a stuck app must not hold back the others. A worker
 //! whose own interpreters are all busy leaves new clients to a sibling that
@@ -32,6 +35,8 @@ struct Table {
     /// Since when (a `now_ms` reading) every interpreter has been busy; 0
     /// while one is free.
     all_busy_since_ms: [AtomicU64; MAX_SLOTS],
+    /// 1 while the worker watches its listeners (not yielding them).
+    watching: [AtomicU64; MAX_SLOTS],
 }
 
 /// The arbiter's view: it resets a slot for each worker it forks.
@@ -62,6 +67,7 @@ impl LoadBoard {
     pub fn vacate(&self, slot: usize) {
         self.table.connections[slot].store(NOT_TAKING_CLIENTS, Ordering::SeqCst);
         self.table.all_busy_since_ms[slot].store(0, Ordering::SeqCst);
+        self.table.watching[slot].store(0, Ordering::SeqCst);
     }
 
     /// A handle for the worker in `slot`.
@@ -82,11 +88,17 @@ pub struct WorkerLoad {
 
 impl WorkerLoad {
     /// Publishes the connections this worker holds (`None` while it takes no
-    /// clients) and since when all its interpreters are busy (0: not all).
-    pub fn publish(&self, connections: Option<usize>, all_busy_since_ms: u64) {
+    /// clients: paused, stopping, at its limit), whether it watches its
+    /// listeners now (false while it yields them to a sibling), and since
+    /// when all its interpreters are busy (0: not all).
+    pub fn publish(&self, connections: Option<usize>, watching: bool, all_busy_since_ms: u64) {
         let value = connections.map_or(NOT_TAKING_CLIENTS, |n| n as u64);
         // Stored only when changed: siblings read these cache lines often.
         store_if_changed(&self.table.connections[self.slot], value);
+        store_if_changed(
+            &self.table.watching[self.slot],
+            u64::from(watching && connections.is_some()),
+        );
         store_if_changed(&self.table.all_busy_since_ms[self.slot], all_busy_since_ms);
     }
 
@@ -95,30 +107,31 @@ impl WorkerLoad {
     pub fn should_yield(&self, held: usize, now_ms: u64) -> bool {
         let least = self
             .siblings_taking_clients()
-            .filter(|&(_, busy_since)| !is_stalled(busy_since, now_ms))
-            .map(|(connections, _)| connections)
+            .filter(|&(_, _, busy_since)| !is_stalled(busy_since, now_ms))
+            .map(|(connections, _, _)| connections)
             .min();
         least.is_some_and(|least| exceeds(held as u64, least))
     }
 
-    /// Whether a sibling taking clients has an interpreter free.
+    /// Whether a sibling watching its listeners has an interpreter free.
     pub fn sibling_has_free_interpreter(&self) -> bool {
         self.siblings_taking_clients()
-            .any(|(_, busy_since)| busy_since == 0)
+            .any(|(_, watching, busy_since)| watching && busy_since == 0)
     }
 
-    /// (connections, all busy since) of each sibling taking clients.
-    fn siblings_taking_clients(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+    /// (connections, watching, all busy since) of each sibling taking clients.
+    fn siblings_taking_clients(&self) -> impl Iterator<Item = (u64, bool, u64)> + '_ {
         let used = (self.table.slots_used.load(Ordering::Relaxed) as usize).min(MAX_SLOTS);
         (0..used)
             .filter(|&slot| slot != self.slot)
             .map(|slot| {
                 (
                     self.table.connections[slot].load(Ordering::Relaxed),
+                    self.table.watching[slot].load(Ordering::Relaxed) == 1,
                     self.table.all_busy_since_ms[slot].load(Ordering::Relaxed),
                 )
             })
-            .filter(|&(connections, _)| connections != NOT_TAKING_CLIENTS)
+            .filter(|&(connections, _, _)| connections != NOT_TAKING_CLIENTS)
     }
 }
 
@@ -153,29 +166,34 @@ mod tests {
         let now = 1_000_000;
         // No sibling takes clients yet: never yield.
         assert!(!first.should_yield(50, now));
-        second.publish(Some(10), 0);
+        second.publish(Some(10), true, 0);
         assert!(!first.should_yield(12, now), "within the slack");
         assert!(first.should_yield(14, now));
         assert!(
             !second.should_yield(10, now),
             "the least loaded never yields"
         );
-        second.publish(Some(10), now - 5);
+        second.publish(Some(10), true, now - 5);
         assert!(
             first.should_yield(14, now),
             "busy only briefly: still counts"
         );
-        second.publish(Some(10), now - STALL_MS);
+        second.publish(Some(10), true, now - STALL_MS);
         assert!(
             !first.should_yield(14, now),
             "busy too long: does not count"
         );
-        second.publish(None, 0);
+        second.publish(Some(10), false, 0);
+        assert!(
+            first.should_yield(14, now),
+            "a sibling yielding its listeners still counts: it takes clients again once this one yields"
+        );
+        second.publish(None, true, 0);
         assert!(
             !first.should_yield(14, now),
             "a sibling at capacity takes no clients"
         );
-        second.publish(Some(0), 0);
+        second.publish(Some(0), true, 0);
         board.vacate(1);
         assert!(
             !first.should_yield(14, now),
@@ -190,17 +208,22 @@ mod tests {
             !first.sibling_has_free_interpreter(),
             "not taking clients yet"
         );
-        second.publish(Some(3), 0);
+        second.publish(Some(3), true, 0);
         assert!(first.sibling_has_free_interpreter());
         assert!(
             !second.sibling_has_free_interpreter(),
             "a worker is not its own sibling"
         );
-        second.publish(Some(3), 1_000);
+        second.publish(Some(3), true, 1_000);
         assert!(!first.sibling_has_free_interpreter(), "all busy");
-        second.publish(None, 0);
+        second.publish(Some(3), false, 0);
+        assert!(
+            !first.sibling_has_free_interpreter(),
+            "yielding its listeners: new clients must not wait for it"
+        );
+        second.publish(None, true, 0);
         assert!(!first.sibling_has_free_interpreter(), "at capacity");
-        second.publish(Some(3), 0);
+        second.publish(Some(3), true, 0);
         board.vacate(1);
         assert!(!first.sibling_has_free_interpreter(), "vacated");
     }

@@ -59,6 +59,10 @@ const MAX_IOVECS: usize = 16;
 /// destroys our response (RFC 9112 §9.6).
 const LINGER: Duration = Duration::from_secs(2);
 
+/// How long a connection idle between requests stays open once its worker
+/// stops gracefully, for a request its client may already have sent.
+pub const IDLE_AT_SHUTDOWN: Duration = Duration::from_millis(300);
+
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 enum State {
@@ -215,7 +219,11 @@ impl Connection {
         let mut job = None;
         if let (Some(end), State::InApp) = (end, &self.state) {
             self.responses += 1;
-            if end == ResponseEnd::KeepAlive && !self.close_after_response {
+            // A response that went out promising keep-alive is followed by
+            // the next request even while the worker stops: that one gets
+            // `Connection: close` (or the connection closes once idle for
+            // IDLE_AT_SHUTDOWN), instead of a close under a request in flight.
+            if end == ResponseEnd::KeepAlive {
                 self.state = State::Head(HeadScanner::default());
                 self.last_activity = Instant::now();
                 self.waiting_since = self.last_activity;
@@ -228,17 +236,17 @@ impl Connection {
         job
     }
 
-    /// Graceful shutdown: connections idle between requests close now; a
-    /// request being received or served completes, and its response closes
-    /// the connection. A connection accepted but not yet read from is not
-    /// idle: its client has likely sent a request we have not read yet, and
-    /// closing on it would reset that request.
+    /// Graceful shutdown: a request being received or served completes, and
+    /// its response closes the connection. So does the next request of a
+    /// connection idle between requests, unless none comes within
+    /// [`IDLE_AT_SHUTDOWN`] (see [`Connection::check_timeouts`]): a
+    /// keep-alive client sends its next request microseconds after a
+    /// response, and closing under it would lose a request already sent. A
+    /// connection accepted but not yet read from is not idle either: its
+    /// client has likely sent a request we have not read yet.
     pub fn shut_down(&mut self) {
         self.close_after_response = true;
         self.flow.request_close();
-        if self.is_idle() && self.responses > 0 {
-            self.state = State::Closed;
-        }
     }
 
     /// The connection is being dropped: tell a running app to stop.
@@ -292,6 +300,8 @@ impl Connection {
             State::Head(_) if self.is_idle() => {
                 let limit = if self.responses == 0 {
                     settings.read_timeout
+                } else if self.close_after_response {
+                    IDLE_AT_SHUTDOWN.min(settings.keep_alive)
                 } else {
                     settings.keep_alive
                 };

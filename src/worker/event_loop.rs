@@ -31,6 +31,9 @@ const LISTENER_BASE: usize = usize::MAX - 2;
 const ACCEPTS_PER_WAKEUP: usize = 8;
 /// How often timeouts are checked.
 const TICK: Duration = Duration::from_secs(1);
+/// How often while stopping gracefully: idle connections close after
+/// [`super::connection::IDLE_AT_SHUTDOWN`], not a tick or two later.
+const STOPPING_TICK: Duration = Duration::from_millis(50);
 /// How soon a worker leaving new clients to a sibling looks at the counts
 /// again when nothing else wakes it.
 const REBALANCE: Duration = Duration::from_millis(5);
@@ -167,7 +170,12 @@ impl EventLoop {
         let mut stopping: Option<Instant> = None;
         loop {
             self.balance();
-            let mut timeout = TICK.saturating_sub(last_tick.elapsed());
+            let tick = if stopping.is_some() {
+                STOPPING_TICK
+            } else {
+                TICK
+            };
+            let mut timeout = tick.saturating_sub(last_tick.elapsed());
             if self.yielding {
                 timeout = timeout.min(REBALANCE);
             }
@@ -248,7 +256,7 @@ impl EventLoop {
                 let reason = format!("Autorestarting worker after {} requests", self.responses);
                 self.stop_gracefully(&mut stopping, &reason);
             }
-            if last_tick.elapsed() >= TICK {
+            if last_tick.elapsed() >= tick {
                 last_tick = Instant::now();
                 self.check_timeouts(last_tick);
                 if let Some(shared) = &self.options.shared {
@@ -508,15 +516,15 @@ impl EventLoop {
         let Some(shared) = self.options.shared else {
             return;
         };
-        // Only a worker watching its listeners now takes clients: a sibling
-        // that yields or pauses for it must not count on one that yields or
-        // pauses in turn, or neither watches while clients wait.
+        // Paused (its interpreters, descriptors, its limit) or stopping, a
+        // worker takes no clients; yielding, it does once the counts even
+        // out (see crate::arbiter::load_board).
         let taking_clients = self.accepting
-            && !self.yielding
             && !self.listeners.is_empty()
             && self.connections.len() < self.options.max_connections;
         shared.load.publish(
             taking_clients.then_some(self.connections.len()),
+            !self.yielding,
             self.options.activity.all_busy_since_ms(),
         );
         if self.yielding && !self.sibling_holds_fewer() {
