@@ -56,15 +56,6 @@ def start_server(binary, port, args):
     return process, log
 
 
-def stop_server(process):
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def open_connections(port, count, first_bytes, read_response):
     """`count` connections that sent `first_bytes` (and read one response,
     if asked), opened without blocking; the sockets stay open."""
@@ -129,7 +120,7 @@ def measure_memory(binary, count):
         for sock in idle + slow:
             sock.close()
     finally:
-        stop_server(process)
+        bench.stop_session(process, timeout=30)
     per = lambda a, b: (b[0] - a[0]) * 1024 / count  # noqa: E731
     print("memory per connection, one worker, %d of each (bytes of worker RSS):" % count)
     print("  idle keep-alive (after one request): %6.0f" % per(base, after_idle))
@@ -230,7 +221,7 @@ def measure_flood(binary, slow, seconds):
     finally:
         if attacker.poll() is None:
             attacker.kill()
-        stop_server(process)
+        bench.stop_session(process, timeout=30)
     log.seek(0)
     shed_lines = [l for l in log.read().decode(errors="replace").splitlines() if "connection limit" in l]
     print("  server log: %d lines about the connection limit%s" % (

@@ -266,12 +266,18 @@ def measure(name, command, env, port, kind, mode, duration):
         result["rss_mb"], result["pss_mb"] = memory_mb(worker_pids(process.pid, include_root=name == "waitress"))
         return result
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_session(process)
+
+
+def stop_session(process, timeout=10):
+    """TERM to the server's whole session (it was started with
+    start_new_session), KILL if it is not gone within `timeout` seconds."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def target_dir():

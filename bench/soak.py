@@ -43,6 +43,7 @@ LOADS = {
     "get 1 MB": ("/big", 2, []),
     "post 1 MB": ("/big", 2, ["-s", POST_1MB]),
 }
+WARM_UP = 20
 SIGNALS = [("HUP", signal.SIGHUP), ("TTIN", signal.SIGTTIN), ("TTOU", signal.SIGTTOU), ("KILL a worker", None)]
 
 
@@ -140,6 +141,8 @@ def main():
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--interval", type=float, default=30, help="seconds between signals")
     parser.add_argument("--binary", help="the ferrocorn binary (default: build the dist one)")
+    parser.add_argument("--no-kill", action="store_true",
+                        help="only HUP, TTIN and TTOU: then no request at all may fail")
     args = parser.parse_args()
     seconds = int(args.minutes * 60)
     binary = os.path.abspath(args.binary) if args.binary else bench.build("dist")
@@ -156,16 +159,13 @@ def main():
         try:
             if not bench.wait_serving(port, server):
                 sys.exit("the server did not start; see " + log_path)
-            soak(server, port, seconds, args.interval, log_path)
+            signals = [entry for entry in SIGNALS if not (args.no_kill and entry[1] is None)]
+            soak(server, port, seconds, args.interval, log_path, signals)
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
+            bench.stop_session(server, timeout=30)
 
 
-def soak(server, port, seconds, interval, log_path):
+def soak(server, port, seconds, interval, log_path, signals):
     record, stop = Record(), threading.Event()
     started_at = time.monotonic()
     wrks = {
@@ -179,8 +179,7 @@ def soak(server, port, seconds, interval, log_path):
               for target in (newcomers, slow_clients)]
     for probe in probes:
         probe.start()
-    first_rss = {}  # pid -> (time, RSS KiB) when first seen
-    last_rss = {}
+    samples = {}  # pid -> [(time, RSS KiB)], once a second
     sent = []
     next_signal, step = started_at + interval, 0
     deadline = started_at + seconds
@@ -190,10 +189,9 @@ def soak(server, port, seconds, interval, log_path):
         for pid in bench.worker_pids(server.pid, include_root=False):
             rss = rss_kib(pid)
             if rss:
-                first_rss.setdefault(pid, (now, rss))
-                last_rss[pid] = (now, rss)
+                samples.setdefault(pid, []).append((now, rss))
         if now >= next_signal and now < deadline - interval / 2:
-            name, number = SIGNALS[step % len(SIGNALS)]
+            name, number = signals[step % len(signals)]
             step += 1
             next_signal = now + interval
             if number is None:
@@ -208,10 +206,10 @@ def soak(server, port, seconds, interval, log_path):
     stop.set()
     for probe in probes:
         probe.join()
-    report(record, wrks, first_rss, last_rss, sent, seconds, server, log_path)
+    report(record, wrks, samples, sent, seconds, server, log_path)
 
 
-def report(record, wrks, first_rss, last_rss, sent, seconds, server, log_path):
+def report(record, wrks, samples, sent, seconds, server, log_path):
     total = 0
     print("soak: %d s, -w 2; signals sent: %s" % (seconds, ", ".join(
         "%s x%d" % (name, sent.count(name)) for name, _ in SIGNALS if sent.count(name))))
@@ -228,20 +226,25 @@ def report(record, wrks, first_rss, last_rss, sent, seconds, server, log_path):
         print("  failed away from any SIGKILL: %s: %s" % (kind, reason))
     print("requests served: %d (%.0f/s); longest wait of a new client: %.1f ms" % (
         total, total / seconds, record.newcomer_max_ms))
-    starts = sorted(first_rss.items(), key=lambda item: item[1][0])
-    if starts:
-        initial = [rss for pid, (at, rss) in starts if at - starts[0][1][0] < 5]
-        final_pids = bench.worker_pids(server.pid, include_root=False)
-        final = [last_rss[pid][1] for pid in final_pids if pid in last_rss]
+    if samples:
+        first_seen = min(history[0][0] for history in samples.values())
+        initial = [history[0][1] for history in samples.values() if history[0][0] - first_seen < 5]
+        final = [samples[pid][-1][1] for pid in bench.worker_pids(server.pid, include_root=False)
+                 if pid in samples]
         print("worker RSS: %s MB at start, %s MB at the end" % (
             "/".join("%.0f" % (r / 1024) for r in initial), "/".join("%.0f" % (r / 1024) for r in final)))
-        pid, (born, rss_born) = max(first_rss.items(), key=lambda item: last_rss[item[0]][0] - item[1][0])
-        lived = last_rss[pid][0] - born
-        # Its share of the requests: the server's rate over its life, split over the workers.
-        share = total / seconds * lived / 2
-        growth = (last_rss[pid][1] - rss_born) / 1024
-        print("longest-lived worker: %.0f s, RSS %.1f -> %.1f MB (%+.2f MB per 100,000 of its ~%d requests)" % (
-            lived, rss_born / 1024, last_rss[pid][1] / 1024, growth * 100000 / max(share, 1), share))
+        pid, history = max(samples.items(), key=lambda item: item[1][-1][0] - item[1][0][0])
+        # Growth after the first WARM_UP seconds of its life (imports, caches
+        # filled by the first requests), against its share of the requests:
+        # the server's rate over that span, split over the two workers.
+        warm = [sample for sample in history if sample[0] - history[0][0] >= WARM_UP] or history
+        (since, rss_from), (until, rss_to) = warm[0], history[-1]
+        share = total / seconds * (until - since) / 2
+        growth = (rss_to - rss_from) / 1024
+        print("longest-lived worker: %.0f s; RSS %.1f MB at %.0f s of its life, %.1f MB at the end: "
+              "%+.2f MB per 100,000 of its ~%d requests since" % (
+                  history[-1][0] - history[0][0], history[0][1] / 1024 if not warm else rss_from / 1024,
+                  since - history[0][0], rss_to / 1024, growth * 100000 / max(share, 1), share))
     with open(log_path, errors="replace") as log:
         text = log.read()
     panics = text.count("panicked")

@@ -71,11 +71,10 @@ fn closed_by_server(stream: &mut TcpStream) -> bool {
 }
 
 fn wait_closed(stream: &mut TcpStream, what: &str) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !closed_by_server(stream) {
-        assert!(Instant::now() < deadline, "{what} was not closed");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        common::wait_until(TIMEOUT, || closed_by_server(stream)),
+        "{what} was not closed"
+    );
 }
 
 #[test]
@@ -162,21 +161,20 @@ fn a_new_client_goes_to_a_free_worker_while_the_other_is_stuck_on_a_request() {
     );
     assert!(server.wait_for_log("Booted worker with pid"));
     let booted = || server.log().matches("Booted worker with pid").count();
-    let deadline = Instant::now() + TIMEOUT;
-    while booted() < 2 {
-        assert!(Instant::now() < deadline, "two workers did not boot");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        common::wait_until(TIMEOUT, || booted() == 2),
+        "two workers did not boot"
+    );
     // One worker's only interpreter on a long request...
     let mut stuck = TcpStream::connect(server.addr).unwrap();
     stuck
         .write_all(b"GET /sleep?15 HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    let deadline = Instant::now() + TIMEOUT;
-    while !std::fs::read_to_string(&log).is_ok_and(|calls| calls.contains("call /sleep")) {
-        assert!(Instant::now() < deadline, "the app was not called");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let called = || std::fs::read_to_string(&log).is_ok_and(|calls| calls.contains("call /sleep"));
+    assert!(
+        common::wait_until(TIMEOUT, called),
+        "the app was not called"
+    );
     // ...for longer than a worker may hold new clients behind it (25 ms).
     std::thread::sleep(Duration::from_millis(100));
     // Each newcomer is answered by the other worker while that request still

@@ -143,14 +143,7 @@ impl Server {
 
     /// Waits (bounded) until the log contains `needle`.
     pub fn wait_for_log(&self, needle: &str) -> bool {
-        let deadline = Instant::now() + TIMEOUT;
-        while Instant::now() < deadline {
-            if self.log().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+        wait_until(TIMEOUT, || self.log().contains(needle))
     }
 
     pub fn signal(&self, signal: i32) {
@@ -547,13 +540,18 @@ impl OutputWatcher {
 
     /// Waits (bounded by `limit`) until the output contains `needle`.
     pub fn wait_for(&self, needle: &str, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if self.text().contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+        wait_until(limit, || self.text().contains(needle))
     }
+}
+
+/// Polls `condition` until it holds (true) or `limit` has passed (false).
+pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
