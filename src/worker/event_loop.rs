@@ -297,20 +297,20 @@ impl EventLoop {
             }
             let mut make_room = None;
             if self.connections.len() >= self.options.max_connections {
-                match self.choose_connection_to_shed() {
-                    Choice::Shed(slot) => make_room = Some(slot),
+                let retry = match self.choose_connection_to_shed() {
+                    Choice::Shed(slot) => {
+                        make_room = Some(slot);
+                        None
+                    }
+                    Choice::RetryAt(at) => Some(at),
+                    Choice::Nothing => Some(Instant::now() + shedding::GRACE),
+                };
+                if retry.is_some() {
                     // Paused until then, or until a connection closes; the
                     // kernel queues new clients in the listen backlog.
-                    Choice::RetryAt(at) => {
-                        self.shed_retry = Some(at);
-                        self.pause_accepting();
-                        return;
-                    }
-                    Choice::Nothing => {
-                        self.shed_retry = Some(Instant::now() + shedding::GRACE);
-                        self.pause_accepting();
-                        return;
-                    }
+                    self.shed_retry = retry;
+                    self.pause_accepting();
+                    return;
                 }
             }
             if self.yielding || self.sibling_holds_fewer() {
