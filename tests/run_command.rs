@@ -393,9 +393,11 @@ fn settings_come_from_the_configuration_file_as_for_the_server() {
 
 #[test]
 fn a_terminal_on_stdin_and_nothing_to_run_gives_a_prompt_that_takes_a_pasted_block() {
-    // script(1) (util-linux) runs the command on a pseudo-terminal.
+    // script(1) (util-linux) runs the command on a pseudo-terminal, through
+    // $SHELL -c: `exec`, or a shell that forks (dash) stays in the terminal's
+    // foreground group, dies of the Ctrl-C, and script reports its 130.
     let mut child = Command::new("script")
-        .args(["-qec", &format!("{BIN} run"), "/dev/null"])
+        .args(["-qec", &format!("exec {BIN} run"), "/dev/null"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
