@@ -29,6 +29,7 @@ mod python;
 mod sandbox;
 mod server;
 mod signals;
+mod tls;
 mod worker;
 mod wsgi;
 
@@ -41,4 +42,5 @@ pub use log::Level;
 pub use python::app::LoadError;
 pub use sandbox::ConnectRule;
 pub use server::{ServerError, serve};
+pub use tls::{ClientCerts, MinVersion, TlsError, TlsSettings};
 pub use worker::listener::BindAddress;

@@ -2,6 +2,7 @@
 //! (bound once, in the arbiter), pid file, then the arbiter.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::arbiter::Arbiter;
 use crate::arbiter::process;
@@ -42,6 +43,8 @@ pub enum ServerError {
     Io(std::io::Error),
     /// The app could not be loaded.
     AppLoad(LoadError),
+    /// TLS could not be set up (a certificate file, the key, a setting).
+    Tls(crate::tls::TlsError),
     /// A worker failed to boot (its own error is already on stderr).
     WorkerBoot,
 }
@@ -60,6 +63,7 @@ impl fmt::Display for ServerError {
             ServerError::Setting(message) => f.write_str(message),
             ServerError::Io(error) => write!(f, "{error}"),
             ServerError::AppLoad(error) => write!(f, "{error}"),
+            ServerError::Tls(error) => write!(f, "TLS: {error}"),
             ServerError::WorkerBoot => f.write_str("a worker failed to boot"),
         }
     }
@@ -99,6 +103,7 @@ pub fn serve(config: &Config) -> Result<(), ServerError> {
         })?;
     }
     check_sandbox(config)?;
+    let tls = load_tls(config)?;
     log::info(&format!("Starting ferrocorn {}", env!("CARGO_PKG_VERSION")));
     let hooks = HookRunner::start(config.hook_source().as_ref(), &config.hooks, ARBITER_HOOKS);
     if let Some(hooks) = &hooks {
@@ -116,7 +121,7 @@ pub fn serve(config: &Config) -> Result<(), ServerError> {
     if let Some(path) = &config.pidfile {
         process::write_pidfile(path).map_err(ServerError::PidFile)?;
     }
-    let mut arbiter = match Arbiter::new(config.clone(), listeners, hooks) {
+    let mut arbiter = match Arbiter::new(config.clone(), listeners, tls, hooks) {
         Ok(arbiter) => arbiter,
         Err(error) => return Err(error),
     };
@@ -151,9 +156,12 @@ pub(crate) fn bind_addresses(
                     error,
                 }
             })?;
+        let mut described = listener.describe();
+        if config.certfile.is_some() {
+            described = described.replacen("http://", "https://", 1);
+        }
         log::info(&format!(
-            "Listening at: {} ({})",
-            listener.describe(),
+            "Listening at: {described} ({})",
             std::process::id()
         ));
         listeners.push(listener);
@@ -236,6 +244,40 @@ fn preload(config: &Config) -> Result<(), ServerError> {
 /// `--sandbox`: the settings make sense, and this kernel can enforce them
 /// (a thread confines itself and ends), so the server refuses to start
 /// rather than run weaker than asked.
+/// The TLS configuration, its files read and checked (the server does not
+/// start with a certificate it could not serve), or `None` without
+/// --certfile.
+pub(crate) fn load_tls(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, ServerError> {
+    let no_effect = [
+        (
+            config.ssl_version.is_some(),
+            "ssl_version: the TLS versions are --ssl-protocol-min to 1.3",
+        ),
+        (
+            config.do_handshake_on_connect,
+            "do_handshake_on_connect: the handshake always precedes the request",
+        ),
+        (
+            config.suppress_ragged_eofs,
+            "suppress_ragged_eofs: a close without close_notify always ends the connection",
+        ),
+    ];
+    for (set, note) in no_effect {
+        if set {
+            log::info(&format!("Gunicorn's {note} (the setting has no effect)"));
+        }
+    }
+    let settings = config
+        .tls_settings()
+        .map_err(|e| ServerError::Setting(e.to_string()))?;
+    let Some(settings) = settings else {
+        return Ok(None);
+    };
+    crate::tls::server_config(&settings, &mut |line| log::warning(&line))
+        .map(Some)
+        .map_err(ServerError::Tls)
+}
+
 fn check_sandbox(config: &Config) -> Result<(), ServerError> {
     sandbox::check_settings(config).map_err(ServerError::Setting)?;
     if config.sandbox {

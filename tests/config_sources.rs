@@ -158,13 +158,13 @@ fn unsupported_settings_are_refused_naming_them() {
     let dir = project(
         "unsupported",
         &[
-            ("tls.py", "certfile = 'cert.pem'\n"),
+            ("syslog.py", "syslog = True\n"),
             ("daemon.py", "daemon = True\n"),
         ],
     );
     for (args, env, named) in [
-        (vec!["--certfile", "c.pem", "probe"], vec![], "certfile"),
-        (vec!["-c", "tls.py", "probe"], vec![], "certfile"),
+        (vec!["--log-syslog", "probe"], vec![], "syslog"),
+        (vec!["-c", "syslog.py", "probe"], vec![], "syslog"),
         (vec!["-c", "daemon.py", "probe"], vec![], "daemon"),
         (
             vec!["probe"],
@@ -185,7 +185,7 @@ fn unsupported_settings_are_refused_naming_them() {
         assert_eq!(text.lines().count(), 1, "{text}");
     }
     // A False/None unsupported setting asks for nothing and is accepted.
-    std::fs::write(dir.join("off.py"), "daemon = False\ncertfile = None\n").unwrap();
+    std::fs::write(dir.join("off.py"), "daemon = False\nstatsd_host = None\n").unwrap();
     let output = ferrocorn(&dir, &["--check-config", "-c", "off.py", "probe"], &[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }

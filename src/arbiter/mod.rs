@@ -10,6 +10,7 @@ mod shared_memory;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use self::heartbeat::{Heartbeats, MAX_SLOTS, WorkerBeat};
@@ -86,6 +87,8 @@ enum Halt {
 pub struct Arbiter {
     config: Config,
     listeners: Vec<Listener>,
+    /// `--certfile`: read again on `HUP` for the new workers.
+    tls: Option<Arc<rustls::ServerConfig>>,
     heartbeats: Heartbeats,
     load_board: LoadBoard,
     signals: SignalPipe,
@@ -110,6 +113,7 @@ impl Arbiter {
     pub fn new(
         config: Config,
         listeners: Vec<Listener>,
+        tls: Option<Arc<rustls::ServerConfig>>,
         hooks: Option<HookRunner>,
     ) -> Result<Arbiter, ServerError> {
         let uid = config
@@ -153,6 +157,7 @@ impl Arbiter {
             target: config.workers as usize,
             config,
             listeners,
+            tls,
             heartbeats,
             load_board,
             signals,
@@ -248,6 +253,7 @@ impl Arbiter {
                             "Hang up: Master. Starting new workers, then retiring the old ones",
                         );
                         self.generation += 1;
+                        self.reload_tls();
                         self.hook("on_reload", Vec::new());
                     }
                     libc::SIGTTIN | libc::SIGTTOU => {
@@ -277,6 +283,26 @@ impl Arbiter {
             self.kill_silent_workers();
             self.manage_workers();
             self.signals.wait(TICK);
+        }
+    }
+
+    /// `HUP`: the certificate and key read again for the new generation; a
+    /// pair that does not load leaves the current one in use.
+    fn reload_tls(&mut self) {
+        if self.tls.is_none() {
+            return;
+        }
+        match crate::server::load_tls(&self.config) {
+            Ok(Some(reloaded)) => {
+                log::info("TLS certificate and key read again for the new workers");
+                self.tls = Some(reloaded);
+            }
+            Ok(None) => {}
+            Err(error) => {
+                log::error(&format!(
+                    "{error}: the new workers keep the certificate already loaded"
+                ));
+            }
         }
     }
 
@@ -482,6 +508,7 @@ impl Arbiter {
                 age,
                 num_workers: self.target,
                 private_tmp: private_tmp.as_ref().map(|tmp| tmp.path().to_owned()),
+                tls: self.tls.clone(),
             };
             run_worker(&self.config, spec)
         });

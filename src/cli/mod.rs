@@ -56,8 +56,13 @@ pub fn run_command() -> ExitCode {
     }
 }
 
-/// `--check-config`: the settings were valid; now the app must load.
+/// `--check-config`: the settings were valid; now the TLS files must load,
+/// and the app.
 fn check_app(config: &Config) -> ExitCode {
+    if let Err(error) = crate::server::load_tls(config) {
+        report(&error);
+        return ExitCode::FAILURE;
+    }
     match crate::embed::App::load(config) {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {

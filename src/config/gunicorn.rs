@@ -40,57 +40,15 @@ pub struct Unsupported {
     pub reason: &'static str,
 }
 
-const TLS: &str =
-    "TLS is not built in: terminate TLS in a proxy (nginx, a load balancer) in front of ferrocorn";
 const LOGGING: &str = "ferrocorn logs to files or stderr/stdout only (--error-logfile, --access-logfile); collect them with journald, a container runtime or a log shipper";
 const STATSD: &str = "metrics are not built in: derive them from the access log";
 
 /// Every Gunicorn setting ferrocorn does not have.
 pub const UNSUPPORTED: &[Unsupported] = &[
     Unsupported {
-        name: "certfile",
-        flags: &["--certfile"],
-        reason: TLS,
-    },
-    Unsupported {
-        name: "keyfile",
-        flags: &["--keyfile"],
-        reason: TLS,
-    },
-    Unsupported {
-        name: "ssl_version",
-        flags: &["--ssl-version"],
-        reason: TLS,
-    },
-    Unsupported {
-        name: "cert_reqs",
-        flags: &["--cert-reqs"],
-        reason: TLS,
-    },
-    Unsupported {
-        name: "ca_certs",
-        flags: &["--ca-certs"],
-        reason: TLS,
-    },
-    Unsupported {
-        name: "suppress_ragged_eofs",
-        flags: &["--suppress-ragged-eofs"],
-        reason: TLS,
-    },
-    Unsupported {
-        name: "do_handshake_on_connect",
-        flags: &["--do-handshake-on-connect"],
-        reason: TLS,
-    },
-    Unsupported {
-        name: "ciphers",
-        flags: &["--ciphers"],
-        reason: TLS,
-    },
-    Unsupported {
         name: "ssl_context",
         flags: &[],
-        reason: TLS,
+        reason: "TLS is configured by --certfile, --keyfile, --ca-certs, --cert-reqs, --ciphers and --ssl-protocol-min, not by a Python SSLContext (ferrocorn's TLS is rustls, not the ssl module)",
     },
     Unsupported {
         name: "daemon",

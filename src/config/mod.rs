@@ -360,6 +360,54 @@ pub struct Config {
     #[arg(long = "max-worker-memory", default_value_t = 0, value_name = "MB")]
     pub max_worker_memory: u64,
 
+    /// PEM certificate (chain) to serve TLS with on every TCP bind; its key
+    /// comes from --keyfile, or from this file when that is not set.
+    #[arg(long, value_name = "FILE")]
+    pub certfile: Option<PathBuf>,
+
+    /// PEM private key of --certfile: PKCS#8, PKCS#1 (RSA) or SEC1 (EC), not
+    /// encrypted. Read by the arbiter; workers and the app never open it.
+    #[arg(long, value_name = "FILE")]
+    pub keyfile: Option<PathBuf>,
+
+    /// PEM CA certificates that client certificates are verified against
+    /// (mutual TLS, with --cert-reqs).
+    #[arg(long = "ca-certs", value_name = "FILE")]
+    pub ca_certs: Option<PathBuf>,
+
+    /// Client certificates: 0/none, 1/optional (verified if presented) or
+    /// 2/required (Gunicorn's cert_reqs; not none needs --ca-certs).
+    #[arg(long = "cert-reqs", default_value = "0", value_name = "MODE")]
+    pub cert_reqs: crate::tls::ClientCerts,
+
+    /// TLS 1.2 cipher suites, an OpenSSL cipher list (names or tags such as
+    /// ECDHE+AESGCM, `!` to exclude); TLS 1.3 suites stay on unless named.
+    /// Default: every suite rustls offers (all AEAD with forward secrecy).
+    #[arg(long, value_name = "LIST")]
+    pub ciphers: Option<String>,
+
+    /// Lowest TLS version offered: tls1.2 or tls1.3 (the highest is 1.3).
+    #[arg(
+        long = "ssl-protocol-min",
+        default_value = "tls1.2",
+        value_name = "VERSION"
+    )]
+    pub ssl_protocol_min: crate::tls::MinVersion,
+
+    /// Gunicorn's ssl_version, accepted and logged as having no effect (see --ssl-protocol-min).
+    #[arg(long = "ssl-version", value_name = "VERSION")]
+    pub ssl_version: Option<String>,
+
+    /// Gunicorn's do_handshake_on_connect, accepted with no effect: the
+    /// event loop always does the handshake before reading a request.
+    #[arg(long = "do-handshake-on-connect")]
+    pub do_handshake_on_connect: bool,
+
+    /// Gunicorn's suppress_ragged_eofs, accepted with no effect: a TLS
+    /// client that closes without close_notify is always taken as done.
+    #[arg(long = "suppress-ragged-eofs")]
+    pub suppress_ragged_eofs: bool,
+
     /// Rust modules the app can import (library use; see
     /// [`NativeModule`](crate::embed::NativeModule)).
     #[arg(skip)]
@@ -498,6 +546,26 @@ impl Config {
             settings: self.settings_text.clone(),
             sys_path: self.sys_path(&working_dir),
         })
+    }
+
+    /// The TLS settings, when --certfile is set.
+    pub fn tls_settings(&self) -> Result<Option<crate::tls::TlsSettings>, ConfigError> {
+        let Some(certfile) = &self.certfile else {
+            return match self.keyfile {
+                Some(_) => Err(ConfigError::Setting(
+                    "--keyfile needs --certfile (the certificate it belongs to)".to_owned(),
+                )),
+                None => Ok(None),
+            };
+        };
+        Ok(Some(crate::tls::TlsSettings {
+            certfile: certfile.clone(),
+            keyfile: self.keyfile.clone().unwrap_or_else(|| certfile.clone()),
+            ca_certs: self.ca_certs.clone(),
+            client_certs: self.cert_reqs,
+            ciphers: self.ciphers.clone(),
+            min_version: self.ssl_protocol_min,
+        }))
     }
 
     /// The bind addresses, with Gunicorn's default when none was given.

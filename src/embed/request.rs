@@ -157,6 +157,7 @@ impl Request {
             server_name: Arc::from("localhost"),
             server_port: Arc::from("80"),
             https: false,
+            tls: None,
         };
         Ok((head, RequestBody::Memory(self.body), info))
     }

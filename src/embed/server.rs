@@ -15,7 +15,7 @@ use crate::server::{ServerError, bind_addresses};
 use crate::worker::event_loop::StopSource;
 use crate::worker::exchange::ReplyQueue;
 use crate::worker::listener::Listener;
-use crate::worker::run::{WorkerError, boot_worker};
+use crate::worker::run::{Listening, WorkerError, boot_worker};
 use crate::wsgi::boot::HostSettings;
 
 /// Starts servers; see [`Server::start`].
@@ -110,6 +110,7 @@ impl Server {
                 },
                 None => ServerError::Io(error),
             })?;
+        let tls = crate::server::load_tls(config)?;
         let stop_requested = Arc::new(AtomicBool::new(false));
         let mut handle = ServerHandle {
             addresses: listeners.iter().map(Listener::describe).collect(),
@@ -131,10 +132,14 @@ impl Server {
                 library_sandbox(config, settings).map_err(ServerError::Setting)?;
             handle.private_tmps.extend(private_tmp);
             // On error, dropping `handle` stops the workers already running.
+            let listening = Listening {
+                listeners: own,
+                tls: tls.clone(),
+            };
             let worker = boot_worker(
                 config,
                 settings,
-                own,
+                listening,
                 None,
                 0,
                 StopSource::Flag(stop_requested.clone()),

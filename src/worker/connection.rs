@@ -59,6 +59,10 @@ const MAX_IOVECS: usize = 16;
 /// destroys our response (RFC 9112 §9.6).
 const LINGER: Duration = Duration::from_secs(2);
 
+/// How long a TLS handshake may take (at most `--read-timeout`): it holds
+/// no interpreter, but a client that stalls in it should not hold a slot.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long a connection idle between requests stays open once its worker
 /// stops gracefully, for a request its client may already have sent.
 pub const IDLE_AT_SHUTDOWN: Duration = Duration::from_millis(300);
@@ -298,7 +302,9 @@ impl Connection {
         }
         match self.state {
             State::Head(_) if self.is_idle() => {
-                let limit = if self.responses == 0 {
+                let limit = if self.stream.is_handshaking() {
+                    settings.read_timeout.min(HANDSHAKE_TIMEOUT)
+                } else if self.responses == 0 {
                     settings.read_timeout
                 } else if self.close_after_response {
                     IDLE_AT_SHUTDOWN.min(settings.keep_alive)
@@ -384,7 +390,7 @@ impl Connection {
                 // read that would only return WouldBlock (one syscall per
                 // keep-alive request). Not after a hang-up event, whose end
                 // of stream raises no further event.
-                if n < offered && !self.hang_up_signalled {
+                if n < offered && !self.hang_up_signalled && self.stream.short_read_drains() {
                     self.may_read = false;
                 }
                 n
@@ -515,6 +521,9 @@ impl Connection {
             head.keep_alive = false;
         }
         self.request_info = None;
+        if self.info.https && self.info.tls.is_none() {
+            self.info.tls = self.stream.tls_facts().map(Arc::new);
+        }
         if self.forwarder_trusted {
             match proxy_view(
                 &head,
@@ -596,7 +605,18 @@ impl Connection {
 
     /// Writes queued output until the socket would block.
     fn flush(&mut self) {
-        while !self.output.is_empty() {
+        loop {
+            match self.stream.send_pending() {
+                Ok(true) if !self.output.is_empty() => {}
+                Ok(true) => break,
+                Ok(false) => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug(&format!("write error to {}: {e}", self.info.remote_addr));
+                    self.abandon();
+                    return;
+                }
+            }
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let mut count = 0;
             for (index, buffer) in self.output.iter().take(MAX_IOVECS).enumerate() {
@@ -625,11 +645,16 @@ impl Connection {
         if let State::Closing = self.state {
             if self.peer_closed {
                 self.state = State::Closed;
-            } else {
-                self.stream.shutdown_write();
-                self.state = State::Lingering {
-                    since: Instant::now(),
-                };
+                return;
+            }
+            match self.stream.close_write() {
+                Ok(true) => {
+                    self.state = State::Lingering {
+                        since: Instant::now(),
+                    }
+                }
+                Ok(false) => {}
+                Err(_) => self.state = State::Closed,
             }
         }
     }

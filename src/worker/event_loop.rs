@@ -82,6 +82,8 @@ pub struct LoopOptions {
     pub stop_source: StopSource,
     /// `--reload`: the files whose change retires this worker.
     pub watcher: Option<FileWatcher>,
+    /// `--certfile`: TLS on the TCP listeners.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// How a running loop learns it should stop.
@@ -319,7 +321,18 @@ impl EventLoop {
             }
             let (listener, name) = &self.listeners[index];
             match listener.accept(name) {
-                Ok((mut stream, info)) => {
+                Ok((stream, mut info)) => {
+                    let mut stream = match &self.options.tls {
+                        Some(config) => match stream.with_tls(config) {
+                            Ok(stream) => stream,
+                            Err(error) => {
+                                log::error(&format!("cannot start TLS on a connection: {error}"));
+                                continue;
+                            }
+                        },
+                        None => stream,
+                    };
+                    info.https = stream.is_tls();
                     // A client was waiting: only now is a connection shed for it.
                     if let Some(slot) = make_room {
                         self.shed(slot);

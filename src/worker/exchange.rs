@@ -18,8 +18,11 @@ pub struct ConnectionInfo {
     /// Name and port of the listening socket (SERVER_NAME/PORT without a Host).
     pub server_name: Arc<str>,
     pub server_port: Arc<str>,
-    /// The request reached a trusted proxy over https (`wsgi.url_scheme`).
+    /// The request came over https: our TLS, or to a trusted proxy
+    /// (`wsgi.url_scheme`).
     pub https: bool,
+    /// Our TLS connection's facts (set once its handshake is done).
+    pub tls: Option<Arc<crate::tls::TlsFacts>>,
 }
 
 /// Identifies a connection across the thread boundary: slab slots are reused,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use super::exchange::ConnectionInfo;
+use crate::tls::{TlsFacts, TlsStream};
 
 /// One `--bind` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +189,7 @@ impl Listener {
                     server_name: server.0.clone(),
                     server_port: server.1.clone(),
                     https: false,
+                    tls: None,
                 };
                 Ok((Stream::Tcp(stream), info))
             }
@@ -199,6 +201,7 @@ impl Listener {
                     server_name: server.0.clone(),
                     server_port: server.1.clone(),
                     https: false,
+                    tls: None,
                 };
                 Ok((Stream::Unix(stream), info))
             }
@@ -283,18 +286,69 @@ fn remove_stale_socket(path: &std::path::Path) -> io::Result<()> {
 }
 
 /// An accepted connection.
-#[derive(Debug)]
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<TlsStream>),
 }
 
 impl Stream {
-    pub fn shutdown_write(&self) {
-        let _ = match self {
-            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
-            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
-        };
+    /// Ends the sending side (after TLS's close_notify); `Ok(false)`: not
+    /// yet, call again when the socket is writable.
+    pub fn close_write(&mut self) -> io::Result<bool> {
+        match self {
+            Stream::Tcp(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Write);
+                Ok(true)
+            }
+            Stream::Unix(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Write);
+                Ok(true)
+            }
+            Stream::Tls(s) => s.close_write(),
+        }
+    }
+
+    /// Writes what the stream holds beyond the bytes it took (TLS records);
+    /// `Ok(true)` once nothing is left.
+    pub fn send_pending(&mut self) -> io::Result<bool> {
+        match self {
+            Stream::Tls(s) => s.send_pending(),
+            Stream::Tcp(_) | Stream::Unix(_) => Ok(true),
+        }
+    }
+
+    /// Whether a read shorter than the buffer means the socket is drained.
+    /// Not over TLS: a record's plaintext can be short with more queued.
+    pub fn short_read_drains(&self) -> bool {
+        !matches!(self, Stream::Tls(_))
+    }
+
+    /// Over TLS with `config` if a TCP stream (unix sockets stay plain, as
+    /// in Gunicorn).
+    pub fn with_tls(self, config: &Arc<rustls::ServerConfig>) -> Result<Stream, rustls::Error> {
+        match self {
+            Stream::Tcp(s) => Ok(Stream::Tls(Box::new(TlsStream::new(s, config.clone())?))),
+            other => Ok(other),
+        }
+    }
+
+    /// Whether this is a TLS connection.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
+    /// Whether the TLS handshake is still under way.
+    pub fn is_handshaking(&self) -> bool {
+        matches!(self, Stream::Tls(s) if s.is_handshaking())
+    }
+
+    /// The TLS connection's facts, once its handshake is done.
+    pub fn tls_facts(&self) -> Option<TlsFacts> {
+        match self {
+            Stream::Tls(s) => s.facts(),
+            Stream::Tcp(_) | Stream::Unix(_) => None,
+        }
     }
 }
 
@@ -303,6 +357,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
         }
     }
 }
@@ -312,12 +367,14 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
         }
     }
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write_vectored(bufs),
             Stream::Unix(s) => s.write_vectored(bufs),
+            Stream::Tls(s) => s.write_vectored(bufs),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -335,6 +392,7 @@ impl mio::event::Source for Stream {
         match self {
             Stream::Tcp(s) => s.register(registry, token, interests),
             Stream::Unix(s) => s.register(registry, token, interests),
+            Stream::Tls(s) => s.socket().register(registry, token, interests),
         }
     }
     fn reregister(
@@ -346,12 +404,14 @@ impl mio::event::Source for Stream {
         match self {
             Stream::Tcp(s) => s.reregister(registry, token, interests),
             Stream::Unix(s) => s.reregister(registry, token, interests),
+            Stream::Tls(s) => s.socket().reregister(registry, token, interests),
         }
     }
     fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.deregister(registry),
             Stream::Unix(s) => s.deregister(registry),
+            Stream::Tls(s) => s.socket().deregister(registry),
         }
     }
 }

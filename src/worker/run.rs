@@ -40,6 +40,14 @@ pub struct WorkerSpec {
     /// Under `--sandbox`: the private temporary directory the arbiter made
     /// for this worker (and removes when it has ended).
     pub private_tmp: Option<std::path::PathBuf>,
+    /// `--certfile`: TLS on the TCP listeners, as the arbiter loaded it.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// The sockets a worker serves, and the TLS on its TCP ones.
+pub struct Listening {
+    pub listeners: Vec<Listener>,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Why a worker could not start.
@@ -75,7 +83,7 @@ pub struct BootedWorker {
 pub fn boot_worker(
     config: &Config,
     settings: HostSettings,
-    listeners: Vec<Listener>,
+    listening: Listening,
     shared: Option<SharedSlot>,
     max_requests: u64,
     stop_source: StopSource,
@@ -120,9 +128,16 @@ pub fn boot_worker(
         max_requests,
         stop_source,
         watcher,
+        tls: listening.tls,
     };
-    let event_loop = EventLoop::new(poll, listeners, jobs.clone(), replies.clone(), options)
-        .map_err(WorkerError::EventLoop)?;
+    let event_loop = EventLoop::new(
+        poll,
+        listening.listeners,
+        jobs.clone(),
+        replies.clone(),
+        options,
+    )
+    .map_err(WorkerError::EventLoop)?;
     Ok(BootedWorker {
         event_loop,
         jobs,
@@ -274,10 +289,14 @@ pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
     hooks.call("post_fork", true);
     let shared = spec.shared;
     let beat = shared.map(|slot| slot.beat);
+    let listening = Listening {
+        listeners: spec.listeners,
+        tls: spec.tls,
+    };
     let worker = match boot_worker(
         config,
         settings,
-        spec.listeners,
+        listening,
         shared,
         spec.max_requests,
         StopSource::Signals,

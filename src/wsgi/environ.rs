@@ -11,6 +11,7 @@ use crate::http::body::RequestBody;
 use crate::http::framing::BodyFraming;
 use crate::http::head::{RequestHead, Version};
 use crate::http::target::percent_decode;
+use crate::tls::TlsFacts;
 use crate::worker::exchange::ConnectionInfo;
 
 use super::input::Input;
@@ -162,6 +163,9 @@ impl EnvironBuilder {
         if info.https {
             set(keys.url_scheme, self.https.clone().into())?;
         }
+        if let Some(tls) = &info.tls {
+            set_tls(vm, &environ, tls)?;
+        }
         if head.framing == BodyFraming::Chunked {
             // The body was decoded on arrival; its length is now known.
             set(
@@ -274,6 +278,23 @@ fn split_authority(authority: &[u8]) -> (Cow<'_, [u8]>, Cow<'_, [u8]>) {
             Cow::Borrowed(&authority[at + 1..]),
         ),
         _ => (Cow::Borrowed(authority), Cow::Borrowed(b"80")),
+    }
+}
+
+/// mod_ssl's names for what the connection's TLS negotiated (as mod_wsgi
+/// passes them): HTTPS, SSL_PROTOCOL, SSL_CIPHER, SSL_CLIENT_VERIFY and,
+/// with a client certificate, SSL_CLIENT_CERT (PEM).
+fn set_tls(vm: &VirtualMachine, environ: &PyDictRef, tls: &TlsFacts) -> PyResult<()> {
+    let set = |key: &str, value: &str| environ.set_item(key, vm.ctx.new_str(value).into(), vm);
+    set("HTTPS", "on")?;
+    set("SSL_PROTOCOL", tls.protocol)?;
+    set("SSL_CIPHER", &tls.cipher)?;
+    match &tls.client_cert {
+        Some(pem) => {
+            set("SSL_CLIENT_VERIFY", "SUCCESS")?;
+            set("SSL_CLIENT_CERT", pem)
+        }
+        None => set("SSL_CLIENT_VERIFY", "NONE"),
     }
 }
 

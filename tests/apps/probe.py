@@ -85,6 +85,9 @@ def application(environ, start_response):
     record("call " + path)
     if path.startswith("/environ"):
         return environ_json(environ, start_response)
+    if path == "/key":
+        name = environ["QUERY_STRING"]
+        return text(start_response, str(environ[name]) if name in environ else "(absent)")
     if path == "/input":
         return input_api(environ, start_response)
     if path == "/generator":

@@ -115,7 +115,8 @@ impl Server {
             if text.contains("Booted worker") {
                 let addr = text
                     .lines()
-                    .find_map(|l| l.split("Listening at: http://").nth(1))
+                    .find_map(|l| l.split("Listening at: http").nth(1))
+                    .map(|rest| rest.trim_start_matches('s').trim_start_matches("://"))
                     .and_then(|rest| rest.split(' ').next())
                     .and_then(|a| a.parse().ok())
                     .unwrap_or_else(|| "127.0.0.1:9".parse().unwrap());
@@ -240,29 +241,37 @@ impl Response {
     }
 }
 
-/// A connection that reads responses one at a time.
-pub struct Client {
-    reader: BufReader<TcpStream>,
+/// A connection that reads responses one at a time (over a TcpStream, or
+/// any stream such as a TLS one).
+pub struct Client<S = TcpStream> {
+    reader: BufReader<S>,
 }
 
-impl Client {
-    pub fn new(stream: TcpStream) -> Client {
-        Client {
-            reader: BufReader::new(stream),
-        }
-    }
-
+impl Client<TcpStream> {
     /// The socket, for a test that goes on without the reader.
     pub fn into_stream(self) -> TcpStream {
         self.reader.into_inner()
+    }
+
+    pub fn shutdown_write(&mut self) {
+        let _ = self.reader.get_ref().shutdown(Shutdown::Write);
+    }
+}
+
+impl<S: Read + Write> Client<S> {
+    pub fn new(stream: S) -> Client<S> {
+        Client {
+            reader: BufReader::new(stream),
+        }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
         self.reader.get_mut().write_all(bytes).expect("send");
     }
 
-    pub fn shutdown_write(&mut self) {
-        let _ = self.reader.get_ref().shutdown(Shutdown::Write);
+    /// The stream under the reader.
+    pub fn stream(&self) -> &S {
+        self.reader.get_ref()
     }
 
     /// Everything until the server closes (bounded by the read timeout).
@@ -293,7 +302,7 @@ impl Client {
         }
     }
 
-    pub fn reader_mut(&mut self) -> &mut BufReader<TcpStream> {
+    pub fn reader_mut(&mut self) -> &mut BufReader<S> {
         &mut self.reader
     }
 
