@@ -3,6 +3,7 @@
 
     python3 bench/run.py                 # full run (about 15 minutes on 2 cores)
     python3 bench/run.py --duration 3 --rounds 1 --scenarios hello-ka-w1,flask-ka-w2
+    python3 bench/run.py --scenarios tls-hello-ka-w2,tls-hello-close-w2,tls-flask-ka-w2
 
 Builds the binary we ship (cargo's `dist` profile: fat LTO; `--profile
 release` for the quicker test build; `--binary` measures a given one, such as
@@ -16,6 +17,9 @@ shown), the RSS and PSS of
 its worker processes and the CPU time its processes spent per request (ferrocorn's split
 into interpreter threads and the rest, to tell the app's cost from the
 server's).
+The tls-* scenarios serve over TLS (a self-signed certificate made with
+openssl): ferrocorn, Granian and Gunicorn terminating TLS themselves, and
+nginx terminating it in front of plain ferrocorn.
 Prints one table per scenario with the ratio of ferrocorn to each peer,
 and for hello and Flask the ratio of ferrocorn under --sandbox to ferrocorn.
 Traffic stays on 127.0.0.1; every run is bounded by --duration.
@@ -26,7 +30,9 @@ import os
 import re
 import shutil
 import signal
+import shlex
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -56,7 +62,32 @@ def scenarios():
                 found.append(("%s-%s-w%d" % (kind, mode, workers), kind, workers, mode))
     found.append(("get1mb-ka-w2", "get1mb", 2, "ka"))
     found.append(("post1mb-ka-w2", "post1mb", 2, "ka"))
+    # TLS (README "TLS"): each server terminating it itself, and nginx
+    # terminating it in front of ferrocorn.
+    found.append(("tls-hello-ka-w2", "hello", 2, "ka"))
+    found.append(("tls-hello-close-w2", "hello", 2, "close"))
+    found.append(("tls-flask-ka-w2", "flask", 2, "ka"))
     return found
+
+
+def make_certificate(work):
+    """A self-signed certificate for 127.0.0.1 (wrk does not verify it)."""
+    cert, key = os.path.join(work, "bench-cert.pem"), os.path.join(work, "bench-key.pem")
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
+
+
+def open_client(port, tls, timeout):
+    """A connection to the server under test: TLS when it speaks TLS."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if not tls:
+        return raw
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context.wrap_socket(raw)
 
 
 def free_port():
@@ -90,11 +121,58 @@ def interpreter_threads(workers):
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def server_commands(binary, venv, site_packages, app, workers, port, work=None, kind=None):
+def nginx_tls_command(work, workers, port, backend):
+    """nginx terminating TLS on `port` and proxying to `backend` (keep-alive
+    upstream connections): the set-up ferrocorn needed before it had TLS."""
+    cert, key = make_certificate(work)
+    prefix = os.path.join(work, "nginx-tls-%d" % port)
+    os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("daemon off; worker_processes %d; pid %s/nginx.pid; error_log %s/logs/error.log;\n"
+                "events { worker_connections 1024; }\n"
+                "http { access_log off; upstream app { server %s; keepalive 64; }\n"
+                "  server { listen 127.0.0.1:%d ssl; ssl_certificate %s; ssl_certificate_key %s;\n"
+                "    location / { proxy_pass http://app; proxy_http_version 1.1;\n"
+                "      proxy_set_header Connection \"\"; proxy_set_header Host $host; } } }\n"
+                % (workers, prefix, prefix, backend, port, cert, key))
+    return [NGINX, "-p", prefix, "-c", conf]
+
+
+def tls_commands(binary, venv, ferrocorn, app, workers, port, work):
+    """The TLS scenarios' servers: ferrocorn, Granian and Gunicorn with their
+    own TLS, and nginx terminating TLS for ferrocorn on a second port."""
+    cert, key = make_certificate(work)
+    bin_dir = os.path.join(venv, "bin")
+    module, _, attr = app.partition(":")
+    bind = "127.0.0.1:%d" % port
+    commands = {
+        "ferrocorn": ferrocorn + ["-b", bind, "--certfile", cert, "--keyfile", key, app],
+        "granian": [os.path.join(bin_dir, "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port",
+                    str(port), "--workers", str(workers), "--log-level", "warning", "--ssl-certificate", cert,
+                    "--ssl-keyfile", key, "%s:%s" % (module, attr)],
+        "gunicorn-gthread": [os.path.join(bin_dir, "gunicorn"), "-b", bind, "-w", str(workers), "-k", "gthread",
+                             "--threads", "4", "--log-level", "warning", "--certfile", cert, "--keyfile", key,
+                             app],
+    }
+    if os.path.exists(NGINX):
+        backend = "127.0.0.1:%d" % free_port()
+        # One session: nginx in front (exec'd), ferrocorn behind it.
+        behind = " ".join(shlex.quote(word) for word in ferrocorn + ["-b", backend, app])
+        front = " ".join(shlex.quote(word) for word in nginx_tls_command(work, workers, port, backend))
+        commands["nginx-tls+ferrocorn"] = ["sh", "-c", "%s & exec %s" % (behind, front)]
+    return commands
+
+
+def server_commands(binary, venv, site_packages, app, workers, port, work=None, kind=None, tls=False):
     bind = "127.0.0.1:%d" % port
     bin_dir = os.path.join(venv, "bin")
     module, _, attr = app.partition(":")
     extra = {}
+    if tls:
+        ferrocorn = [binary, "-w", str(workers), "--threads", str(interpreter_threads(workers)),
+                     "--log-level", "warning", "--pythonpath", site_packages]
+        return tls_commands(binary, venv, ferrocorn, app, workers, port, work)
     if kind == "hello" and work and os.path.exists(NGINX):
         extra["nginx"] = nginx_command(work, workers, port)
     ferrocorn = [binary, "-b", bind, "-w", str(workers), "--threads", str(interpreter_threads(workers)),
@@ -115,7 +193,7 @@ def server_commands(binary, venv, site_packages, app, workers, port, work=None, 
     }
 
 
-def wait_serving(port, process, timeout=30):
+def wait_serving(port, process, timeout=30, tls=False):
     """Until the server answers HTTP, not just accepts: a prefork server
     listens before its workers have imported the app, and measuring then
     would count their start-up."""
@@ -124,7 +202,7 @@ def wait_serving(port, process, timeout=30):
         if process.poll() is not None:
             return False
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as probe:
+            with open_client(port, tls, 5) as probe:
                 probe.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
                 if probe.recv(16).startswith(b"HTTP/1."):
                     return True
@@ -208,11 +286,12 @@ def parse_latency(text, label):
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def run_wrk(port, path, mode, duration, extra):
+def run_wrk(port, path, mode, duration, extra, tls=False):
     command = ["wrk", "-t1", "-c64", "-d%ds" % duration, "--latency", "--timeout", "5s"] + extra
     if mode == "close":
         command += ["-H", "Connection: close"]
-    result = subprocess.run(command + ["http://127.0.0.1:%d%s" % (port, path)], capture_output=True, text=True,
+    url = "%s://127.0.0.1:%d%s" % ("https" if tls else "http", port, path)
+    result = subprocess.run(command + [url], capture_output=True, text=True,
                             timeout=duration + 30)
     text = result.stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
@@ -226,7 +305,7 @@ def run_wrk(port, path, mode, duration, extra):
     }
 
 
-def probe_new_clients(port, path, stop, latencies_ms):
+def probe_new_clients(port, path, stop, latencies_ms, tls=False):
     """Until `stop` is set, every 100 ms a new client sends one request; the
     time until its response starts goes to `latencies_ms`. While wrk keeps
     the server busy this shows whether a newcomer is served promptly or left
@@ -235,7 +314,7 @@ def probe_new_clients(port, path, stop, latencies_ms):
     while not stop.wait(0.1):
         started = time.monotonic()
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            with open_client(port, tls, 10) as client:
                 client.sendall(request)
                 answered = client.recv(16).startswith(b"HTTP/1.")
         except OSError:
@@ -243,27 +322,29 @@ def probe_new_clients(port, path, stop, latencies_ms):
         latencies_ms.append((time.monotonic() - started) * 1000 if answered else float("inf"))
 
 
-def measure(name, command, env, port, kind, mode, duration):
+def measure(name, command, env, port, kind, mode, duration, tls=False):
     app, path, extra = APPS_BY_KIND[kind]
     process = subprocess.Popen(command, cwd=APPS, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     try:
-        if not wait_serving(port, process):
+        if not wait_serving(port, process, tls=tls):
             return None
         # Warm-up, long enough for every worker of a prefork server to boot.
-        run_wrk(port, path, mode, 2, extra)
+        run_wrk(port, path, mode, 2, extra, tls)
         cpu_before = cpu_seconds_by_thread(process.pid)
         stop_probe, newcomers_ms = threading.Event(), []
-        probe = threading.Thread(target=probe_new_clients, args=(port, path, stop_probe, newcomers_ms))
+        probe = threading.Thread(target=probe_new_clients, args=(port, path, stop_probe, newcomers_ms, tls))
         probe.start()
-        result = run_wrk(port, path, mode, duration, extra)
+        result = run_wrk(port, path, mode, duration, extra, tls)
         stop_probe.set()
         probe.join()
         cpu_after = cpu_seconds_by_thread(process.pid)
         result["newcomer_max"] = max(newcomers_ms) if newcomers_ms else None
         result["cpu_us"], result["interp_us"] = cpu_per_request_us(cpu_before, cpu_after,
                                                                    result["rps"] * duration)
-        result["rss_mb"], result["pss_mb"] = memory_mb(worker_pids(process.pid, include_root=name == "waitress"))
+        in_front = name.startswith("nginx-tls")
+        result["rss_mb"], result["pss_mb"] = memory_mb(worker_pids(process.pid,
+                                                                   include_root=name == "waitress" or in_front))
         return result
     finally:
         stop_session(process)
@@ -356,12 +437,13 @@ def main():
             results = {}
             for _ in range(args.rounds):
                 port = free_port()
+                tls = scenario.startswith("tls-")
                 commands = server_commands(binary, venv, site_packages, APPS_BY_KIND[kind][0], workers, port,
-                                           work, kind)
+                                           work, kind, tls)
                 for name, command in commands.items():
                     if wanted_servers and name not in wanted_servers:
                         continue
-                    outcome = measure(name, command, env, port, kind, mode, args.duration)
+                    outcome = measure(name, command, env, port, kind, mode, args.duration, tls)
                     if outcome:
                         results.setdefault(name, []).append(outcome)
             print("\n== %s (wrk -t1 -c64 -d%ds, %d round(s), median)" % (scenario, args.duration, args.rounds))

@@ -285,6 +285,14 @@ fn check_sandbox(config: &Config) -> Result<(), ServerError> {
         let working_dir = std::env::current_dir().map_err(ServerError::Io)?;
         let policy = Policy::new(config, &config.sys_path(&working_dir), &working_dir);
         sandbox::preflight(&policy).map_err(|e| ServerError::Setting(e.to_string()))?;
+        let key = config.keyfile.as_ref().or(config.certfile.as_ref());
+        if let Some((key, open)) = key.and_then(|k| Some((k, policy.readable_path_covering(k)?))) {
+            log::warning(&format!(
+                "--sandbox: the app can read the TLS key {}: it is under {}, which the app may read; keep the key elsewhere",
+                key.display(),
+                open.display()
+            ));
+        }
     }
     Ok(())
 }

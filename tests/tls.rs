@@ -729,3 +729,32 @@ fn the_deploy_example_serves_https_with_workers_that_cannot_read_the_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn under_the_sandbox_a_key_the_app_may_read_is_warned_about() {
+    let pki = Pki::new("tls-sandbox-open");
+    let mut args = pki.server_args();
+    let dir = pki.dir.display().to_string();
+    args.extend([
+        "--sandbox".into(),
+        "--allow-read".into(),
+        dir.clone(),
+        "escape:application".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&args);
+    let key = pki.path("server.key");
+    let warning = format!("--sandbox: the app can read the TLS key {key}: it is under {dir}");
+    assert!(server.log().contains(&warning), "{}", server.log());
+    let response = try_request(
+        server.addr,
+        &pki.client_config(None),
+        &format!("/try/read?path={key}"),
+    )
+    .unwrap();
+    assert!(
+        response.text().contains("PRIVATE KEY"),
+        "{}",
+        response.text()
+    );
+}

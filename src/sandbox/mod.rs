@@ -177,6 +177,17 @@ impl Policy {
         syscalls::install(&filters, false)
     }
 
+    /// The path the app may read or write that contains `path` (both
+    /// resolved), if there is one: a secret there is not secret from it.
+    pub fn readable_path_covering(&self, path: &Path) -> Option<PathBuf> {
+        let resolved = std::fs::canonicalize(path).ok()?;
+        self.read
+            .iter()
+            .chain(&self.write)
+            .filter_map(|allowed| std::fs::canonicalize(allowed).ok())
+            .find(|allowed| resolved.starts_with(allowed))
+    }
+
     /// What the app may write: `--allow-write` and its temporary directory.
     pub fn writable(&self) -> &[PathBuf] {
         &self.write
