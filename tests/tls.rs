@@ -758,3 +758,76 @@ fn under_the_sandbox_a_key_the_app_may_read_is_warned_about() {
         response.text()
     );
 }
+
+#[test]
+fn tls_is_on_every_tcp_bind_and_unix_socket_binds_stay_plain() {
+    let pki = Pki::new("tls-binds");
+    let socket = pki.dir.join("plain.sock");
+    let unix_bind = format!("unix:{}", socket.display());
+    let mut args = pki.server_args();
+    args.extend([
+        "-b".into(),
+        unix_bind,
+        "-b".into(),
+        "127.0.0.1:0".into(),
+        "probe:application".into(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&args);
+    let over_tls = try_request(
+        server.addr,
+        &pki.client_config(None),
+        "/key?wsgi.url_scheme",
+    )
+    .unwrap();
+    assert_eq!(over_tls.text(), "https");
+    let mut plain = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    plain.set_read_timeout(Some(TIMEOUT)).unwrap();
+    plain
+        .write_all(b"GET /key?wsgi.url_scheme HTTP/1.1\r\nHost: l\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    plain.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("\r\n\r\nhttp"), "{answer}");
+}
+
+#[test]
+fn a_client_resumes_its_tls_session_on_any_worker() {
+    let pki = Pki::new("tls-resume");
+    let server = start(&pki, &["-w", "2"]);
+    // The client keeps the tickets it is given (rustls's default store).
+    let config = pki.client_config(None);
+    let visit = || {
+        let mut client = connect(server.addr, &config).unwrap();
+        let kind = client.stream().conn.handshake_kind();
+        client.send(b"GET /pid HTTP/1.1\r\nHost: l\r\nConnection: close\r\n\r\n");
+        (kind, client.response(false).unwrap().text())
+    };
+    // A worker takes tickets once it has issued one itself (rustls rejects
+    // tickets longer than any it made, against partitioning oracles).
+    let mut warmed = std::collections::HashSet::new();
+    assert!(wait_until(TIMEOUT, || {
+        warmed.insert(visit().1);
+        warmed.len() == 2
+    }));
+    // From then on every connection resumes, also on the worker that did
+    // not issue the ticket: both workers hold the keys the arbiter made.
+    let mut visits: Vec<(Option<rustls::HandshakeKind>, String)> = Vec::new();
+    let crossed = |visits: &[(Option<rustls::HandshakeKind>, String)]| {
+        visits
+            .windows(2)
+            .filter(|pair| pair[0].1 != pair[1].1)
+            .count()
+    };
+    assert!(wait_until(TIMEOUT, || {
+        visits.push(visit());
+        visits.len() >= 10 && crossed(&visits) >= 2
+    }));
+    assert!(
+        visits
+            .iter()
+            .all(|(kind, _)| *kind == Some(rustls::HandshakeKind::Resumed)),
+        "{visits:?}"
+    );
+}

@@ -181,6 +181,12 @@ pub fn server_config(
         )
     })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Session tickets the workers share (TLS 1.3 resumption, RFC 8446 §2.2):
+    // the keys are made here, before the workers are forked, so a client may
+    // resume with any of them. rustls's default, a per-process session
+    // cache, only resumed on the worker that issued the ticket.
+    config.ticketer = rustls::crypto::ring::Ticketer::new()
+        .map_err(|e| TlsError::Setting(format!("cannot make TLS session ticket keys: {e}")))?;
     Ok(Arc::new(config))
 }
 
