@@ -99,18 +99,24 @@ def free_port():
 NGINX = "/usr/sbin/nginx"
 
 
-def nginx_command(work, workers, port):
-    """nginx answering `return 200` with hello's body: the ceiling for hello."""
-    prefix = os.path.join(work, "nginx-%d" % port)
+def nginx_with(work, name, workers, http_block):
+    """An nginx command for a configuration of its own under `work`, with
+    `http_block` as its http { } contents."""
+    prefix = os.path.join(work, name)
     os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
     conf = os.path.join(prefix, "nginx.conf")
     with open(conf, "w") as f:
         f.write("daemon off; worker_processes %d; pid %s/nginx.pid; error_log %s/logs/error.log;\n"
-                "events { worker_connections 1024; }\n"
-                "http { access_log off; server { listen 127.0.0.1:%d;\n"
-                "  location / { default_type text/plain; return 200 \"Hello, world!\\n\"; } } }\n"
-                % (workers, prefix, prefix, port))
+                "events { worker_connections 1024; }\nhttp { access_log off; %s }\n"
+                % (workers, prefix, prefix, http_block))
     return [NGINX, "-p", prefix, "-c", conf]
+
+
+def nginx_command(work, workers, port):
+    """nginx answering `return 200` with hello's body: the ceiling for hello."""
+    return nginx_with(work, "nginx-%d" % port, workers,
+                      "server { listen 127.0.0.1:%d;\n"
+                      "  location / { default_type text/plain; return 200 \"Hello, world!\\n\"; } }" % port)
 
 
 def interpreter_threads(workers):
@@ -125,18 +131,12 @@ def nginx_tls_command(work, workers, port, backend):
     """nginx terminating TLS on `port` and proxying to `backend` (keep-alive
     upstream connections): the set-up ferrocorn needed before it had TLS."""
     cert, key = make_certificate(work)
-    prefix = os.path.join(work, "nginx-tls-%d" % port)
-    os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
-    conf = os.path.join(prefix, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write("daemon off; worker_processes %d; pid %s/nginx.pid; error_log %s/logs/error.log;\n"
-                "events { worker_connections 1024; }\n"
-                "http { access_log off; upstream app { server %s; keepalive 64; }\n"
-                "  server { listen 127.0.0.1:%d ssl; ssl_certificate %s; ssl_certificate_key %s;\n"
-                "    location / { proxy_pass http://app; proxy_http_version 1.1;\n"
-                "      proxy_set_header Connection \"\"; proxy_set_header Host $host; } } }\n"
-                % (workers, prefix, prefix, backend, port, cert, key))
-    return [NGINX, "-p", prefix, "-c", conf]
+    return nginx_with(work, "nginx-tls-%d" % port, workers,
+                      "upstream app { server %s; keepalive 64; }\n"
+                      "  server { listen 127.0.0.1:%d ssl; ssl_certificate %s; ssl_certificate_key %s;\n"
+                      "    location / { proxy_pass http://app; proxy_http_version 1.1;\n"
+                      "      proxy_set_header Connection \"\"; proxy_set_header Host $host; } }"
+                      % (backend, port, cert, key))
 
 
 def tls_commands(binary, venv, ferrocorn, app, workers, port, work):
