@@ -474,13 +474,17 @@ fn hup_reloads_the_certificate_without_a_failed_request_and_keeps_it_when_the_ne
         Arc::new(AtomicUsize::new(0)),
         Arc::new(Mutex::new(Vec::new())),
     );
+    // Every certificate met, and the latest run of connections that met the
+    // same one (the certificate, how many in a row).
     let seen = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+    let run = Arc::new(Mutex::new((Vec::<u8>::new(), 0usize)));
     let looping = {
-        let (stop, served, failures, seen, addr) = (
+        let (stop, served, failures, seen, run, addr) = (
             stop.clone(),
             served.clone(),
             failures.clone(),
             seen.clone(),
+            run.clone(),
             server.addr,
         );
         std::thread::spawn(move || {
@@ -497,8 +501,14 @@ fn hup_reloads_the_certificate_without_a_failed_request_and_keeps_it_when_the_ne
                     Ok(certificate) => {
                         served.fetch_add(1, Ordering::SeqCst);
                         let mut seen = seen.lock().unwrap();
-                        if seen.last() != Some(&certificate) {
-                            seen.push(certificate);
+                        if !seen.contains(&certificate) {
+                            seen.push(certificate.clone());
+                        }
+                        let mut run = run.lock().unwrap();
+                        if run.0 == certificate {
+                            run.1 += 1;
+                        } else {
+                            *run = (certificate, 1);
                         }
                     }
                     Err(error) => failures.lock().unwrap().push(error.to_string()),
@@ -506,18 +516,21 @@ fn hup_reloads_the_certificate_without_a_failed_request_and_keeps_it_when_the_ne
             }
         })
     };
-    assert!(wait_until(TIMEOUT, || served.load(Ordering::SeqCst) >= 5));
+    // Until the old workers are gone: 20 connections in a row meet `wanted`.
+    let settled_on = |wanted: &Vec<u8>| {
+        wait_until(TIMEOUT, || {
+            let run = run.lock().unwrap();
+            run.0 == *wanted && run.1 >= 20
+        })
+    };
+    assert!(settled_on(&old));
     // A new pair in place of the old, then HUP.
     pki.issue("renewed", "ca", "ec", "2");
     std::fs::copy(pki.dir.join("renewed.pem"), pki.dir.join("server.pem")).unwrap();
     std::fs::copy(pki.dir.join("renewed.key"), pki.dir.join("server.key")).unwrap();
     let renewed = pki.der("renewed.pem");
     server.signal(libc::SIGHUP);
-    assert!(
-        wait_until(TIMEOUT, || seen.lock().unwrap().last() == Some(&renewed)),
-        "{}",
-        server.log()
-    );
+    assert!(settled_on(&renewed), "{}", server.log());
     // A broken key: the server says so and goes on with the renewed pair.
     std::fs::write(pki.dir.join("server.key"), "not a key\n").unwrap();
     let booted = server.log().matches("Booted worker").count();
@@ -528,15 +541,12 @@ fn hup_reloads_the_certificate_without_a_failed_request_and_keeps_it_when_the_ne
         .matches("Booted worker")
         .count()
         >= booted + 2));
-    let after = served.load(Ordering::SeqCst);
-    assert!(wait_until(TIMEOUT, || served.load(Ordering::SeqCst) >= after + 5));
+    *run.lock().unwrap() = (Vec::new(), 0);
+    assert!(settled_on(&renewed), "{}", server.log());
     stop.store(true, Ordering::SeqCst);
     looping.join().unwrap();
     assert_eq!(failures.lock().unwrap().as_slice(), &[] as &[String]);
-    // While old and new workers overlap a client may meet either pair.
-    let seen = seen.lock().unwrap();
-    assert!(seen.iter().all(|c| *c == old || *c == renewed));
-    assert_eq!(seen.last(), Some(&renewed));
+    assert_eq!(seen.lock().unwrap().as_slice(), &[old, renewed]);
 }
 
 #[test]

@@ -15,7 +15,7 @@ pub struct TlsFacts {
     /// `SSL_PROTOCOL`: `TLSv1.2` or `TLSv1.3`.
     pub protocol: &'static str,
     /// `SSL_CIPHER`: the suite's IANA name.
-    pub cipher: String,
+    pub cipher: &'static str,
     /// `SSL_CLIENT_CERT`: the verified client certificate, PEM.
     pub client_cert: Option<String>,
 }
@@ -64,8 +64,7 @@ impl TlsStream {
             .session
             .negotiated_cipher_suite()
             .and_then(|suite| suite.suite().as_str())
-            .unwrap_or("")
-            .to_owned();
+            .unwrap_or("");
         let client_cert = self
             .session
             .peer_certificates()

@@ -283,18 +283,21 @@ fn split_authority(authority: &[u8]) -> (Cow<'_, [u8]>, Cow<'_, [u8]>) {
 
 /// mod_ssl's names for what the connection's TLS negotiated (as mod_wsgi
 /// passes them): HTTPS, SSL_PROTOCOL, SSL_CIPHER, SSL_CLIENT_VERIFY and,
-/// with a client certificate, SSL_CLIENT_CERT (PEM).
+/// with a client certificate, SSL_CLIENT_CERT (PEM). Keys and fixed values
+/// are interned: no allocation per request but the certificate's text.
 fn set_tls(vm: &VirtualMachine, environ: &PyDictRef, tls: &TlsFacts) -> PyResult<()> {
-    let set = |key: &str, value: &str| environ.set_item(key, vm.ctx.new_str(value).into(), vm);
-    set("HTTPS", "on")?;
-    set("SSL_PROTOCOL", tls.protocol)?;
-    set("SSL_CIPHER", &tls.cipher)?;
+    let set =
+        |key: &'static str, value: PyObjectRef| environ.set_item(vm.ctx.intern_str(key), value, vm);
+    let fixed = |value: &'static str| -> PyObjectRef { vm.ctx.intern_str(value).to_owned().into() };
+    set("HTTPS", fixed("on"))?;
+    set("SSL_PROTOCOL", fixed(tls.protocol))?;
+    set("SSL_CIPHER", fixed(tls.cipher))?;
     match &tls.client_cert {
         Some(pem) => {
-            set("SSL_CLIENT_VERIFY", "SUCCESS")?;
-            set("SSL_CLIENT_CERT", pem)
+            set("SSL_CLIENT_VERIFY", fixed("SUCCESS"))?;
+            set("SSL_CLIENT_CERT", vm.ctx.new_str(pem.as_str()).into())
         }
-        None => set("SSL_CLIENT_VERIFY", "NONE"),
+        None => set("SSL_CLIENT_VERIFY", fixed("NONE")),
     }
 }
 
