@@ -20,6 +20,7 @@
 
 mod access_log;
 mod arbiter;
+mod bundle;
 mod cli;
 mod config;
 pub mod embed;

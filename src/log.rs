@@ -246,6 +246,14 @@ pub fn to_stderr(line: &str) {
     let _ = stderr.write_all(b"\n");
 }
 
+/// A line on stdout that cannot panic (`println!` does when stdout is
+/// closed, as under `| head`).
+pub fn to_stdout(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(line.as_bytes());
+    let _ = stdout.write_all(b"\n");
+}
+
 pub fn debug(message: &str) {
     log(Level::Debug, message);
 }

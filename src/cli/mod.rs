@@ -2,6 +2,7 @@
 //! `ferrocorn call ...` runs one request in-process; `ferrocorn run ...`
 //! runs Python code as `python` would.
 
+mod bundle;
 mod call;
 mod run;
 mod sandbox_args;
@@ -19,13 +20,36 @@ use crate::server::{ServerError, serve};
 pub fn run_command() -> ExitCode {
     std::panic::set_hook(Box::new(|info| log::critical(&format!("panic: {info}"))));
     let words: Vec<OsString> = std::env::args_os().skip(1).collect();
-    if words.first().is_some_and(|first| first == "call") {
-        return call::run(words.into_iter().skip(1));
+    let first = words.first().map(|w| w.to_string_lossy().into_owned());
+    if first.as_deref() == Some("bundle") {
+        return bundle::run(words.into_iter().skip(1).collect());
     }
-    if words.first().is_some_and(|first| first == "run") {
-        return run::run(words.into_iter().skip(1).collect());
+    // A bundle (`ferrocorn bundle`'s output) unpacks itself before anything
+    // else, and its settings become the lowest layer.
+    let own_bundle = match crate::bundle::open_self() {
+        Ok(found) => found,
+        Err(error) => {
+            log::to_stderr(&format!("ferrocorn: error: {error}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let subcommand = first.filter(|f| f == "call" || f == "run");
+    if let Some(command) = subcommand {
+        let rest: Vec<OsString> = words.into_iter().skip(1).collect();
+        let rest = match &own_bundle {
+            Some(found) => found.subcommand_words(&command, rest),
+            None => rest,
+        };
+        return match command.as_str() {
+            "call" => call::run(rest.into_iter()),
+            _ => run::run(rest),
+        };
     }
-    let config = match sources::load(words) {
+    let defaults = own_bundle
+        .as_ref()
+        .map(|found| found.server_defaults(&words))
+        .unwrap_or_default();
+    let config = match sources::load_over(words, defaults) {
         Ok(loaded) => loaded,
         Err(ConfigError::Clap(error)) => error.exit(),
         Err(error) => {

@@ -495,6 +495,12 @@ fn parse_umask(value: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("invalid umask {value:?}: expected an octal mode such as 0o022"))
 }
 
+/// The server's command as every settings source is parsed with (APP_MODULE
+/// optional): for reading a bundle's baked-in words.
+pub(crate) fn command_for_bundles() -> clap::Command {
+    sources::command()
+}
+
 impl Config {
     /// The defaults for serving `app` (`MODULE:NAME`), as if it were the only
     /// command-line argument; `WEB_CONCURRENCY` is not consulted (the other

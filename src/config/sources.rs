@@ -35,6 +35,13 @@ pub enum FileValue {
 /// The settings of the `ferrocorn` command: its arguments (without the
 /// program name) layered over `GUNICORN_CMD_ARGS` and the configuration file.
 pub fn load(cli: Vec<OsString>) -> Result<Config, ConfigError> {
+    load_over(cli, Vec::new())
+}
+
+/// As [`load`], with `defaults` (a bundle's baked-in settings, as words)
+/// below every other source.
+pub fn load_over(cli: Vec<OsString>, defaults: Vec<OsString>) -> Result<Config, ConfigError> {
+    let default_matches = parse(&defaults).map_err(|e| within("the bundle's settings", e))?;
     refuse_unsupported_flags(&cli)?;
     let cli_matches = parse(&cli)?;
     let env_words = match std::env::var("GUNICORN_CMD_ARGS") {
@@ -54,7 +61,7 @@ pub fn load(cli: Vec<OsString>) -> Result<Config, ConfigError> {
             e,
         )
     })?;
-    let merged = merge(&[&cli_matches, &env_matches, &file_matches]);
+    let merged = merge(&[&cli_matches, &env_matches, &file_matches, &default_matches]);
     let matches = parse(&merged)?;
     if matches.get_raw("app").is_none() {
         return Err(ConfigError::Setting(
@@ -111,7 +118,7 @@ fn within(source: &str, error: ConfigError) -> ConfigError {
 }
 
 /// The command every source is parsed with: APP_MODULE may come from any.
-fn command() -> clap::Command {
+pub(crate) fn command() -> clap::Command {
     Config::command().mut_arg("app", |arg| arg.required(false))
 }
 

@@ -1,0 +1,385 @@
+//! `ferrocorn bundle`: one executable with the app, its wheels and its
+//! settings, run in a root that holds nothing else (a chroot with the device
+//! nodes a container runtime gives a `FROM scratch` image), with an empty
+//! environment.
+
+mod common;
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::{BIN, Client, Server, TIMEOUT, apps_dir, framework_pythonpath, scratch_dir};
+
+const FLASK_APP: &str = r#"
+import importlib.resources
+import os
+import pkgutil
+
+from flask import Flask, render_template
+
+import shop
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def index():
+    return render_template("index.html", name="bundle")
+
+
+@app.route("/data")
+def data():
+    packaged = importlib.resources.files("shop").joinpath("prices.txt").read_text()
+    via_pkgutil = pkgutil.get_data("shop", "prices.txt").decode()
+    return "%s|%s|%s" % (packaged.strip(), via_pkgutil.strip(), os.path.isfile(shop.__file__))
+"#;
+
+/// A Flask project: templates, static files, a package with data, and what
+/// a bundle should leave out (tests, .git, caches, a log, a C extension).
+fn flask_project(name: &str) -> PathBuf {
+    let dir = scratch_dir(name);
+    let files: &[(&str, &str)] = &[
+        ("app.py", FLASK_APP),
+        (
+            "templates/index.html",
+            "<h1>Hello from the {{ name }}</h1>\n",
+        ),
+        ("static/site.css", "body { color: teal }\n"),
+        ("shop/__init__.py", "PRICES = 'prices.txt'\n"),
+        ("shop/prices.txt", "tea 3\n"),
+        ("tests/test_app.py", "def test_nothing():\n    pass\n"),
+        (".git/config", "[core]\n"),
+        ("__pycache__/app.cpython-314.pyc", "stale"),
+        ("debug.log", "noise\n"),
+        (
+            "shop/speedups.cpython-311-x86_64-linux-gnu.so",
+            "not really an ELF",
+        ),
+    ];
+    for (path, text) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+/// Flask's wheels (and their fallbacks) among the pinned framework wheels.
+fn flask_wheels() -> String {
+    let wanted = [
+        "flask-",
+        "werkzeug-",
+        "jinja2-",
+        "itsdangerous-",
+        "click-",
+        "blinker-",
+        "markupsafe-",
+    ];
+    let wheels: Vec<String> = framework_pythonpath()
+        .split(',')
+        .filter(|p| {
+            let name = Path::new(p)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_lowercase();
+            wanted.iter().any(|w| name.starts_with(w))
+        })
+        .map(str::to_owned)
+        .collect();
+    wheels.join(",")
+}
+
+fn bundle(project: &Path, output: &Path, extra: &[&str]) -> Output {
+    let wheels = flask_wheels();
+    let output = output.display().to_string();
+    let mut args = vec!["bundle", "-o", &output, "--pythonpath", &wheels];
+    args.extend_from_slice(extra);
+    args.push("app:app");
+    Command::new(BIN)
+        .current_dir(project)
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ferrocorn bundle")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// An empty root: the bundle, /tmp, the device nodes a container runtime
+/// gives (all of them, or all but the random ones), and /proc mounted.
+struct EmptyRoot {
+    dir: PathBuf,
+}
+
+impl EmptyRoot {
+    fn new(name: &str, bundle: &Path, random_devices: bool) -> EmptyRoot {
+        let dir = scratch_dir(name);
+        for sub in ["dev", "tmp", "proc"] {
+            std::fs::create_dir(dir.join(sub)).unwrap();
+        }
+        run_ok("chmod", &["1777", &dir.join("tmp").display().to_string()]);
+        let mut devices = vec![("null", "3"), ("zero", "5"), ("full", "7")];
+        if random_devices {
+            devices.extend([("random", "8"), ("urandom", "9")]);
+        }
+        for (device, minor) in devices {
+            let node = dir.join("dev").join(device).display().to_string();
+            run_ok("mknod", &["-m", "666", &node, "c", "1", minor]);
+        }
+        std::fs::copy(bundle, dir.join("bundle")).unwrap();
+        run_ok(
+            "mount",
+            &[
+                "-t",
+                "proc",
+                "proc",
+                &dir.join("proc").display().to_string(),
+            ],
+        );
+        EmptyRoot { dir }
+    }
+
+    /// `env -i chroot ROOT /bundle ARGS`.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("/usr/sbin/chroot");
+        command.env_clear().arg(&self.dir).arg("/bundle").args(args);
+        command
+    }
+
+    fn output(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("chroot")
+    }
+}
+
+impl Drop for EmptyRoot {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.join("proc")).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run_ok(program: &str, args: &[&str]) {
+    let status = Command::new(program).args(args).status().expect(program);
+    assert!(status.success(), "{program} {args:?}");
+}
+
+fn get(addr: SocketAddr, path: &str) -> common::Response {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut client = Client::new(stream);
+    client.send(
+        format!("GET {path} HTTP/1.1\r\nHost: bundle\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    client.response(false).expect("a response")
+}
+
+#[test]
+fn a_bundled_flask_app_serves_every_route_from_an_empty_root_with_an_empty_environment() {
+    let project = flask_project("bundle-flask");
+    let output = project.join("shop-server");
+    let made = bundle(
+        &project,
+        &output,
+        &["-w", "2", "--exclude", "*.log", "--exclude", "tests"],
+    );
+    assert!(made.status.success(), "{}", stderr(&made));
+    let report = stderr(&made);
+    assert!(
+        report
+            .contains("left out app/shop/speedups.cpython-311-x86_64-linux-gnu.so: a C extension"),
+        "{report}"
+    );
+
+    let root = EmptyRoot::new("bundle-root", &output, true);
+    let server = Server::spawn({
+        let mut command = root.command(&["-b", "127.0.0.1:0"]);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    });
+    assert!(
+        common::wait_until(TIMEOUT, || server.log().matches("Booted worker").count()
+            == 2),
+        "{}",
+        server.log()
+    );
+    let index = get(server.addr, "/");
+    assert_eq!(index.status, 200, "{}", index.text());
+    assert!(
+        index.text().contains("<h1>Hello from the bundle</h1>"),
+        "{}",
+        index.text()
+    );
+    let css = get(server.addr, "/static/site.css");
+    assert_eq!(css.text(), "body { color: teal }\n");
+    assert_eq!(get(server.addr, "/data").text(), "tea 3|tea 3|True");
+    drop(server);
+
+    // Baked-in settings are defaults: shown by --print-config, overridden by flags.
+    let printed = String::from_utf8_lossy(&root.output(&["--print-config"]).stdout).into_owned();
+    assert!(
+        printed
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["workers", "=", "2"]),
+        "{printed}"
+    );
+    let printed =
+        String::from_utf8_lossy(&root.output(&["--print-config", "-w", "3"]).stdout).into_owned();
+    assert!(
+        printed
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["workers", "=", "3"]),
+        "{printed}"
+    );
+    let called = root.output(&["call", "/"]);
+    assert!(
+        String::from_utf8_lossy(&called.stdout).contains("Hello from the bundle"),
+        "{}",
+        stderr(&called)
+    );
+    // Under --sandbox the bundle's own files are readable with no --allow-read.
+    let confined = root.output(&["call", "/data", "--sandbox"]);
+    assert_eq!(
+        String::from_utf8_lossy(&confined.stdout),
+        "tea 3|tea 3|True",
+        "{}",
+        stderr(&confined)
+    );
+
+    // What it holds: the app and its data, not what was left out.
+    let listing = root.output(&["bundle", "--list"]);
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(listing.starts_with("settings: -w 2 app:app\n"), "{listing}");
+    for held in [
+        "app/app.py",
+        "app/templates/index.html",
+        "app/static/site.css",
+        "app/shop/prices.txt",
+        "lib/0/",
+    ] {
+        assert!(listing.contains(held), "{held} not in {listing}");
+    }
+    for left_out in [
+        "app/tests/",
+        ".git",
+        "__pycache__",
+        "debug.log",
+        "app/shop/speedups",
+        "shop-server",
+    ] {
+        assert!(!listing.contains(left_out), "{left_out} in {listing}");
+    }
+}
+
+#[test]
+fn without_random_devices_the_bundle_still_starts() {
+    let project = flask_project("bundle-norandom");
+    let output = project.join("server");
+    assert!(bundle(&project, &output, &[]).status.success());
+    let root = EmptyRoot::new("bundle-norandom-root", &output, false);
+    assert!(!root.dir.join("dev/urandom").exists());
+    let called = root.output(&["call", "/data"]);
+    assert_eq!(
+        String::from_utf8_lossy(&called.stdout),
+        "tea 3|tea 3|True",
+        "{}",
+        stderr(&called)
+    );
+}
+
+#[test]
+fn the_same_inputs_give_the_same_bytes_and_a_damaged_payload_is_named_in_one_line() {
+    let project = flask_project("bundle-repro");
+    // Written outside the project, so neither bundle holds the other.
+    let (first, second) = (
+        scratch_dir("bundle-repro-a").join("bundle"),
+        scratch_dir("bundle-repro-b").join("bundle"),
+    );
+    assert!(bundle(&project, &first, &[]).status.success());
+    assert!(bundle(&project, &second, &[]).status.success());
+    let (a, b) = (
+        std::fs::read(&first).unwrap(),
+        std::fs::read(&second).unwrap(),
+    );
+    assert!(
+        a == b,
+        "two bundles of the same inputs differ ({} and {} bytes)",
+        a.len(),
+        b.len()
+    );
+
+    let damaged_dir = scratch_dir("bundle-damaged");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "truncated",
+            a[..a.len() - 1000].to_vec(),
+            "its payload is gone",
+        ),
+        (
+            "flipped",
+            {
+                let mut bytes = a.clone();
+                let middle = bytes.len() - 200_000;
+                bytes[middle] ^= 0xff;
+                bytes
+            },
+            "does not match its checksum",
+        ),
+    ];
+    for (name, bytes, expected) in cases {
+        let path = damaged_dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        run_ok("chmod", &["755", &path.display().to_string()]);
+        let output = Command::new(&path).args(["call", "/"]).output().unwrap();
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{name}: {text}");
+        assert_eq!(text.lines().count(), 1, "{name}: {text}");
+        assert!(text.contains(expected), "{name}: {text}");
+    }
+    // strip(1) drops what follows the ELF sections: the payload.
+    let stripped = damaged_dir.join("stripped");
+    std::fs::copy(&first, &stripped).unwrap();
+    run_ok("strip", &[&stripped.display().to_string()]);
+    let output = Command::new(&stripped).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("its payload is gone (removed by strip"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn an_app_that_needs_a_c_extension_is_refused_when_bundling() {
+    let out = scratch_dir("bundle-cext").join("never");
+    let output = Command::new(BIN)
+        .current_dir(apps_dir())
+        .args([
+            "bundle",
+            "-o",
+            &out.display().to_string(),
+            "uses_cext:application",
+        ])
+        .output()
+        .unwrap();
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("the app does not load, so it is not bundled"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fast.cpython-311-x86_64-linux-gnu.so"),
+        "{text}"
+    );
+    assert!(!out.exists());
+}
