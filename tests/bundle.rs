@@ -271,13 +271,22 @@ fn a_bundled_flask_app_serves_every_route_from_an_empty_root_with_an_empty_envir
     for left_out in [
         "app/tests/",
         ".git",
-        "__pycache__",
         "debug.log",
         "app/shop/speedups",
         "shop-server",
     ] {
         assert!(!listing.contains(left_out), "{left_out} in {listing}");
     }
+    // Modules come compiled (the project's stale pyc left out, ours in).
+    let pyc_size = |suffix: &str| {
+        listing
+            .lines()
+            .find(|l| l.ends_with(suffix))
+            .and_then(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    let app_pyc = pyc_size(" app/__pycache__/app.cpython-314.pyc");
+    assert!(app_pyc.is_some_and(|size| size > 100), "{listing}");
+    assert!(pyc_size("/flask/__pycache__/app.cpython-314.pyc").is_some(), "{listing}");
 }
 
 #[test]

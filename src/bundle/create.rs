@@ -55,6 +55,8 @@ pub struct Summary {
     pub bytes: u64,
     /// C extension modules found (and left out): RustPython cannot load them.
     pub c_extensions: Vec<String>,
+    /// Modules compiled to bytecode.
+    pub compiled: usize,
 }
 
 /// Why a bundle could not be written.
@@ -65,6 +67,8 @@ pub enum BundleWriteError {
     Write(PathBuf, io::Error),
     /// The executable has no payload marker (not a ferrocorn binary?).
     NoMarker,
+    /// The modules could not be compiled (the interpreter failed).
+    Compile(String),
 }
 
 impl std::fmt::Display for BundleWriteError {
@@ -78,6 +82,7 @@ impl std::fmt::Display for BundleWriteError {
             BundleWriteError::NoMarker => {
                 f.write_str("this ferrocorn executable has no payload marker")
             }
+            BundleWriteError::Compile(why) => f.write_str(why),
         }
     }
 }
@@ -111,6 +116,15 @@ pub fn write(inputs: &Inputs) -> Result<Summary, BundleWriteError> {
             collect_archive(lib, &prefix, &skip, &mut entries, &mut summary)?;
         }
     }
+    let sources: Vec<(String, Vec<u8>)> = entries
+        .iter()
+        .filter(|(name, _)| name.ends_with(".py") && !name.contains(".dist-info/"))
+        .map(|(name, (bytes, _))| (name.clone(), bytes.clone()))
+        .collect();
+    for (name, pyc) in super::bytecode::compile(sources).map_err(BundleWriteError::Compile)? {
+        entries.insert(name, (pyc, false));
+        summary.compiled += 1;
+    }
     entries.insert(
         ARGS_FILE.to_owned(),
         (inputs.args.join("\0").into_bytes(), false),
@@ -133,7 +147,7 @@ pub fn write(inputs: &Inputs) -> Result<Summary, BundleWriteError> {
         let _ = fs::remove_file(&staging);
         BundleWriteError::Write(inputs.output.to_owned(), e)
     })?;
-    summary.files = entries.len() - 1;
+    summary.files = entries.len() - 1 - summary.compiled;
     summary.bytes = (executable.len() + archive.len()) as u64 + payload::TRAILER_LEN;
     Ok(summary)
 }

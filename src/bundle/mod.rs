@@ -4,6 +4,7 @@
 //! payload, unpacks it once ([`unpack`]) and the settings it holds become the
 //! defaults that flags, a configuration file and `GUNICORN_CMD_ARGS` override.
 
+mod bytecode;
 pub mod create;
 pub mod payload;
 mod unpack;

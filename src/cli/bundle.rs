@@ -119,9 +119,10 @@ pub fn run(words: Vec<OsString>) -> ExitCode {
                 ));
             }
             log::to_stderr(&format!(
-                "ferrocorn bundle: wrote {} ({} files, {:.1} MB)",
+                "ferrocorn bundle: wrote {} ({} files, {} modules compiled, {:.1} MB)",
                 output.display(),
                 summary.files,
+                summary.compiled,
                 summary.bytes as f64 / 1e6
             ));
             ExitCode::SUCCESS
