@@ -286,7 +286,10 @@ fn a_bundled_flask_app_serves_every_route_from_an_empty_root_with_an_empty_envir
     };
     let app_pyc = pyc_size(" app/__pycache__/app.cpython-314.pyc");
     assert!(app_pyc.is_some_and(|size| size > 100), "{listing}");
-    assert!(pyc_size("/flask/__pycache__/app.cpython-314.pyc").is_some(), "{listing}");
+    assert!(
+        pyc_size("/flask/__pycache__/app.cpython-314.pyc").is_some(),
+        "{listing}"
+    );
 }
 
 #[test]
@@ -391,4 +394,109 @@ fn an_app_that_needs_a_c_extension_is_refused_when_bundling() {
         "{text}"
     );
     assert!(!out.exists());
+}
+
+const DJANGO_SITE: &str = r#"
+import os
+
+from django.conf import settings
+
+BASE = os.path.dirname(os.path.abspath(__file__))
+settings.configure(
+    DEBUG=False,
+    SECRET_KEY="bundle-test-only",
+    ALLOWED_HOSTS=["*"],
+    ROOT_URLCONF=__name__,
+    MIDDLEWARE=[],
+    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.admin"],
+    TEMPLATES=[{
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [os.path.join(BASE, "templates")],
+        "APP_DIRS": True,
+    }],
+    USE_I18N=False,
+)
+
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+from django.http import HttpResponse  # noqa: E402
+from django.template.loader import render_to_string  # noqa: E402
+from django.urls import path  # noqa: E402
+
+
+def page(request):
+    # One template from the project's directory, one from Django's wheel.
+    own = render_to_string("page.html", {"name": "bundle"})
+    packaged = render_to_string("registration/password_reset_subject.txt", {"site_name": "shop"})
+    return HttpResponse(own + "|" + packaged.strip())
+
+
+urlpatterns = [path("", page)]
+application = get_wsgi_application()
+"#;
+
+#[test]
+fn a_bundled_django_app_renders_its_own_templates_and_those_in_djangos_wheel() {
+    let project = scratch_dir("bundle-django");
+    std::fs::write(project.join("shopsite.py"), DJANGO_SITE).unwrap();
+    std::fs::create_dir(project.join("templates")).unwrap();
+    std::fs::write(project.join("templates/page.html"), "<p>{{ name }}</p>").unwrap();
+    let wheels: Vec<String> = framework_pythonpath()
+        .split(',')
+        .filter(|p| {
+            ["Django-", "asgiref-", "sqlparse-"]
+                .iter()
+                .any(|w| p.contains(w))
+        })
+        .map(str::to_owned)
+        .collect();
+    let output = scratch_dir("bundle-django-out").join("site");
+    let made = Command::new(BIN)
+        .current_dir(&project)
+        .args(["bundle", "-o", &output.display().to_string()])
+        .args(["--pythonpath", &wheels.join(","), "shopsite:application"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    let root = EmptyRoot::new("bundle-django-root", &output, true);
+    let called = root.output(&["call", "/"]);
+    assert_eq!(
+        String::from_utf8_lossy(&called.stdout),
+        "<p>bundle</p>|Password reset on shop",
+        "{}",
+        stderr(&called)
+    );
+}
+
+#[test]
+fn with_nothing_writable_the_bundle_says_so_and_a_volume_named_by_ferrocorn_bundle_dir_serves() {
+    let project = flask_project("bundle-readonly");
+    let output = project.join("server");
+    assert!(bundle(&project, &output, &[]).status.success());
+    let root = EmptyRoot::new("bundle-readonly-root", &output, true);
+    // readOnlyRootFilesystem: /tmp too is read-only here.
+    let tmp = root.dir.join("tmp").display().to_string();
+    run_ok("mount", &["-t", "tmpfs", "-o", "ro", "tmpfs", &tmp]);
+    let refused = root.output(&["call", "/data"]);
+    let _ = Command::new("umount").arg(&tmp).status();
+    let text = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains("no writable directory of its own") && text.contains("FERROCORN_BUNDLE_DIR"),
+        "{text}"
+    );
+
+    std::fs::create_dir(root.dir.join("volume")).unwrap();
+    let mut command = root.command(&["call", "/data"]);
+    let served = command
+        .env("FERROCORN_BUNDLE_DIR", "/volume/bundles")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&served.stdout),
+        "tea 3|tea 3|True",
+        "{}",
+        stderr(&served)
+    );
+    assert!(root.dir.join("volume/bundles").is_dir());
 }

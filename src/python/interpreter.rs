@@ -49,7 +49,7 @@ pub fn new_interpreter(sys_path: &[String], options: InterpreterOptions) -> Inte
         argv,
     } = options;
     settings.argv = argv.unwrap_or_else(|| vec!["ferrocorn".to_owned()]);
-    InterpreterBuilder::new()
+    let interpreter = InterpreterBuilder::new()
         .settings(settings)
         .init_stdlib()
         .add_frozen_modules(rustpython_vm::py_freeze!(dir = "../../pylib"))
@@ -70,5 +70,11 @@ pub fn new_interpreter(sys_path: &[String], options: InterpreterOptions) -> Inte
                 vm.set_user_signal_channel(receiver);
             }
         })
-        .interpreter()
+        .interpreter();
+    // See pylib/ferrocorn/compat.py; without it an app only meets the
+    // differences it lists, so a failure here is not fatal.
+    interpreter.enter(|vm| {
+        let _ = vm.import("ferrocorn.compat", 0);
+    });
+    interpreter
 }
