@@ -240,6 +240,8 @@ fn a_bundled_flask_app_serves_every_route_from_an_empty_root_with_an_empty_envir
             .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["workers", "=", "3"]),
         "{printed}"
     );
+    let checked = root.output(&["--check-config"]);
+    assert_eq!(checked.status.code(), Some(0), "{}", stderr(&checked));
     let called = root.output(&["call", "/"]);
     assert!(
         String::from_utf8_lossy(&called.stdout).contains("Hello from the bundle"),

@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::{self, Cursor};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Written last into an unpacked directory: without it the directory is an
@@ -135,13 +135,15 @@ fn is_complete(dir: &Path) -> bool {
     dir.join(COMPLETE).is_file()
 }
 
-use std::os::unix::fs::DirBuilderExt;
-
 /// Unpacks into a fresh directory beside `dir`, then renames it into place,
 /// so a start that is interrupted, or two that race, never leave a
 /// half-written `dir` behind.
 fn unpack_into(root: &Path, dir: &Path, payload: &[u8]) -> Result<(), UnpackError> {
-    let staging = root.join(format!(".unpacking-{}", std::process::id()));
+    // The pid alone may repeat across containers sharing a volume.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let staging = root.join(format!(".unpacking-{}-{nanos}", std::process::id()));
     let io_error = |path: &Path| {
         let path = path.to_owned();
         move |error| UnpackError::Io(path, error)
@@ -172,7 +174,7 @@ fn extract(payload: &[u8], into: &Path) -> Result<(), UnpackError> {
         let Some(relative) = entry.enclosed_name() else {
             return Err(UnpackError::Archive(format!(
                 "entry {:?} points outside the bundle",
-                entry.name()
+                entry.name().unwrap_or_default()
             )));
         };
         let path = into.join(relative);
