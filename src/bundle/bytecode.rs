@@ -7,22 +7,13 @@ use rustpython_vm::builtins::{PyBytes, PyListRef, PyStr, PyTuple};
 use rustpython_vm::{PyObjectRef, VirtualMachine};
 
 use crate::python::app::{describe, import_module};
-use crate::python::interpreter::new_interpreter;
-use crate::wsgi::boot::INTERPRETER_STACK;
+use crate::python::interpreter::on_own_thread;
 
 /// The `__pycache__` entries for `sources` ((name in the bundle, source)).
 pub fn compile(sources: Vec<(String, Vec<u8>)>) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let compiler = std::thread::Builder::new()
-        .name("bundle-compile".to_owned())
-        .stack_size(INTERPRETER_STACK)
-        .spawn(move || {
-            let interpreter = new_interpreter(&[], Default::default());
-            interpreter.enter(|vm| run(vm, sources))
-        })
-        .map_err(|e| format!("cannot start a thread to compile the modules: {e}"))?;
-    compiler
-        .join()
-        .map_err(|_| "compiling the modules panicked".to_owned())?
+    on_own_thread("compiling the modules", Vec::new(), move |vm| {
+        run(vm, sources)
+    })
 }
 
 fn run(

@@ -7,8 +7,7 @@ use rustpython_vm::{PyObjectRef, VirtualMachine};
 
 use super::sources::FileValue;
 use crate::python::app::{describe, format_exception, import_module};
-use crate::python::interpreter::new_interpreter;
-use crate::wsgi::boot::INTERPRETER_STACK;
+use crate::python::interpreter::on_own_thread;
 
 /// The file's (or `python:module`'s) top-level names and values.
 pub fn read(source: &str) -> Result<Vec<(String, FileValue)>, String> {
@@ -19,17 +18,11 @@ pub fn read(source: &str) -> Result<Vec<(String, FileValue)>, String> {
     let working_dir = std::env::current_dir()
         .map(|d| d.display().to_string())
         .unwrap_or_else(|_| ".".to_owned());
-    let reader = std::thread::Builder::new()
-        .name("config-file".to_owned())
-        .stack_size(INTERPRETER_STACK)
-        .spawn(move || {
-            let interpreter = new_interpreter(&[working_dir], Default::default());
-            interpreter.enter(|vm| run(vm, &source))
-        })
-        .map_err(|e| format!("cannot start a thread to read the configuration: {e}"))?;
-    reader
-        .join()
-        .map_err(|_| "reading the configuration file panicked".to_owned())?
+    on_own_thread(
+        "reading the configuration file",
+        vec![working_dir],
+        move |vm| run(vm, &source),
+    )
 }
 
 fn run(vm: &VirtualMachine, source: &str) -> Result<Vec<(String, FileValue)>, String> {

@@ -4,7 +4,7 @@
 use rustpython::InterpreterBuilderExt;
 use rustpython_vm::common::rc::PyRc;
 use rustpython_vm::signal::UserSignalReceiver;
-use rustpython_vm::{Interpreter, InterpreterBuilder, Settings};
+use rustpython_vm::{Interpreter, InterpreterBuilder, Settings, VirtualMachine};
 
 /// What an interpreter is built with besides its `sys.path`.
 #[derive(Default)]
@@ -77,4 +77,25 @@ pub fn new_interpreter(sys_path: &[String], options: InterpreterOptions) -> Inte
         let _ = vm.import("ferrocorn.compat", 0);
     });
     interpreter
+}
+
+/// Runs `work` in a new interpreter (with `sys_path`) on a thread of its
+/// own, for a job done before serving (reading a configuration file,
+/// compiling a bundle's modules): the calling thread, the arbiter's, stays
+/// free of interpreter threads. `what` names the job in errors.
+pub fn on_own_thread<T: Send + 'static>(
+    what: &str,
+    sys_path: Vec<String>,
+    work: impl FnOnce(&VirtualMachine) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    std::thread::Builder::new()
+        .name(what.replace(' ', "-"))
+        .stack_size(crate::wsgi::boot::INTERPRETER_STACK)
+        .spawn(move || {
+            let interpreter = new_interpreter(&sys_path, Default::default());
+            interpreter.enter(work)
+        })
+        .map_err(|e| format!("cannot start a thread for {what}: {e}"))?
+        .join()
+        .map_err(|_| format!("{what} panicked"))?
 }
