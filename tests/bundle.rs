@@ -41,6 +41,7 @@ fn flask_project(name: &str) -> PathBuf {
     let dir = scratch_dir(name);
     let files: &[(&str, &str)] = &[
         ("app.py", FLASK_APP),
+        ("gunicorn.conf.py", "proc_name = 'shopname'\nworkers = 3\n"),
         (
             "templates/index.html",
             "<h1>Hello from the {{ name }}</h1>\n",
@@ -184,10 +185,21 @@ fn get(addr: SocketAddr, path: &str) -> common::Response {
 fn a_bundled_flask_app_serves_every_route_from_an_empty_root_with_an_empty_environment() {
     let project = flask_project("bundle-flask");
     let output = project.join("shop-server");
+    // The project's configuration file comes along; the flags given with it
+    // rank above it, as on the command line.
     let made = bundle(
         &project,
         &output,
-        &["-w", "2", "--exclude", "*.log", "--exclude", "tests"],
+        &[
+            "-c",
+            "gunicorn.conf.py",
+            "-w",
+            "2",
+            "--exclude",
+            "*.log",
+            "--exclude",
+            "tests",
+        ],
     );
     assert!(made.status.success(), "{}", stderr(&made));
     let report = stderr(&made);
@@ -224,22 +236,20 @@ fn a_bundled_flask_app_serves_every_route_from_an_empty_root_with_an_empty_envir
     assert_eq!(get(server.addr, "/data").text(), "tea 3|tea 3|True");
     drop(server);
 
-    // Baked-in settings are defaults: shown by --print-config, overridden by flags.
-    let printed = String::from_utf8_lossy(&root.output(&["--print-config"]).stdout).into_owned();
-    assert!(
-        printed
-            .lines()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["workers", "=", "2"]),
-        "{printed}"
-    );
-    let printed =
-        String::from_utf8_lossy(&root.output(&["--print-config", "-w", "3"]).stdout).into_owned();
-    assert!(
-        printed
-            .lines()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["workers", "=", "3"]),
-        "{printed}"
-    );
+    // Baked-in settings are defaults: shown by --print-config, overridden by
+    // flags; the bundled configuration file ranks below the baked flags.
+    let setting = |args: &[&str], name: &str| {
+        let printed = root.output(args);
+        let text = String::from_utf8_lossy(&printed.stdout).into_owned();
+        text.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|words| words.first() == Some(&name) && words.get(1) == Some(&"="))
+            .map(|words| words[2..].join(" "))
+            .unwrap_or_else(|| panic!("no {name} in {text}{}", stderr(&printed)))
+    };
+    assert_eq!(setting(&["--print-config"], "workers"), "2");
+    assert_eq!(setting(&["--print-config"], "proc_name"), "shopname");
+    assert_eq!(setting(&["--print-config", "-w", "4"], "workers"), "4");
     let checked = root.output(&["--check-config"]);
     assert_eq!(checked.status.code(), Some(0), "{}", stderr(&checked));
     let called = root.output(&["call", "/"]);
@@ -260,7 +270,12 @@ fn a_bundled_flask_app_serves_every_route_from_an_empty_root_with_an_empty_envir
     // What it holds: the app and its data, not what was left out.
     let listing = root.output(&["bundle", "--list"]);
     let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
-    assert!(listing.starts_with("settings: -w 2 app:app\n"), "{listing}");
+    assert!(
+        listing.starts_with(
+            "settings: --config=@bundle/.ferrocorn-bundle/gunicorn.conf.py -w 2 app:app\n"
+        ),
+        "{listing}"
+    );
     for held in [
         "app/app.py",
         "app/templates/index.html",

@@ -44,6 +44,9 @@ pub struct Inputs<'a> {
     pub args: &'a [String],
     /// `--exclude` patterns, over and above [`DEFAULT_EXCLUDES`].
     pub excludes: &'a [String],
+    /// Files of the bundle's own (name in the payload, bytes): a
+    /// configuration file named by `-c`.
+    pub extra: Vec<(String, Vec<u8>)>,
     /// The file being written, left out if it lies in the app's directory.
     pub output: &'a Path,
 }
@@ -125,6 +128,9 @@ pub fn write(inputs: &Inputs) -> Result<Summary, BundleWriteError> {
         entries.insert(name, (pyc, false));
         summary.compiled += 1;
     }
+    for (name, bytes) in &inputs.extra {
+        entries.insert(name.clone(), (bytes.clone(), false));
+    }
     entries.insert(
         ARGS_FILE.to_owned(),
         (inputs.args.join("\0").into_bytes(), false),
@@ -147,7 +153,7 @@ pub fn write(inputs: &Inputs) -> Result<Summary, BundleWriteError> {
         let _ = fs::remove_file(&staging);
         BundleWriteError::Write(inputs.output.to_owned(), e)
     })?;
-    summary.files = entries.len() - 1 - summary.compiled;
+    summary.files = entries.len() - 1 - inputs.extra.len() - summary.compiled;
     summary.bytes = (executable.len() + archive.len()) as u64 + payload::TRAILER_LEN;
     Ok(summary)
 }

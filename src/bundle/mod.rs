@@ -19,6 +19,8 @@ pub const APP_DIR: &str = "app";
 pub const LIB_DIR: &str = "lib";
 /// The baked-in settings, command-line words separated by NUL.
 pub const ARGS_FILE: &str = ".ferrocorn-bundle/args";
+/// How a baked-in value names a file of the bundle (`--config=@bundle/...`).
+pub const IN_BUNDLE: &str = "@bundle/";
 
 /// Why a bundle cannot start.
 #[derive(Debug)]
@@ -82,7 +84,12 @@ impl Bundle {
     /// The server's settings under the user's: the baked-in words and the
     /// unpacked locations, as the lowest layer.
     pub fn server_defaults(&self, given: &[OsString]) -> Vec<OsString> {
-        let mut words: Vec<OsString> = self.args.iter().map(OsString::from).collect();
+        let root = format!("{}/", self.root.display());
+        let mut words: Vec<OsString> = self
+            .args
+            .iter()
+            .map(|w| OsString::from(w.replacen(&format!("={IN_BUNDLE}"), &format!("={root}"), 1)))
+            .collect();
         words.extend(self.location_words(given));
         words
     }

@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::bundle::IN_BUNDLE;
 use crate::bundle::create::{self, Inputs};
 use crate::config::Config;
 use crate::log;
@@ -102,13 +103,26 @@ pub fn run(words: Vec<OsString>) -> ExitCode {
         Ok(bytes) => bytes,
         Err(error) => return fail(&format!("cannot read this executable: {error}")),
     };
-    let args = baked_args(&parsed.server);
+    let (args, config_file) = baked_args(&parsed.server);
+    let mut extra = Vec::new();
+    if let Some(path) = config_file {
+        match std::fs::read(&path) {
+            Ok(bytes) => extra.push((BUNDLED_CONFIG.to_owned(), bytes)),
+            Err(error) => {
+                return fail(&format!(
+                    "cannot read the configuration file {}: {error}",
+                    path.display()
+                ));
+            }
+        }
+    }
     let inputs = Inputs {
         executable,
         app_dir: &app_dir,
         libs: &libs,
         args: &args,
         excludes: &parsed.excludes,
+        extra,
         output: &output,
     };
     match create::write(&inputs) {
@@ -131,22 +145,41 @@ pub fn run(words: Vec<OsString>) -> ExitCode {
     }
 }
 
+/// Where a bundled configuration file sits in the payload, and how the
+/// baked `--config` names it (`@bundle/` becomes the unpacked directory).
+const BUNDLED_CONFIG: &str = ".ferrocorn-bundle/gunicorn.conf.py";
+
 /// The server words to bake in: all but `--chdir` and `--pythonpath`, which
-/// the bundle replaces with its unpacked directories.
-fn baked_args(server: &[String]) -> Vec<String> {
+/// the bundle replaces with its unpacked directories; a `-c FILE` becomes
+/// the copy of FILE the bundle holds (returned too). `python:MODULE` stays.
+fn baked_args(server: &[String]) -> (Vec<String>, Option<PathBuf>) {
     let mut baked = Vec::new();
+    let mut config_file = None;
     let mut words = server.iter();
     while let Some(word) = words.next() {
-        let flag = word.split('=').next().unwrap_or(word);
-        if matches!(flag, "--chdir" | "--pythonpath") {
-            if !word.contains('=') {
-                words.next();
+        let (flag, inline) = match word.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
+            _ => (word.as_str(), None),
+        };
+        let mut value = || inline.clone().or_else(|| words.next().cloned());
+        match flag {
+            "--chdir" | "--pythonpath" => {
+                value();
             }
-            continue;
+            "-c" | "--config" => match value() {
+                Some(source) if source.starts_with("python:") => {
+                    baked.push(format!("--config={source}"))
+                }
+                Some(path) => {
+                    config_file = Some(PathBuf::from(path));
+                    baked.push(format!("--config={IN_BUNDLE}{BUNDLED_CONFIG}"));
+                }
+                None => {}
+            },
+            _ => baked.push(word.clone()),
         }
-        baked.push(word.clone());
     }
-    baked
+    (baked, config_file)
 }
 
 fn list(target: Option<PathBuf>) -> ExitCode {
@@ -191,18 +224,29 @@ mod tests {
     }
 
     #[test]
-    fn locations_are_not_baked_in() {
-        let server: Vec<String> = [
+    fn locations_are_not_baked_in_and_a_config_file_is_carried() {
+        let words = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let server = words(&[
             "--chdir",
             "src",
             "-w",
             "2",
             "--pythonpath=wheels",
+            "-c",
+            "conf.py",
             "app:app",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        assert_eq!(baked_args(&server), ["-w", "2", "app:app"]);
+        ]);
+        let (baked, config) = baked_args(&server);
+        let expected = [
+            "-w",
+            "2",
+            "--config=@bundle/.ferrocorn-bundle/gunicorn.conf.py",
+            "app:app",
+        ];
+        assert_eq!(baked, expected);
+        assert_eq!(config, Some(PathBuf::from("conf.py")));
+        let (baked, config) = baked_args(&words(&["--config=python:settings", "app:app"]));
+        assert_eq!(baked, ["--config=python:settings", "app:app"]);
+        assert_eq!(config, None);
     }
 }

@@ -39,7 +39,10 @@ pub fn load(cli: Vec<OsString>) -> Result<Config, ConfigError> {
 }
 
 /// As [`load`], with `defaults` (a bundle's baked-in settings, as words)
-/// below every other source.
+/// below every other source. A configuration file the defaults name is read
+/// when neither the command line nor `GUNICORN_CMD_ARGS` names one, and
+/// ranks below the defaults' flags, as it did below the flags given to
+/// `ferrocorn bundle`.
 pub fn load_over(cli: Vec<OsString>, defaults: Vec<OsString>) -> Result<Config, ConfigError> {
     let default_matches = parse(&defaults).map_err(|e| within("the bundle's settings", e))?;
     refuse_unsupported_flags(&cli)?;
@@ -50,7 +53,10 @@ pub fn load_over(cli: Vec<OsString>, defaults: Vec<OsString>) -> Result<Config, 
     };
     refuse_unsupported_flags(&env_words)?;
     let env_matches = parse(&env_words).map_err(|e| within("GUNICORN_CMD_ARGS", e))?;
-    let source = config_source(&cli_matches, &env_matches);
+    let chosen = config_source(&cli_matches, &env_matches);
+    let baked = default_matches.get_one::<String>("config").cloned();
+    let file_is_baked = chosen.is_none() && baked.is_some();
+    let source = chosen.or(baked).or_else(default_config_file);
     let (file_words, hooks) = match &source {
         Some(source) => file_words(source)?,
         None => (Vec::new(), Vec::new()),
@@ -61,7 +67,11 @@ pub fn load_over(cli: Vec<OsString>, defaults: Vec<OsString>) -> Result<Config, 
             e,
         )
     })?;
-    let merged = merge(&[&cli_matches, &env_matches, &file_matches, &default_matches]);
+    let layers = match file_is_baked {
+        true => [&cli_matches, &env_matches, &default_matches, &file_matches],
+        false => [&cli_matches, &env_matches, &file_matches, &default_matches],
+    };
+    let merged = merge(&layers);
     let matches = parse(&merged)?;
     if matches.get_raw("app").is_none() {
         return Err(ConfigError::Setting(
@@ -130,17 +140,18 @@ fn parse(words: &[OsString]) -> Result<ArgMatches, ConfigError> {
         .map_err(ConfigError::Clap)
 }
 
-/// `-c` from the command line, else from `GUNICORN_CMD_ARGS`, else
-/// `./gunicorn.conf.py` if it exists.
+/// `-c` from the command line, else from `GUNICORN_CMD_ARGS`.
 fn config_source(cli: &ArgMatches, env: &ArgMatches) -> Option<String> {
     [cli, env]
         .into_iter()
         .find_map(|m| m.get_one::<String>("config").cloned())
-        .or_else(|| {
-            Path::new(DEFAULT_CONFIG_FILE)
-                .exists()
-                .then(|| DEFAULT_CONFIG_FILE.to_owned())
-        })
+}
+
+/// `./gunicorn.conf.py`, if it exists.
+fn default_config_file() -> Option<String> {
+    Path::new(DEFAULT_CONFIG_FILE)
+        .exists()
+        .then(|| DEFAULT_CONFIG_FILE.to_owned())
 }
 
 /// For each setting, the words of the first source (highest precedence
