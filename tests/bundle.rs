@@ -41,7 +41,10 @@ fn flask_project(name: &str) -> PathBuf {
     let dir = scratch_dir(name);
     let files: &[(&str, &str)] = &[
         ("app.py", FLASK_APP),
-        ("gunicorn.conf.py", "proc_name = 'shopname'\nworkers = 3\n"),
+        (
+            "gunicorn.conf.py",
+            "proc_name = 'shopname'\nworkers = 3\nraw_env = ['SHOP_MODE=bundled']\n",
+        ),
         (
             "templates/index.html",
             "<h1>Hello from the {{ name }}</h1>\n",
@@ -250,6 +253,18 @@ fn a_bundled_flask_app_serves_every_route_from_an_empty_root_with_an_empty_envir
     assert_eq!(setting(&["--print-config"], "workers"), "2");
     assert_eq!(setting(&["--print-config"], "proc_name"), "shopname");
     assert_eq!(setting(&["--print-config", "-w", "4"], "workers"), "4");
+    // run: the bundled app importable, the bundled configuration applied.
+    let ran = root.output(&[
+        "run",
+        "-c",
+        "import os, app; print(app.app.name, os.environ['SHOP_MODE'])",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&ran.stdout),
+        "app bundled\n",
+        "{}",
+        stderr(&ran)
+    );
     let checked = root.output(&["--check-config"]);
     assert_eq!(checked.status.code(), Some(0), "{}", stderr(&checked));
     let called = root.output(&["call", "/"]);

@@ -94,26 +94,21 @@ impl Bundle {
         words
     }
 
-    /// `call` and `run` with the bundle's app and locations: `call PATH`
-    /// names no app (the bundle's is put in), and both get `--chdir` and
-    /// `--pythonpath` unless the user set them.
-    pub fn subcommand_words(&self, command: &str, rest: Vec<OsString>) -> Vec<OsString> {
+    /// `call` with the bundle's app and locations: `call PATH` names no app
+    /// (the bundle's is put in), and `--chdir` and `--pythonpath` are added
+    /// unless the user set them.
+    pub fn call_words(&self, rest: Vec<OsString>) -> Vec<OsString> {
         let locations = self.location_words(&rest);
-        match command {
-            "call" => {
-                let names_app = rest
-                    .first()
-                    .is_some_and(|w| !w.to_string_lossy().starts_with('/'));
-                let mut words = Vec::new();
-                if !names_app {
-                    words.extend(self.app_module().map(OsString::from));
-                }
-                words.extend(rest);
-                words.extend(locations);
-                words
-            }
-            _ => locations.into_iter().chain(rest).collect(),
+        let names_app = rest
+            .first()
+            .is_some_and(|w| !w.to_string_lossy().starts_with('/'));
+        let mut words = Vec::new();
+        if !names_app {
+            words.extend(self.app_module().map(OsString::from));
         }
+        words.extend(rest);
+        words.extend(locations);
+        words
     }
 
     /// The baked-in APP_MODULE: the one word that is not a flag or a flag's value.

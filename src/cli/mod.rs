@@ -36,20 +36,22 @@ pub fn run_command() -> ExitCode {
     let subcommand = first.filter(|f| f == "call" || f == "run");
     if let Some(command) = subcommand {
         let rest: Vec<OsString> = words.into_iter().skip(1).collect();
-        let rest = match &own_bundle {
-            Some(found) => found.subcommand_words(&command, rest),
-            None => rest,
-        };
-        return match command.as_str() {
-            "call" => call::run(rest.into_iter()),
-            _ => run::run(rest),
+        return match (command.as_str(), &own_bundle) {
+            ("call", Some(found)) => call::run(found.call_words(rest).into_iter()),
+            ("call", None) => call::run(rest.into_iter()),
+            // run reads settings as the server does: the bundle's are its lowest layer.
+            (_, Some(found)) => {
+                let defaults = found.server_defaults(&rest);
+                run::run(rest, defaults)
+            }
+            (_, None) => run::run(rest, Vec::new()),
         };
     }
     let defaults = own_bundle
         .as_ref()
         .map(|found| found.server_defaults(&words))
         .unwrap_or_default();
-    let config = match sources::load_over(words, defaults) {
+    let config = match sources::load(words, defaults) {
         Ok(loaded) => loaded,
         Err(ConfigError::Clap(error)) => error.exit(),
         Err(error) => {

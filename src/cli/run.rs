@@ -102,8 +102,9 @@ fn split(words: Vec<OsString>) -> Result<(Vec<OsString>, Option<Target>, Vec<Str
     Ok((options, None, Vec::new()))
 }
 
-/// Runs `ferrocorn run` with the words after `run`.
-pub fn run(words: Vec<OsString>) -> ExitCode {
+/// Runs `ferrocorn run` with the words after `run`, over `defaults` (a
+/// bundle's settings, the lowest layer; empty otherwise).
+pub fn run(words: Vec<OsString>, defaults: Vec<OsString>) -> ExitCode {
     let (options, target, rest) = match split(words) {
         Ok(split) => split,
         Err(message) => return fail(&message),
@@ -118,7 +119,7 @@ pub fn run(words: Vec<OsString>) -> ExitCode {
         true => Target::Prompt,
         false => Target::Stdin,
     });
-    match prepare(options) {
+    match prepare(options, defaults) {
         Ok(config) if config.sandbox => {
             let code = in_confined_child(|tmp| run_confined(&config, tmp, &target, &rest));
             code.map_or_else(|message| fail(&message), ExitCode::from)
@@ -139,11 +140,11 @@ fn fail(message: &str) -> ExitCode {
 /// The settings (run's flags are the server's flags of the same names, so
 /// they layer over the configuration file and `GUNICORN_CMD_ARGS` as the
 /// server's do), then the environment and the working directory they give.
-fn prepare(options: Vec<OsString>) -> Result<Config, String> {
+fn prepare(options: Vec<OsString>, defaults: Vec<OsString>) -> Result<Config, String> {
     let mut words = options;
     // APP_MODULE is the server's and means nothing here.
     words.extend(["--".into(), "ferrocorn-run".into()]);
-    let config = sources::load(words).map_err(|e| e.to_string())?;
+    let config = sources::load(words, defaults).map_err(|e| e.to_string())?;
     sandbox::check_settings(&config)?;
     for pair in &config.raw_env {
         if let Some((key, value)) = pair.split_once('=') {

@@ -33,17 +33,13 @@ pub enum FileValue {
 }
 
 /// The settings of the `ferrocorn` command: its arguments (without the
-/// program name) layered over `GUNICORN_CMD_ARGS` and the configuration file.
-pub fn load(cli: Vec<OsString>) -> Result<Config, ConfigError> {
-    load_over(cli, Vec::new())
-}
-
-/// As [`load`], with `defaults` (a bundle's baked-in settings, as words)
-/// below every other source. A configuration file the defaults name is read
-/// when neither the command line nor `GUNICORN_CMD_ARGS` names one, and
-/// ranks below the defaults' flags, as it did below the flags given to
-/// `ferrocorn bundle`.
-pub fn load_over(cli: Vec<OsString>, defaults: Vec<OsString>) -> Result<Config, ConfigError> {
+/// program name) layered over `GUNICORN_CMD_ARGS` and the configuration
+/// file, and over `defaults` (a bundle's baked-in settings, as words; empty
+/// for a plain ferrocorn) below every other source. A configuration file
+/// the defaults name is read when neither the command line nor
+/// `GUNICORN_CMD_ARGS` names one, and ranks below the defaults' flags, as it
+/// did below the flags given to `ferrocorn bundle`.
+pub fn load(cli: Vec<OsString>, defaults: Vec<OsString>) -> Result<Config, ConfigError> {
     let default_matches = parse(&defaults).map_err(|e| within("the bundle's settings", e))?;
     refuse_unsupported_flags(&cli)?;
     let cli_matches = parse(&cli)?;
