@@ -64,7 +64,7 @@ impl Bundle {
     }
 
     /// `--chdir` and `--pythonpath` for the unpacked files, unless `given`
-    /// (the user's words) sets them itself.
+    /// (the user's words, for `call`, which has no layers) sets them itself.
     fn location_words(&self, given: &[OsString]) -> Vec<OsString> {
         let sets = |flag: &str| {
             given
@@ -82,15 +82,16 @@ impl Bundle {
     }
 
     /// The server's settings under the user's: the baked-in words and the
-    /// unpacked locations, as the lowest layer.
-    pub fn server_defaults(&self, given: &[OsString]) -> Vec<OsString> {
+    /// unpacked locations, as the lowest layer (the user's flags override
+    /// them there).
+    pub fn server_defaults(&self) -> Vec<OsString> {
         let root = format!("{}/", self.root.display());
         let mut words: Vec<OsString> = self
             .args
             .iter()
             .map(|w| OsString::from(w.replacen(&format!("={IN_BUNDLE}"), &format!("={root}"), 1)))
             .collect();
-        words.extend(self.location_words(given));
+        words.extend(self.location_words(&[]));
         words
     }
 

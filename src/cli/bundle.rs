@@ -86,13 +86,7 @@ pub fn run(words: Vec<OsString>) -> ExitCode {
         Ok(dir) => dir,
         Err(error) => return fail(&format!("cannot use the app's directory: {error}")),
     };
-    let libs: Vec<PathBuf> = config
-        .pythonpath
-        .iter()
-        .flat_map(|p| p.split(','))
-        .filter(|p| !p.is_empty())
-        .map(|p| app_dir.join(p))
-        .collect();
+    let libs = config.pythonpath_entries(&app_dir);
     // The app must load here as on the host: one line, the server's, if not.
     if let Err(error) = crate::embed::App::load(&config) {
         return fail(&format!(

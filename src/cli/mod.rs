@@ -11,6 +11,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
+use crate::bundle::Bundle;
 use crate::config::{Config, ConfigError, sources};
 use crate::log;
 use crate::python::app::LoadError;
@@ -41,7 +42,7 @@ pub fn run_command() -> ExitCode {
             ("call", None) => call::run(rest.into_iter()),
             // run reads settings as the server does: the bundle's are its lowest layer.
             (_, Some(found)) => {
-                let defaults = found.server_defaults(&rest);
+                let defaults = found.server_defaults();
                 run::run(rest, defaults)
             }
             (_, None) => run::run(rest, Vec::new()),
@@ -49,7 +50,7 @@ pub fn run_command() -> ExitCode {
     }
     let defaults = own_bundle
         .as_ref()
-        .map(|found| found.server_defaults(&words))
+        .map(Bundle::server_defaults)
         .unwrap_or_default();
     let config = match sources::load(words, defaults) {
         Ok(loaded) => loaded,

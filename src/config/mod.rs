@@ -630,26 +630,25 @@ impl Config {
         }
     }
 
+    /// The `--pythonpath` entries, relative ones taken from `working_dir`.
+    pub(crate) fn pythonpath_entries(&self, working_dir: &std::path::Path) -> Vec<PathBuf> {
+        let entries = self.pythonpath.iter().flat_map(|p| p.split(','));
+        entries
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| working_dir.join(p))
+            .collect()
+    }
+
     /// `sys.path` for the app: the working directory, then `--pythonpath`,
     /// then `$PYTHONPATH`.
     pub fn sys_path(&self, working_dir: &std::path::Path) -> Vec<String> {
         let mut paths = vec![working_dir.display().to_string()];
-        if let Some(extra) = &self.pythonpath {
-            paths.extend(
-                extra
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .map(|p| {
-                        let path = std::path::Path::new(p);
-                        if path.is_absolute() {
-                            p.to_owned()
-                        } else {
-                            working_dir.join(path).display().to_string()
-                        }
-                    }),
-            );
-        }
+        paths.extend(
+            self.pythonpath_entries(working_dir)
+                .iter()
+                .map(|p| p.display().to_string()),
+        );
         if let Some(env) = std::env::var_os("PYTHONPATH") {
             paths.extend(
                 std::env::split_paths(&env)
