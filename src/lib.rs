@@ -26,6 +26,7 @@ mod config;
 pub mod embed;
 mod http;
 mod log;
+mod metrics;
 mod python;
 mod sandbox;
 mod server;

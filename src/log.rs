@@ -212,6 +212,13 @@ pub fn log(level: Level, message: &str) {
     if enabled(level) {
         write_raw(entry(level, message).as_bytes());
     }
+    // Gunicorn's statsd counts these whatever the log level.
+    match level {
+        Level::Warning => crate::metrics::statsd::on_log("warning"),
+        Level::Error => crate::metrics::statsd::on_log("error"),
+        Level::Critical => crate::metrics::statsd::on_log("critical"),
+        Level::Debug | Level::Info => {}
+    }
 }
 
 /// Bytes straight to the error log (the app's `wsgi.errors`).
@@ -268,4 +275,12 @@ pub fn error(message: &str) {
 }
 pub fn critical(message: &str) {
     log(Level::Critical, message);
+}
+/// An error with the app's traceback (Gunicorn's `log.exception`, which its
+/// statsd counts as `gunicorn.log.exception`, not as an error).
+pub fn exception(message: &str) {
+    if enabled(Level::Error) {
+        write_raw(entry(Level::Error, message).as_bytes());
+    }
+    crate::metrics::statsd::on_log("exception");
 }

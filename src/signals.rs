@@ -81,6 +81,11 @@ impl SignalPipe {
         }
     }
 
+    /// The descriptor that turns readable when a signal arrives.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.receiver.as_raw_fd()
+    }
+
     pub fn receiver(&mut self) -> &mut pipe::Receiver {
         &mut self.receiver
     }

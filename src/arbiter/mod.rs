@@ -5,8 +5,9 @@
 
 pub mod heartbeat;
 pub mod load_board;
+mod observability;
 pub mod process;
-mod shared_memory;
+pub(crate) mod shared_memory;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,10 @@ use self::heartbeat::{Heartbeats, MAX_SLOTS, WorkerBeat};
 use self::load_board::{LoadBoard, WorkerLoad};
 use crate::config::Config;
 use crate::log;
+use crate::metrics::board::{MetricsBoard, WorkerMetrics};
+use crate::metrics::endpoint::MetricsEndpoint;
+use crate::metrics::lifecycle::{ExitReason, Lifecycle};
+use crate::metrics::statsd::{self, Statsd};
 use crate::python::hooks::{HookArg, HookRunner, ServerFacts, WorkerFacts};
 use crate::sandbox::PrivateTmp;
 use crate::server::ServerError;
@@ -54,6 +59,8 @@ const BOOT_BACKOFF: Duration = Duration::from_millis(250);
 pub struct SharedSlot {
     pub beat: WorkerBeat,
     pub load: WorkerLoad,
+    /// With `--metrics-bind`: the worker's counters.
+    pub metrics: Option<WorkerMetrics>,
 }
 
 struct Worker {
@@ -66,6 +73,8 @@ struct Worker {
     retiring: Option<Instant>,
     /// When it was sent SIGABRT for a timeout, if it was.
     aborted: Option<Instant>,
+    /// Why the arbiter stopped it, if it did (for the exit metrics).
+    stop_cause: Option<ExitReason>,
     /// Under `--sandbox`: its temporary directory, removed with this entry
     /// once the worker has ended.
     _private_tmp: Option<PrivateTmp>,
@@ -107,6 +116,14 @@ pub struct Arbiter {
     /// started (growing delays: no fork loop).
     boot_failures: u32,
     next_spawn: Option<Instant>,
+    /// `--metrics-bind`: the counters workers keep, and the listener.
+    metrics: Option<MetricsBoard>,
+    endpoint: Option<MetricsEndpoint>,
+    lifecycle: Lifecycle,
+    /// SIGTERM, SIGINT or SIGQUIT arrived: readiness fails from here on.
+    stopping: bool,
+    /// The worker count last sent as statsd's `gunicorn.workers`.
+    reported_workers: Option<usize>,
 }
 
 impl Arbiter {
@@ -153,6 +170,23 @@ impl Arbiter {
         let heartbeats = Heartbeats::new().map_err(ServerError::Io)?;
         let load_board = LoadBoard::new().map_err(ServerError::Io)?;
         let signals = SignalPipe::install(&ARBITER_SIGNALS).map_err(ServerError::Io)?;
+        let (metrics, endpoint) = match &config.metrics_bind {
+            Some(address) => {
+                let endpoint = MetricsEndpoint::bind(address).map_err(|error| {
+                    ServerError::Setting(format!("--metrics-bind {address}: {error}"))
+                })?;
+                if let Ok(bound) = endpoint.local_addr() {
+                    log::info(&format!("Metrics and health at: http://{bound}/metrics"));
+                }
+                (Some(MetricsBoard::new().map_err(ServerError::Io)?), Some(endpoint))
+            }
+            None => (None, None),
+        };
+        if let Some(host) = &config.statsd_host {
+            let client = Statsd::connect(host, &config.statsd_prefix, &config.dogstatsd_tags)
+                .map_err(ServerError::Setting)?;
+            statsd::install(client);
+        }
         Ok(Arbiter {
             target: config.workers as usize,
             config,
@@ -170,6 +204,11 @@ impl Arbiter {
             hooks,
             boot_failures: 0,
             next_spawn: None,
+            metrics,
+            endpoint,
+            lifecycle: Lifecycle::default(),
+            stopping: false,
+            reported_workers: None,
         })
     }
 
@@ -243,11 +282,31 @@ impl Arbiter {
     }
 
     fn supervise(&mut self) -> Halt {
+        // After SIGTERM with --shutdown-delay: when the graceful stop begins.
+        let mut stop_at: Option<Instant> = None;
         loop {
             for signal in self.signals.drain() {
                 match signal {
-                    libc::SIGTERM => return Halt::Stop { graceful: true },
-                    libc::SIGINT | libc::SIGQUIT => return Halt::Stop { graceful: false },
+                    libc::SIGTERM => {
+                        let delay = Duration::from_secs(self.config.shutdown_delay);
+                        if stop_at.is_some() || delay.is_zero() {
+                            self.stopping = true;
+                            return Halt::Stop { graceful: true };
+                        }
+                        log::info(&format!(
+                            "Handling signal: term. Not ready from now on; stopping gracefully in {} s (--shutdown-delay)",
+                            delay.as_secs()
+                        ));
+                        self.stopping = true;
+                        stop_at = Some(Instant::now() + delay);
+                    }
+                    libc::SIGINT | libc::SIGQUIT => {
+                        self.stopping = true;
+                        return Halt::Stop { graceful: false };
+                    }
+                    libc::SIGHUP if self.stopping => {
+                        log::info("Hang up ignored: the server is stopping");
+                    }
                     libc::SIGHUP => {
                         log::info(
                             "Hang up: Master. Starting new workers, then retiring the old ones",
@@ -282,7 +341,16 @@ impl Arbiter {
             }
             self.kill_silent_workers();
             self.manage_workers();
-            self.signals.wait(TICK);
+            self.report_worker_count();
+            let mut tick = TICK;
+            if let Some(at) = stop_at {
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Halt::Stop { graceful: true };
+                }
+                tick = tick.min(left);
+            }
+            self.wait(tick);
         }
     }
 
@@ -313,6 +381,7 @@ impl Arbiter {
                 continue;
             };
             self.load_board.vacate(worker.slot);
+            self.record_exit(&worker, Some(status));
             let booted = self.heartbeats.booted(worker.slot);
             let code = process::exit_code(status);
             if !booted {
@@ -379,6 +448,7 @@ impl Arbiter {
             {
                 log::critical(&format!("WORKER TIMEOUT (pid:{pid})"));
                 process::send_signal(pid, libc::SIGABRT);
+                worker.stop_cause = Some(ExitReason::Timeout);
                 worker.aborted = Some(Instant::now());
                 worker.retiring = Some(Instant::now());
             }
@@ -402,7 +472,7 @@ impl Arbiter {
         let may_spawn = self.next_spawn.is_none_or(|at| now >= at);
         if current.len() > self.target {
             for &(pid, _, _) in &current[..current.len() - self.target] {
-                self.retire(pid, now);
+                self.retire(pid, now, ExitReason::ScaleDown);
             }
         } else if current.len() < self.target {
             // Until one worker of a generation has booted, start no more:
@@ -427,7 +497,7 @@ impl Arbiter {
                 .map(|(&pid, _)| pid)
                 .collect();
             for pid in old {
-                self.retire(pid, now);
+                self.retire(pid, now, ExitReason::Reload);
             }
         }
         let overdue = Duration::from_secs(self.config.graceful_timeout) + KILL_GRACE;
@@ -441,9 +511,10 @@ impl Arbiter {
         }
     }
 
-    fn retire(&mut self, pid: libc::pid_t, now: Instant) {
+    fn retire(&mut self, pid: libc::pid_t, now: Instant, cause: ExitReason) {
         if let Some(worker) = self.workers.get_mut(&pid) {
             worker.retiring = Some(now);
+            worker.stop_cause = Some(cause);
             process::send_signal(pid, libc::SIGTERM);
         }
     }
@@ -456,6 +527,9 @@ impl Arbiter {
         };
         self.heartbeats.start(slot);
         self.load_board.start(slot);
+        if let Some(metrics) = &self.metrics {
+            metrics.start(slot);
+        }
         let max_requests = self.max_requests_for(slot);
         let arbiter_pid = std::process::id() as libc::pid_t;
         let age = self.spawned;
@@ -476,6 +550,9 @@ impl Arbiter {
         let result = process::fork(|| {
             crate::signals::reset(&ARBITER_SIGNALS);
             self.signals.close_in_child();
+            if let Some(endpoint) = &self.endpoint {
+                endpoint.close_in_child();
+            }
             process::set_process_name(&self.process_name("work"));
             if let Err(error) = process::switch_user(self.uid, self.gid, self.groups.as_deref()) {
                 log::error(&format!("cannot switch user/group: {error}"));
@@ -502,6 +579,7 @@ impl Arbiter {
                 shared: Some(SharedSlot {
                     beat: self.heartbeats.worker(slot),
                     load: self.load_board.worker(slot),
+                    metrics: self.metrics.as_ref().map(|board| board.worker(slot)),
                 }),
                 max_requests,
                 multiprocess: self.target > 1,
@@ -521,6 +599,7 @@ impl Arbiter {
                     started: Instant::now(),
                     retiring: None,
                     aborted: None,
+                    stop_cause: None,
                     _private_tmp: private_tmp,
                 };
                 self.workers.insert(pid, worker);
@@ -560,10 +639,13 @@ impl Arbiter {
             log::info("Stopping workers now");
             (libc::SIGQUIT, Duration::from_secs(1))
         };
+        for worker in self.workers.values_mut() {
+            worker.stop_cause.get_or_insert(ExitReason::Shutdown);
+        }
         self.signal_all(signal);
         let deadline = Instant::now() + allowed;
         while !self.workers.is_empty() && Instant::now() < deadline {
-            self.signals.wait(Duration::from_millis(50));
+            self.wait(Duration::from_millis(50));
             for signal in self.signals.drain() {
                 if matches!(signal, libc::SIGINT | libc::SIGQUIT) {
                     self.signal_all(libc::SIGQUIT);
@@ -571,6 +653,7 @@ impl Arbiter {
             }
             while let Some((pid, status)) = process::reap() {
                 if let Some(worker) = self.workers.remove(&pid) {
+                    self.record_exit(&worker, Some(status));
                     self.hook("child_exit", vec![Self::worker_facts(pid, worker.age)]);
                     log::info(&format!(
                         "Worker (pid:{pid}) {}",

@@ -4,6 +4,7 @@
 
 mod bundle;
 mod call;
+mod healthcheck;
 mod run;
 mod sandbox_args;
 
@@ -34,6 +35,10 @@ pub fn run_command() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if first.as_deref() == Some("healthcheck") {
+        let rest: Vec<OsString> = words.into_iter().skip(1).collect();
+        return healthcheck::run(rest, own_bundle.as_ref().map(Bundle::server_defaults));
+    }
     let subcommand = first.filter(|f| f == "call" || f == "run");
     if let Some(command) = subcommand {
         let rest: Vec<OsString> = words.into_iter().skip(1).collect();

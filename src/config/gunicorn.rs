@@ -41,7 +41,6 @@ pub struct Unsupported {
 }
 
 const LOGGING: &str = "ferrocorn logs to files or stderr/stdout only (--error-logfile, --access-logfile); collect them with journald, a container runtime or a log shipper";
-const STATSD: &str = "metrics are not built in: derive them from the access log";
 
 /// Every Gunicorn setting ferrocorn does not have.
 pub const UNSUPPORTED: &[Unsupported] = &[
@@ -119,21 +118,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
         name: "enable_stdio_inheritance",
         flags: &["-R", "--enable-stdio-inheritance"],
         reason: LOGGING,
-    },
-    Unsupported {
-        name: "statsd_host",
-        flags: &["--statsd-host"],
-        reason: STATSD,
-    },
-    Unsupported {
-        name: "dogstatsd_tags",
-        flags: &["--dogstatsd-tags"],
-        reason: STATSD,
-    },
-    Unsupported {
-        name: "statsd_prefix",
-        flags: &["--statsd-prefix"],
-        reason: STATSD,
     },
     Unsupported {
         name: "default_proc_name",

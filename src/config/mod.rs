@@ -25,7 +25,7 @@ use crate::worker::listener::BindAddress;
     version,
     about,
     max_term_width = 100,
-    after_help = "To run one request through the app in-process instead of serving:\n  ferrocorn call APP_MODULE PATH_AND_QUERY [OPTIONS]\n  ferrocorn call --help\nTo run Python code (tests, management commands, scripts) as python would:\n  ferrocorn run [OPTIONS] (-c CODE | -m MODULE | SCRIPT | -) [ARGS]...\n  ferrocorn run --help\nTo write one executable holding the app, its wheels and these settings:\n  ferrocorn bundle -o OUTPUT [--exclude PATTERN]... [OPTIONS] APP_MODULE\n  ferrocorn bundle --help"
+    after_help = "To run one request through the app in-process instead of serving:\n  ferrocorn call APP_MODULE PATH_AND_QUERY [OPTIONS]\n  ferrocorn call --help\nTo run Python code (tests, management commands, scripts) as python would:\n  ferrocorn run [OPTIONS] (-c CODE | -m MODULE | SCRIPT | -) [ARGS]...\n  ferrocorn run --help\nTo write one executable holding the app, its wheels and these settings:\n  ferrocorn bundle -o OUTPUT [--exclude PATTERN]... [OPTIONS] APP_MODULE\n  ferrocorn bundle --help\nTo ask a running server whether it is live or ready (container health checks):\n  ferrocorn healthcheck [--metrics-bind ADDRESS] [--ready]"
 )]
 pub struct Config {
     /// The WSGI app: MODULE, MODULE:NAME or MODULE:FACTORY(ARGS).
@@ -408,6 +408,33 @@ pub struct Config {
     #[arg(long = "suppress-ragged-eofs")]
     pub suppress_ragged_eofs: bool,
 
+    /// Serve /metrics (Prometheus), /livez and /readyz on this HOST:PORT, from
+    /// the arbiter: never behind the app's requests, never seen by the app.
+    #[arg(long = "metrics-bind", value_name = "ADDRESS")]
+    pub metrics_bind: Option<String>,
+
+    /// Seconds between SIGTERM and the graceful stop, serving on while
+    /// /readyz answers 503 (for a load balancer to take the server out).
+    #[arg(
+        long = "shutdown-delay",
+        default_value_t = 0,
+        value_name = "SECONDS"
+    )]
+    pub shutdown_delay: u64,
+
+    /// Send Gunicorn's statsd metrics to HOST[:PORT] (UDP; 8125 by default)
+    /// or unix:PATH (a datagram socket).
+    #[arg(long = "statsd-host", value_name = "ADDRESS")]
+    pub statsd_host: Option<String>,
+
+    /// Prefix of every statsd metric name (a dot is added).
+    #[arg(long = "statsd-prefix", default_value = "", value_name = "PREFIX")]
+    pub statsd_prefix: String,
+
+    /// DogStatsD tags for every statsd metric, comma-separated (e.g. env:prod,app:shop).
+    #[arg(long = "dogstatsd-tags", default_value = "", value_name = "TAGS")]
+    pub dogstatsd_tags: String,
+
     /// Rust modules the app can import (library use; see
     /// [`NativeModule`](crate::embed::NativeModule)).
     #[arg(skip)]
@@ -627,6 +654,7 @@ impl Config {
                 forwarded_from: self.forwarded_allow_ips.clone(),
                 scheme_headers: self.secure_scheme_headers.clone(),
             }),
+            metrics: None,
         }
     }
 

@@ -102,7 +102,7 @@ impl App {
                 while let Some(call) = vm.allow_threads(|| next_call(&receiver)) {
                     let is_head = call.head.method() == "HEAD";
                     let output = DirectOutput::new(call.events, is_head);
-                    host.serve(vm, &call.head, call.body, &call.info, Box::new(output));
+                    let _ = host.serve(vm, &call.head, call.body, &call.info, Box::new(output));
                 }
             },
         )?;

@@ -15,10 +15,19 @@ pub struct ResidentMemory {
 
 impl ResidentMemory {
     pub fn open() -> io::Result<ResidentMemory> {
+        Self::open_path("/proc/self/statm")
+    }
+
+    /// Another process's (the arbiter reads its workers' for `/metrics`).
+    pub fn of_process(pid: libc::pid_t) -> io::Result<ResidentMemory> {
+        Self::open_path(&format!("/proc/{pid}/statm"))
+    }
+
+    fn open_path(path: &str) -> io::Result<ResidentMemory> {
         // SAFETY: sysconf only reads a configuration value.
         let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
         Ok(ResidentMemory {
-            statm: File::open("/proc/self/statm")?,
+            statm: File::open(path)?,
             page_size,
         })
     }

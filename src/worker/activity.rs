@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::exchange::{ConnectionId, FlowControl, lock};
 use crate::arbiter::heartbeat::now_ms;
+use crate::metrics::board::SelfRetirement;
 
 /// How long every interpreter of a worker may be on its current request
 /// before the worker counts as stalled: longer than a typical request, short
@@ -65,7 +66,7 @@ pub struct Activity {
     next_seq: AtomicU64,
     /// Why the worker should retire gracefully, once something asked it to
     /// (memory over `--max-worker-memory`, a request given up).
-    retire: Mutex<Option<String>>,
+    retire: Mutex<Option<(SelfRetirement, String)>>,
     retire_requested: AtomicBool,
     /// A request was given up while its thread still ran it: the worker must
     /// not wait for its interpreter threads when it exits.
@@ -118,7 +119,7 @@ impl Activity {
         }
         drop(current);
         self.abandoned.store(true, Ordering::SeqCst);
-        self.request_retire(reason);
+        self.request_retire(SelfRetirement::RequestTimeout, reason);
     }
 
     pub fn is_abandoned(&self) -> bool {
@@ -127,16 +128,16 @@ impl Activity {
 
     /// Asks the worker to retire gracefully (the first reason is kept); the
     /// caller wakes the event loop.
-    pub fn request_retire(&self, reason: String) {
+    pub fn request_retire(&self, kind: SelfRetirement, reason: String) {
         let mut retire = lock(&self.retire);
         if retire.is_none() {
-            *retire = Some(reason);
+            *retire = Some((kind, reason));
             self.retire_requested.store(true, Ordering::SeqCst);
         }
     }
 
     /// Why the worker should retire, once asked (a cheap load until then).
-    pub fn retire_reason(&self) -> Option<String> {
+    pub fn retire_reason(&self) -> Option<(SelfRetirement, String)> {
         if !self.retire_requested.load(Ordering::Relaxed) {
             return None;
         }

@@ -17,6 +17,7 @@ use crate::http::head::{HeadRules, HeadScanner, RequestHead, parse_head};
 use crate::http::proxy_protocol::{self, ProxyHeader};
 use crate::http::response::{error_response, reason_phrase};
 use crate::log;
+use crate::metrics::board::WorkerMetrics;
 
 /// Settings the connections of a worker share.
 #[derive(Debug, Clone)]
@@ -29,6 +30,8 @@ pub struct ConnectionSettings {
     /// Bodies larger than this go to a temporary file.
     pub spill_at: usize,
     pub proxy: Arc<ProxySettings>,
+    /// With `--metrics-bind`: where the worker counts what it does.
+    pub metrics: Option<WorkerMetrics>,
 }
 
 /// Whom the server believes about the client behind a proxy.
@@ -145,6 +148,7 @@ pub struct Connection {
     forwarder_trusted: bool,
     /// The connection's addresses as the request being received sees them.
     request_info: Option<ConnectionInfo>,
+    metrics: Option<WorkerMetrics>,
 }
 
 impl Connection {
@@ -162,6 +166,7 @@ impl Connection {
         Connection {
             forwarder_trusted: settings.proxy.forwarded_from.trusts(&info.remote_addr),
             request_info: None,
+            metrics: settings.metrics,
             stream,
             id,
             info,
@@ -312,6 +317,9 @@ impl Connection {
                     settings.keep_alive
                 };
                 if quiet > limit {
+                    if self.stream.is_handshaking() {
+                        self.count(WorkerMetrics::tls_handshake_failed);
+                    }
                     self.state = State::Closed;
                 }
             }
@@ -346,6 +354,9 @@ impl Connection {
                     "read error from {}: {error}",
                     self.info.remote_addr
                 ));
+                if self.stream.is_handshaking() {
+                    self.count(WorkerMetrics::tls_handshake_failed);
+                }
                 self.abandon();
                 return None;
             }
@@ -403,6 +414,9 @@ impl Connection {
             Err(e) => return Err(e),
         };
         self.filled += read;
+        if let (Some(metrics), 1..) = (&self.metrics, read) {
+            metrics.received(read);
+        }
         if read > 0 {
             self.last_activity = Instant::now();
             if let State::Lingering { .. } = self.state {
@@ -567,7 +581,9 @@ impl Connection {
     }
 
     fn job(&mut self, head: RequestHead, body: RequestBody) -> Job {
+        self.count(WorkerMetrics::dispatched);
         Job {
+            received: Instant::now(),
             connection: self.id,
             head,
             body,
@@ -591,6 +607,9 @@ impl Connection {
 
     /// Answers with an error and closes; nothing after it on the connection is read.
     fn reject(&mut self, error: ParseError, status: u16) {
+        if let Some(metrics) = &self.metrics {
+            metrics.rejected(status);
+        }
         let detail = if status == 408 {
             "timed out waiting for the request".to_owned()
         } else {
@@ -659,7 +678,16 @@ impl Connection {
         }
     }
 
+    fn count(&self, event: fn(&WorkerMetrics)) {
+        if let Some(metrics) = &self.metrics {
+            event(metrics);
+        }
+    }
+
     fn consume_output(&mut self, mut written: usize) {
+        if let Some(metrics) = &self.metrics {
+            metrics.sent(written);
+        }
         let released = written.min(self.app_bytes_queued);
         self.app_bytes_queued -= released;
         self.flow.release(released);

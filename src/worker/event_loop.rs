@@ -21,6 +21,7 @@ use super::shedding::{self, Choice, ShedReport};
 use crate::arbiter::SharedSlot;
 use crate::arbiter::heartbeat::now_ms;
 use crate::log;
+use crate::metrics::board::{SelfRetirement, WorkerMetrics};
 use crate::signals::SignalPipe;
 
 const WAKER: Token = Token(usize::MAX);
@@ -203,7 +204,7 @@ impl EventLoop {
                         for signal in received.unwrap_or_default() {
                             match signal {
                                 libc::SIGTERM => {
-                                    self.stop_gracefully(&mut stopping, "Worker received SIGTERM")
+                                    self.stop_gracefully(&mut stopping, "Worker received SIGTERM", None)
                                 }
                                 libc::SIGINT | libc::SIGQUIT => {
                                     log::info(&format!(
@@ -247,16 +248,16 @@ impl EventLoop {
             }
             if let StopSource::Flag(flag) = &self.options.stop_source {
                 if flag.load(Ordering::SeqCst) {
-                    self.stop_gracefully(&mut stopping, "Stop requested");
+                    self.stop_gracefully(&mut stopping, "Stop requested", None);
                 }
             }
-            if let Some(reason) = self.options.activity.retire_reason() {
-                self.stop_gracefully(&mut stopping, &reason);
+            if let Some((kind, reason)) = self.options.activity.retire_reason() {
+                self.stop_gracefully(&mut stopping, &reason, Some(kind));
             }
             let max = self.options.max_requests;
             if max > 0 && self.responses >= max {
                 let reason = format!("Autorestarting worker after {} requests", self.responses);
-                self.stop_gracefully(&mut stopping, &reason);
+                self.stop_gracefully(&mut stopping, &reason, Some(SelfRetirement::MaxRequests));
             }
             if last_tick.elapsed() >= tick {
                 last_tick = Instant::now();
@@ -267,7 +268,7 @@ impl EventLoop {
                 let changed = self.options.watcher.as_ref().and_then(FileWatcher::changed);
                 if let Some(path) = changed {
                     let reason = format!("Worker reloading: {} modified", path.display());
-                    self.stop_gracefully(&mut stopping, &reason);
+                    self.stop_gracefully(&mut stopping, &reason, Some(SelfRetirement::CodeChanged));
                 }
             }
             if let Some(since) = stopping {
@@ -354,6 +355,10 @@ impl EventLoop {
                         generation: self.next_generation,
                     };
                     entry.insert(Connection::new(stream, id, info, &self.options.settings));
+                    if let Some(metrics) = self.metrics() {
+                        metrics.accepted();
+                        metrics.set_connections_open(self.connections.len());
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -420,11 +425,17 @@ impl EventLoop {
 
     fn check_timeouts(&mut self, now: Instant) {
         let mut closed = Vec::new();
+        let mut idle = 0;
         for (slot, connection) in self.connections.iter_mut() {
             connection.check_timeouts(now, &self.options.settings);
             if connection.is_closed() {
                 closed.push(slot);
+            } else if connection.is_idle() {
+                idle += 1;
             }
+        }
+        if let Some(metrics) = self.metrics() {
+            metrics.set_connections_idle(idle);
         }
         for slot in closed {
             self.remove_if_closed(slot);
@@ -447,6 +458,9 @@ impl EventLoop {
         let _ = self.poll.registry().deregister(&mut connection.stream);
         // Its descriptor is free once it is dropped.
         drop(connection);
+        if let Some(metrics) = self.metrics() {
+            metrics.set_connections_open(self.connections.len());
+        }
         self.out_of_descriptors = None;
         if !self.accepting && !self.listeners.is_empty() && self.may_resume() {
             self.resume_accepting();
@@ -474,6 +488,9 @@ impl EventLoop {
     fn shed(&mut self, slot: usize) {
         if let Some(connection) = self.connections.get_mut(slot) {
             connection.shed();
+        }
+        if let Some(metrics) = self.metrics() {
+            metrics.shed();
         }
         if let Some(line) = self
             .shed_report
@@ -568,7 +585,22 @@ impl EventLoop {
     }
 
     /// Starts a graceful stop once; `stopping` records when.
-    fn stop_gracefully(&mut self, stopping: &mut Option<Instant>, reason: &str) {
+    /// The worker's counters, when the arbiter keeps them.
+    fn metrics(&self) -> Option<WorkerMetrics> {
+        self.options.shared.and_then(|slot| slot.metrics)
+    }
+
+    /// Stops taking clients and exits once the requests in flight are done;
+    /// `own_reason` when the worker decided to (not told by a signal).
+    fn stop_gracefully(
+        &mut self,
+        stopping: &mut Option<Instant>,
+        reason: &str,
+        own_reason: Option<SelfRetirement>,
+    ) {
+        if let (Some(metrics), Some(own)) = (self.metrics(), own_reason) {
+            metrics.retiring(own);
+        }
         if stopping.is_none() {
             log::info(&format!(
                 "{reason}: finishing requests in flight, then exiting"

@@ -36,6 +36,8 @@ pub struct ConnectionId {
 /// A request fully received and checked, for an interpreter thread.
 pub struct Job {
     pub connection: ConnectionId,
+    /// When its last byte arrived (request durations count from here).
+    pub received: std::time::Instant,
     pub head: RequestHead,
     pub body: RequestBody,
     pub info: ConnectionInfo,

@@ -11,6 +11,8 @@ use super::deadline::Interrupters;
 use super::exchange::{Job, JobQueue, ReplyQueue};
 use super::output::ResponseOutput;
 use crate::http::response::ResponseContext;
+use crate::metrics::board::{SelfRetirement, WorkerMetrics};
+use crate::metrics::statsd;
 use crate::python::app::LoadError;
 use crate::sandbox::memory::ResidentMemory;
 use crate::wsgi::boot::{HostSettings, start_interpreter_threads};
@@ -31,6 +33,8 @@ pub struct PoolShared {
     pub activity: Arc<Activity>,
     pub interrupters: Arc<Interrupters>,
     pub memory: Option<Arc<MemoryLimit>>,
+    /// With `--metrics-bind`: where each answer is counted.
+    pub metrics: Option<WorkerMetrics>,
 }
 
 pub struct InterpreterPool {
@@ -75,7 +79,7 @@ impl InterpreterPool {
                     shared.settings.interruptible,
                 );
                 while let Some(job) = vm.allow_threads(|| shared.jobs.pop()) {
-                    serve_job(host, vm, job, &shared.replies, &this_thread);
+                    serve_job(host, vm, job, &shared, &this_thread);
                     if let Some(memory) = &shared.memory {
                         check_memory(memory, &shared);
                     }
@@ -107,7 +111,7 @@ fn check_memory(memory: &MemoryLimit, shared: &PoolShared) {
         return;
     };
     if resident > memory.bytes && shared.activity.retire_reason().is_none() {
-        shared.activity.request_retire(format!(
+        shared.activity.request_retire(SelfRetirement::MemoryLimit, format!(
             "Worker retiring: {} MB resident, above --max-worker-memory {} MB",
             resident >> 20,
             memory.bytes >> 20
@@ -121,11 +125,12 @@ fn serve_job(
     host: &WsgiHost,
     vm: &VirtualMachine,
     job: Job,
-    replies: &Arc<ReplyQueue>,
+    shared: &PoolShared,
     serving_thread: &ThreadActivity,
 ) {
     let Job {
         connection,
+        received,
         head,
         body,
         info,
@@ -150,10 +155,17 @@ fn serve_job(
     let output = ResponseOutput::new(
         connection,
         flow,
-        replies.clone(),
+        shared.replies.clone(),
         serving_thread.clone(),
         context,
     );
-    host.serve(vm, &head, body, &info, Box::new(output));
+    let status = host.serve(vm, &head, body, &info, Box::new(output));
     serving_thread.end(seq);
+    let elapsed = received.elapsed();
+    if let Some(metrics) = &shared.metrics {
+        metrics.answered(head.method(), status, elapsed);
+    }
+    if let Some(client) = statsd::client() {
+        client.request(status, elapsed);
+    }
 }

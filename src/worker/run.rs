@@ -103,6 +103,7 @@ pub fn boot_worker(
         activity: Arc::new(Activity::new(threads)),
         interrupters: Arc::new(Interrupters::new(threads)),
         memory,
+        metrics: shared.and_then(|slot| slot.metrics),
     };
     let Interpreters {
         shared: pool_shared,
@@ -119,8 +120,10 @@ pub fn boot_worker(
         activity,
         ..
     } = pool_shared;
+    let mut connection_settings = config.connection_settings();
+    connection_settings.metrics = shared.and_then(|slot| slot.metrics);
     let options = LoopOptions {
-        settings: config.connection_settings(),
+        settings: connection_settings,
         max_connections: config.worker_connections as usize,
         graceful_timeout: Duration::from_secs(config.graceful_timeout),
         shared,

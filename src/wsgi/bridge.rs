@@ -80,8 +80,9 @@ impl WsgiHost {
         self.request_hooks = Some(hooks);
     }
 
-    /// Serves one request into `output`. Never panics outward: a panic in our
-    /// code is logged and answered with 500 (or a cut-short response).
+    /// Serves one request into `output`; returns the status sent. Never
+    /// panics outward: a panic in our code is logged and answered with 500
+    /// (or a cut-short response).
     pub fn serve(
         &self,
         vm: &VirtualMachine,
@@ -89,7 +90,7 @@ impl WsgiHost {
         body: RequestBody,
         info: &ConnectionInfo,
         output: Box<dyn ResponseSink>,
-    ) {
+    ) -> u16 {
         let started = Instant::now();
         start_response::begin(Exchange {
             headers: None,
@@ -112,7 +113,7 @@ impl WsgiHost {
             self.run(vm, environ)
         }));
         let Some(mut exchange) = start_response::end() else {
-            return;
+            return 500;
         };
         let request_line = || {
             format!(
@@ -164,7 +165,7 @@ impl WsgiHost {
         }
         exchange.output.violations(&exchange.violations);
         if let Some(message) = failure_log {
-            log::error(&message);
+            log::exception(&message);
         }
         if !failed {
             exchange.output.finish(vm, true);
@@ -178,14 +179,16 @@ impl WsgiHost {
             };
             exchange.output.fail(vm, failure_status, detail);
         }
+        let status = match &exchange.headers {
+            Some(headers) if !failed || exchange.output.pushed_anything() => {
+                headers.status.as_str()
+            }
+            _ if failure_status == 503 => "503 Service Unavailable",
+            _ => "500 Internal Server Error",
+        };
+        // start_response checked the status begins with three digits.
+        let status_code = status.get(..3).and_then(|c| c.parse().ok()).unwrap_or(500);
         if let Some(format) = &self.access_format {
-            let status = match &exchange.headers {
-                Some(headers) if !failed || exchange.output.pushed_anything() => {
-                    headers.status.as_str()
-                }
-                _ if failure_status == 503 => "503 Service Unavailable",
-                _ => "500 Internal Server Error",
-            };
             let no_headers = Vec::new();
             let record = AccessRecord {
                 remote_addr: &info.remote_addr,
@@ -215,6 +218,7 @@ impl WsgiHost {
                 exchange.output.body_sent(),
             );
         }
+        status_code
     }
 
     /// Calls the app and sends its body; the result's `close()` is called
