@@ -126,3 +126,201 @@ fn nginx_serves_static_files_and_proxies_the_rest_to_a_unix_socket() {
     assert!(proxied.contains("\"HTTP_HOST\": \"app.test\""), "{proxied}");
     assert!(!server.log().contains("/static/hello.txt"));
 }
+
+/// One GET through nginx: the answering worker's pid, or None on failure.
+fn pid_through(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .write_all(b"GET /pid HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    let body = reply.strip_prefix("HTTP/1.1 200 OK")?.split_once("\r\n\r\n")?.1;
+    Some(body.to_owned())
+}
+
+/// A ferrocorn instance for the rolling restart: its app port, its
+/// metrics port and its worker's pid.
+struct Instance {
+    server: Server,
+    metrics: std::net::SocketAddr,
+    worker: String,
+}
+
+impl Instance {
+    fn start() -> Instance {
+        let server = Server::start(&[
+            "-w",
+            "1",
+            "--metrics-bind",
+            "127.0.0.1:0",
+            "--shutdown-delay",
+            "2",
+            "observed:application",
+        ]);
+        let metrics = server
+            .log()
+            .lines()
+            .find_map(|l| l.split("Metrics and health at: http://").nth(1))
+            .and_then(|rest| rest.strip_suffix("/metrics"))
+            .and_then(|a| a.parse().ok())
+            .expect("the metrics address");
+        assert!(common::wait_until(common::TIMEOUT, || readyz(metrics) == 200));
+        let worker = server.get("/pid").text();
+        Instance {
+            server,
+            metrics,
+            worker,
+        }
+    }
+}
+
+/// The status of GET /readyz; 0 when nothing answers.
+fn readyz(metrics: std::net::SocketAddr) -> u16 {
+    use std::io::{Read, Write};
+    let mut reply = String::new();
+    let answered = std::net::TcpStream::connect(metrics).and_then(|mut stream| {
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.write_all(b"GET /readyz HTTP/1.1\r\nHost: probe\r\n\r\n")?;
+        stream.read_to_string(&mut reply)
+    });
+    if answered.is_err() {
+        return 0;
+    }
+    reply
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// nginx in front of `upstreams`, with no retry on another upstream (an
+/// error reaches the client) and no upstream ever marked down: every lost
+/// request shows.
+fn write_balancer_conf(dir: &Path, port: u16, upstreams: &[&Instance]) {
+    let servers: String = upstreams
+        .iter()
+        .map(|i| format!("    server {} max_fails=0;\n", i.server.addr))
+        .collect();
+    let conf = format!(
+        "user root;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/nginx-error.log;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {dir}/tmp;\n  proxy_temp_path {dir}/tmp;\n\
+         upstream app {{\n{servers}  }}\n\
+         server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://app;\n\
+         proxy_next_upstream off;\n    }}\n  }}\n}}\n",
+        dir = dir.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+}
+
+fn reload_nginx(dir: &Path) {
+    let status = Command::new(NGINX)
+        .args(["-p", dir.to_str().unwrap(), "-c", dir.join("nginx.conf").to_str().unwrap()])
+        .args(["-s", "reload"])
+        .stderr(Stdio::null())
+        .status()
+        .expect("nginx -s reload");
+    assert!(status.success());
+}
+
+/// What the load balancer's clients saw while instances were drained.
+#[derive(Default)]
+struct Traffic {
+    answered_by: Vec<String>,
+    failed: usize,
+}
+
+#[test]
+fn a_rolling_restart_behind_nginx_loses_no_request_while_each_instance_drains() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    ensure_nginx();
+    let dir = scratch_dir("rolling");
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let first = Instance::start();
+    let second = Instance::start();
+    write_balancer_conf(&dir, port, &[&first, &second]);
+    let nginx = Command::new(NGINX)
+        .args(["-p", dir.to_str().unwrap(), "-c", dir.join("nginx.conf").to_str().unwrap()])
+        .args(["-g", "daemon off;"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    let _nginx = StopOnDrop(nginx);
+    assert!(common::wait_until(common::TIMEOUT, || pid_through(port).is_some()));
+
+    // Clients: one request after another through nginx, until told to stop
+    // (at most 20,000 of them).
+    let traffic = Arc::new(Mutex::new(Traffic::default()));
+    let done = Arc::new(AtomicBool::new(false));
+    let client = {
+        let (traffic, done) = (traffic.clone(), done.clone());
+        std::thread::spawn(move || {
+            for _ in 0..20_000 {
+                if done.load(Ordering::SeqCst) {
+                    break;
+                }
+                let answer = pid_through(port);
+                let mut seen = traffic.lock().unwrap();
+                match answer {
+                    Some(pid) => seen.answered_by.push(pid),
+                    None => seen.failed += 1,
+                }
+            }
+        })
+    };
+    let answered_by = |worker: &str| {
+        let seen = traffic.lock().unwrap();
+        seen.answered_by.iter().filter(|p| *p == worker).count()
+    };
+    assert!(common::wait_until(common::TIMEOUT, || answered_by(&first.worker) > 20
+        && answered_by(&second.worker) > 20));
+
+    // Drain one instance as an orchestrator would: SIGTERM, then take it out
+    // of the balancer once its readiness fails (the --shutdown-delay keeps
+    // it serving meanwhile), start its replacement and put that in.
+    let mut draining = first;
+    let mut staying = second;
+    for round in 0..2 {
+        draining.server.signal(libc::SIGTERM);
+        // Not ready (503), or already gone (0) had it no --shutdown-delay.
+        assert!(common::wait_until(common::TIMEOUT, || readyz(draining.metrics) != 200));
+        write_balancer_conf(&dir, port, &[&staying]);
+        reload_nginx(&dir);
+        assert!(draining.server.wait().success(), "{}", draining.server.log());
+        let before = traffic.lock().unwrap().answered_by.len();
+        assert!(common::wait_until(common::TIMEOUT, || {
+            traffic.lock().unwrap().answered_by.len() > before + 50
+        }));
+        let replacement = Instance::start();
+        write_balancer_conf(&dir, port, &[&staying, &replacement]);
+        reload_nginx(&dir);
+        assert!(
+            common::wait_until(common::TIMEOUT, || answered_by(&replacement.worker) > 20),
+            "round {round}: the replacement got no traffic"
+        );
+        draining = staying;
+        staying = replacement;
+    }
+    done.store(true, Ordering::SeqCst);
+    client.join().unwrap();
+    let seen = traffic.lock().unwrap();
+    assert_eq!(
+        seen.failed, 0,
+        "{} of {} requests failed during the rolling restart",
+        seen.failed,
+        seen.failed + seen.answered_by.len()
+    );
+    drop(draining);
+    drop(staying);
+}
