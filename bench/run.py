@@ -21,7 +21,8 @@ The tls-* scenarios serve over TLS (a self-signed certificate made with
 openssl): ferrocorn, Granian and Gunicorn terminating TLS themselves, and
 nginx terminating it in front of plain ferrocorn.
 Prints one table per scenario with the ratio of ferrocorn to each peer,
-and for hello and Flask the ratio of ferrocorn under --sandbox to ferrocorn.
+and for hello and Flask the ratio of ferrocorn under --sandbox, and with
+--metrics-bind, to ferrocorn.
 Traffic stays on 127.0.0.1; every run is bounded by --duration.
 """
 
@@ -180,6 +181,9 @@ def server_commands(binary, venv, site_packages, app, workers, port, work=None, 
     if kind in ("hello", "flask"):
         # The sandbox's cost: the same server confined (README "Sandbox").
         extra["ferrocorn-sandbox"] = ferrocorn + ["--sandbox", app]
+        # The metrics' cost: the same server counting for --metrics-bind
+        # (README "Metrics, health and clusters").
+        extra["ferrocorn-metrics"] = ferrocorn + ["--metrics-bind", "127.0.0.1:%d" % free_port(), app]
     return extra | {
         "ferrocorn": ferrocorn + [app],
         "gunicorn-sync": [os.path.join(bin_dir, "gunicorn"), "-b", bind, "-w", str(workers), "--log-level",
@@ -463,6 +467,9 @@ def main():
                 confined = medians.get("ferrocorn-sandbox", {}).get("rps")
                 if confined:
                     print("ferrocorn --sandbox / ferrocorn req/s: %.3fx" % (confined / ours))
+                counted = medians.get("ferrocorn-metrics", {}).get("rps")
+                if counted:
+                    print("ferrocorn --metrics-bind / ferrocorn req/s: %.3fx" % (counted / ours))
                 m = medians["ferrocorn"]
                 if m["cpu_us"] and m["interp_us"]:
                     print("ferrocorn CPU us/req: interpreter threads %.1f, event loops and arbiter %.1f"

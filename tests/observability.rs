@@ -551,3 +551,81 @@ fn as_pid_1_of_a_namespace_it_reaps_orphans_and_stops_on_term() {
     assert!(server.wait().success(), "{}", server.log());
     assert!(server.log().contains("Shutting down: Master"));
 }
+
+#[test]
+fn a_bundles_healthcheck_asks_the_metrics_address_baked_into_it() {
+    let dir = scratch_dir("bundle-healthcheck");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
+    let bundle = dir.join("observed");
+    let made = Command::new(BIN)
+        .current_dir(common::apps_dir())
+        .args(["bundle", "-o", bundle.to_str().unwrap(), "--metrics-bind", &metrics])
+        .args(["-b", "127.0.0.1:0", APP])
+        .output()
+        .expect("ferrocorn bundle");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let ask = |extra: &[&str]| {
+        Command::new(&bundle)
+            .arg("healthcheck")
+            .args(extra)
+            .env("FERROCORN_BUNDLE_DIR", dir.join("unpacked"))
+            .output()
+            .expect("the bundle's healthcheck")
+    };
+    let refused = ask(&[]);
+    assert_eq!(refused.status.code(), Some(1), "nothing listens yet");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains(&format!("cannot connect to {metrics}")));
+
+    let mut command = Command::new(&bundle);
+    command
+        .env("FERROCORN_BUNDLE_DIR", dir.join("unpacked"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let _server = Server::spawn(command);
+    let address: SocketAddr = metrics.parse().unwrap();
+    assert!(wait_until(TIMEOUT, || probe(address, "/readyz").0 == 200));
+    assert!(ask(&["--ready"]).status.success());
+    assert!(ask(&[]).status.success());
+}
+
+#[test]
+fn a_worker_over_its_memory_limit_is_counted_as_such() {
+    let (server, metrics) = start(&["-w", "1", "--max-worker-memory", "100"]);
+    assert_eq!(server.get("/grow").status, 200);
+    assert!(
+        wait_until(TIMEOUT, || exits(&scrape(metrics), "memory_limit") == 1.0),
+        "{}",
+        scrape(metrics).text
+    );
+    assert_eq!(exits(&scrape(metrics), "crash"), 0.0);
+}
+
+#[test]
+fn a_connection_shed_at_the_connection_limit_is_counted() {
+    let (server, metrics) = start(&["-w", "1", "--worker-connections", "2"]);
+    let idle: Vec<Client> = (0..2)
+        .map(|_| {
+            let mut client = Client::new(server.connect());
+            client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+            assert_eq!(client.response(false).expect("an answer").status, 200);
+            client
+        })
+        .collect();
+    assert!(wait_until(TIMEOUT, || {
+        scrape(metrics).get("ferrocorn_connections_idle") == 2.0
+    }));
+    assert_eq!(scrape(metrics).get("ferrocorn_connections_shed_total"), 0.0);
+    let mut newcomer = Client::new(server.connect());
+    newcomer.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(newcomer.response(false).expect("an answer").status, 200);
+    let samples = scrape(metrics);
+    assert_eq!(samples.get("ferrocorn_connections_shed_total"), 1.0, "{}", samples.text);
+    assert_eq!(samples.get("ferrocorn_connections_accepted_total"), 3.0);
+    drop(idle);
+}

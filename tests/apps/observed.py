@@ -5,6 +5,7 @@
 /boom        raises (500, logged with its traceback)
 /hold?PATH   waits (at most 20 s) until the file PATH exists, then 200
 /pid         the worker's process id
+/grow        keeps 64 MB more in memory (for --max-worker-memory)
 /orphan      starts a background `sleep` whose parent exits at once, so the
              sleep is re-parented to the nearest reaper (PID 1 in a
              namespace); answers with nothing
@@ -19,6 +20,9 @@ _delay_file = os.environ.get("IMPORT_DELAY_FILE")
 if _delay_file and os.path.exists(_delay_file):
     with open(_delay_file) as f:
         time.sleep(float(f.read().strip() or "0"))
+
+
+_kept = []
 
 
 def _text(start_response, body, status="200 OK"):
@@ -41,6 +45,9 @@ def application(environ, start_response):
         return _text(start_response, "released")
     if path == "/pid":
         return _text(start_response, str(os.getpid()))
+    if path == "/grow":
+        _kept.append(b"x" * (64 << 20))
+        return _text(start_response, "grown")
     if path == "/orphan":
         os.system("sleep 0.3 &")
         return _text(start_response, "")
