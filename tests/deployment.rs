@@ -48,6 +48,24 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// nginx in the foreground with `DIR/nginx.conf`, stopped when dropped.
+fn start_nginx(dir: &Path) -> StopOnDrop {
+    let nginx = Command::new(NGINX)
+        .args([
+            "-p",
+            dir.to_str().unwrap(),
+            "-c",
+            dir.join("nginx.conf").to_str().unwrap(),
+        ])
+        .args(["-g", "daemon off;"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    StopOnDrop(nginx)
+}
+
 #[test]
 fn nginx_serves_static_files_and_proxies_the_rest_to_a_unix_socket() {
     ensure_nginx();
@@ -89,21 +107,7 @@ fn nginx_serves_static_files_and_proxies_the_rest_to_a_unix_socket() {
         dir = dir.display()
     );
     std::fs::write(dir.join("nginx.conf"), main_conf).unwrap();
-    let nginx = Command::new(NGINX)
-        .args([
-            "-p",
-            dir.to_str().unwrap(),
-            "-c",
-            dir.join("nginx.conf").to_str().unwrap(),
-            "-g",
-            "daemon off;",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    let _nginx = StopOnDrop(nginx);
+    let _nginx = start_nginx(&dir);
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "nginx did not start");
@@ -131,13 +135,18 @@ fn nginx_serves_static_files_and_proxies_the_rest_to_a_unix_socket() {
 fn pid_through(port: u16) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     stream
         .write_all(b"GET /pid HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
         .ok()?;
     let mut reply = String::new();
     stream.read_to_string(&mut reply).ok()?;
-    let body = reply.strip_prefix("HTTP/1.1 200 OK")?.split_once("\r\n\r\n")?.1;
+    let body = reply
+        .strip_prefix("HTTP/1.1 200 OK")?
+        .split_once("\r\n\r\n")?
+        .1;
     Some(body.to_owned())
 }
 
@@ -218,7 +227,12 @@ fn write_balancer_conf(dir: &Path, port: u16, upstreams: &[&Instance]) {
 
 fn reload_nginx(dir: &Path) {
     let status = Command::new(NGINX)
-        .args(["-p", dir.to_str().unwrap(), "-c", dir.join("nginx.conf").to_str().unwrap()])
+        .args([
+            "-p",
+            dir.to_str().unwrap(),
+            "-c",
+            dir.join("nginx.conf").to_str().unwrap(),
+        ])
         .args(["-s", "reload"])
         .stderr(Stdio::null())
         .status()
@@ -248,15 +262,7 @@ fn a_rolling_restart_behind_nginx_loses_no_request_while_each_instance_drains() 
     let first = Instance::start();
     let second = Instance::start();
     write_balancer_conf(&dir, port, &[&first, &second]);
-    let nginx = Command::new(NGINX)
-        .args(["-p", dir.to_str().unwrap(), "-c", dir.join("nginx.conf").to_str().unwrap()])
-        .args(["-g", "daemon off;"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    let _nginx = StopOnDrop(nginx);
+    let _nginx = start_nginx(&dir);
     assert!(common::wait_until(common::TIMEOUT, || pid_through(port).is_some()));
 
     // Clients: one request after another through nginx, until told to stop
@@ -283,7 +289,9 @@ fn a_rolling_restart_behind_nginx_loses_no_request_while_each_instance_drains() 
         let seen = traffic.lock().unwrap();
         seen.answered_by.iter().filter(|p| *p == worker).count()
     };
-    assert!(common::wait_until(common::TIMEOUT, || answered_by(&first.worker) > 20
+    assert!(common::wait_until(common::TIMEOUT, || answered_by(
+        &first.worker
+    ) > 20
         && answered_by(&second.worker) > 20));
 
     // Drain one instance as an orchestrator would: SIGTERM, then take it out
@@ -294,10 +302,16 @@ fn a_rolling_restart_behind_nginx_loses_no_request_while_each_instance_drains() 
     for round in 0..2 {
         draining.server.signal(libc::SIGTERM);
         // Not ready (503), or already gone (0) had it no --shutdown-delay.
-        assert!(common::wait_until(common::TIMEOUT, || readyz(draining.metrics) != 200));
+        assert!(common::wait_until(common::TIMEOUT, || readyz(
+            draining.metrics
+        ) != 200));
         write_balancer_conf(&dir, port, &[&staying]);
         reload_nginx(&dir);
-        assert!(draining.server.wait().success(), "{}", draining.server.log());
+        assert!(
+            draining.server.wait().success(),
+            "{}",
+            draining.server.log()
+        );
         let before = traffic.lock().unwrap().answered_by.len();
         assert!(common::wait_until(common::TIMEOUT, || {
             traffic.lock().unwrap().answered_by.len() > before + 50
@@ -316,7 +330,8 @@ fn a_rolling_restart_behind_nginx_loses_no_request_while_each_instance_drains() 
     client.join().unwrap();
     let seen = traffic.lock().unwrap();
     assert_eq!(
-        seen.failed, 0,
+        seen.failed,
+        0,
         "{} of {} requests failed during the rolling restart",
         seen.failed,
         seen.failed + seen.answered_by.len()

@@ -16,7 +16,9 @@ use std::time::Duration;
 use common::{BIN, TIMEOUT, scratch_dir, wait_until};
 
 fn recipe(file: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/deploy/kubernetes").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/deploy/kubernetes")
+        .join(file);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -57,7 +59,14 @@ impl Podman {
     fn run(&self, args: &[&str]) -> Output {
         let root = self.dir.join("storage").display().to_string();
         let runroot = self.dir.join("run").display().to_string();
-        let mut all = vec!["--root", &root, "--runroot", &runroot, "--storage-driver", "vfs"];
+        let mut all = vec![
+            "--root",
+            &root,
+            "--runroot",
+            &runroot,
+            "--storage-driver",
+            "vfs",
+        ];
         all.extend_from_slice(args);
         run_ok("podman", &all)
     }
@@ -84,7 +93,15 @@ struct ContainerRoot {
 impl ContainerRoot {
     fn new(dir: PathBuf, image_tar: &Path) -> ContainerRoot {
         std::fs::create_dir_all(&dir).unwrap();
-        run_ok("tar", &["-xf", image_tar.to_str().unwrap(), "-C", dir.to_str().unwrap()]);
+        run_ok(
+            "tar",
+            &[
+                "-xf",
+                image_tar.to_str().unwrap(),
+                "-C",
+                dir.to_str().unwrap(),
+            ],
+        );
         // Mount points the runtime makes (the image has none of them).
         for sub in ["dev", "proc", "tmp"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
@@ -93,17 +110,45 @@ impl ContainerRoot {
         let path = |sub: &str| root.dir.join(sub).display().to_string();
         run_ok("mount", &["--bind", &path(""), &path("")]);
         run_ok("mount", &["-o", "remount,bind,ro", &path("")]);
-        run_ok("mount", &["-t", "tmpfs", "-o", "mode=1777,size=128m", "tmpfs", &path("tmp")]);
-        run_ok("mount", &["-t", "tmpfs", "-o", "mode=755", "tmpfs", &path("dev")]);
-        for (node, minor) in [("null", "3"), ("zero", "5"), ("full", "7"), ("random", "8"), ("urandom", "9")] {
-            run_ok("mknod", &["-m", "666", &path(&format!("dev/{node}")), "c", "1", minor]);
+        run_ok(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                "mode=1777,size=128m",
+                "tmpfs",
+                &path("tmp"),
+            ],
+        );
+        run_ok(
+            "mount",
+            &["-t", "tmpfs", "-o", "mode=755", "tmpfs", &path("dev")],
+        );
+        for (node, minor) in [
+            ("null", "3"),
+            ("zero", "5"),
+            ("full", "7"),
+            ("random", "8"),
+            ("urandom", "9"),
+        ] {
+            run_ok(
+                "mknod",
+                &["-m", "666", &path(&format!("dev/{node}")), "c", "1", minor],
+            );
         }
         run_ok("mount", &["-t", "proc", "proc", &path("proc")]);
         root
     }
 
     /// `env -i ENV chroot --userspec USER ROOT ENTRYPOINT ARGS`.
-    fn command(&self, user: &str, env: &[(String, String)], entrypoint: &str, args: &[String]) -> Command {
+    fn command(
+        &self,
+        user: &str,
+        env: &[(String, String)],
+        entrypoint: &str,
+        args: &[String],
+    ) -> Command {
         let mut command = Command::new("/usr/sbin/chroot");
         command
             .env_clear()
@@ -119,7 +164,10 @@ impl ContainerRoot {
 
 impl Drop for ContainerRoot {
     fn drop(&mut self) {
-        let _ = Command::new("umount").args(["--recursive", "--lazy"]).arg(&self.dir).status();
+        let _ = Command::new("umount")
+            .args(["--recursive", "--lazy"])
+            .arg(&self.dir)
+            .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -148,12 +196,19 @@ fn number_in(yaml: &str, block: &str, key: &str) -> u64 {
 
 /// The value that follows `flag` in `args`.
 fn flag_value<'a>(args: &'a [String], flag: &str) -> &'a str {
-    let at = args.iter().position(|a| a == flag).unwrap_or_else(|| panic!("no {flag} in {args:?}"));
+    let at = args
+        .iter()
+        .position(|a| a == flag)
+        .unwrap_or_else(|| panic!("no {flag} in {args:?}"));
     &args[at + 1]
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
@@ -162,7 +217,11 @@ fn the_recipe_describes_probes_on_the_metrics_port_a_long_enough_grace_and_a_loc
     let args: Vec<String> = serde_like_args(&yaml);
     assert_eq!(flag_value(&args, "--metrics-bind"), "0.0.0.0:9090");
     assert_eq!(flag_value(&args, "--bind"), "0.0.0.0:8000");
-    for (probe, path) in [("startupProbe", "/readyz"), ("readinessProbe", "/readyz"), ("livenessProbe", "/livez")] {
+    for (probe, path) in [
+        ("startupProbe", "/readyz"),
+        ("readinessProbe", "/readyz"),
+        ("livenessProbe", "/livez"),
+    ] {
         assert_eq!(value_in(&yaml, probe, "path"), path, "{probe}");
         assert_eq!(value_in(&yaml, probe, "port"), "metrics", "{probe}");
     }
@@ -171,10 +230,16 @@ fn the_recipe_describes_probes_on_the_metrics_port_a_long_enough_grace_and_a_loc
     let grace = number_in(&yaml, "spec", "terminationGracePeriodSeconds");
     let pre_stop = number_in(&yaml, "preStop", "seconds");
     let graceful: u64 = flag_value(&args, "--graceful-timeout").parse().unwrap();
-    assert!(grace > pre_stop + graceful, "{grace} <= {pre_stop} + {graceful}");
+    assert!(
+        grace > pre_stop + graceful,
+        "{grace} <= {pre_stop} + {graceful}"
+    );
     assert_eq!(value_in(&yaml, "securityContext", "runAsNonRoot"), "true");
     assert_eq!(value_in(&yaml, "securityContext", "runAsUser"), "65534");
-    assert_eq!(value_in(&yaml, "containers", "readOnlyRootFilesystem"), "true");
+    assert_eq!(
+        value_in(&yaml, "containers", "readOnlyRootFilesystem"),
+        "true"
+    );
     assert_eq!(value_in(&yaml, "volumeMounts", "mountPath"), "/tmp");
     let service = recipe("service.yaml");
     assert!(service.contains("targetPort: http") && service.contains("targetPort: metrics"));
@@ -183,7 +248,10 @@ fn the_recipe_describes_probes_on_the_metrics_port_a_long_enough_grace_and_a_loc
 /// deployment.yaml's `args:` line (a flow sequence, which is JSON).
 fn serde_like_args(yaml: &str) -> Vec<String> {
     let line = value_in(yaml, "containers", "args");
-    let inner = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')).expect("args: [...]");
+    let inner = line
+        .strip_prefix('[')
+        .and_then(|l| l.strip_suffix(']'))
+        .expect("args: [...]");
     inner
         .split(',')
         .map(|item| item.trim().trim_matches('"').to_owned())
@@ -199,16 +267,57 @@ fn the_image_built_from_the_recipe_serves_in_a_read_only_root_as_the_deployment_
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let bundled = Command::new(BIN)
         .current_dir(&examples)
-        .args(["bundle", "-o", context.join("app").to_str().unwrap(), "hello"])
+        .args([
+            "bundle",
+            "-o",
+            context.join("app").to_str().unwrap(),
+            "hello",
+        ])
         .output()
         .expect("ferrocorn bundle");
-    assert!(bundled.status.success(), "{}", String::from_utf8_lossy(&bundled.stderr));
+    assert!(
+        bundled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bundled.stderr)
+    );
 
-    let podman = Podman { dir: work.join("podman") };
+    let podman = Podman {
+        dir: work.join("podman"),
+    };
     let containerfile = examples.join("deploy/kubernetes/Containerfile");
-    podman.run(&["build", "-q", "-t", "ferrocorn-recipe-test", "-f", containerfile.to_str().unwrap(), context.to_str().unwrap()]);
-    let user = String::from_utf8(podman.run(&["image", "inspect", "--format", "{{.Config.User}}", "ferrocorn-recipe-test"]).stdout).unwrap();
-    let entrypoint = String::from_utf8(podman.run(&["image", "inspect", "--format", "{{json .Config.Entrypoint}}", "ferrocorn-recipe-test"]).stdout).unwrap();
+    podman.run(&[
+        "build",
+        "-q",
+        "-t",
+        "ferrocorn-recipe-test",
+        "-f",
+        containerfile.to_str().unwrap(),
+        context.to_str().unwrap(),
+    ]);
+    let user = String::from_utf8(
+        podman
+            .run(&[
+                "image",
+                "inspect",
+                "--format",
+                "{{.Config.User}}",
+                "ferrocorn-recipe-test",
+            ])
+            .stdout,
+    )
+    .unwrap();
+    let entrypoint = String::from_utf8(
+        podman
+            .run(&[
+                "image",
+                "inspect",
+                "--format",
+                "{{json .Config.Entrypoint}}",
+                "ferrocorn-recipe-test",
+            ])
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(user.trim(), "65534:65534");
     assert_eq!(entrypoint.trim(), "[\"/app\"]");
     podman.run(&["create", "--name", "recipe", "ferrocorn-recipe-test"]);
@@ -223,7 +332,11 @@ fn the_image_built_from_the_recipe_serves_in_a_read_only_root_as_the_deployment_
         names.sort();
         names
     };
-    assert_eq!(image_files(), ["app", "dev", "proc", "tmp"], "one file and the mount points");
+    assert_eq!(
+        image_files(),
+        ["app", "dev", "proc", "tmp"],
+        "one file and the mount points"
+    );
 
     // The Deployment's args and environment, with its wildcard binds moved
     // to free loopback ports (tests speak to 127.0.0.1 only).
@@ -231,7 +344,10 @@ fn the_image_built_from_the_recipe_serves_in_a_read_only_root_as_the_deployment_
     let (http, metrics) = (free_port(), free_port());
     let args: Vec<String> = serde_like_args(&yaml)
         .into_iter()
-        .map(|a| a.replace("0.0.0.0:8000", &format!("127.0.0.1:{http}")).replace("0.0.0.0:9090", &format!("127.0.0.1:{metrics}")))
+        .map(|a| {
+            a.replace("0.0.0.0:8000", &format!("127.0.0.1:{http}"))
+                .replace("0.0.0.0:9090", &format!("127.0.0.1:{metrics}"))
+        })
         .collect();
     let env = vec![(
         value_in(&yaml, "env", "- name"),
@@ -244,7 +360,11 @@ fn the_image_built_from_the_recipe_serves_in_a_read_only_root_as_the_deployment_
 
     let metrics_address = format!("127.0.0.1:{metrics}");
     let healthcheck = |extra: &[&str]| {
-        let mut args = vec!["healthcheck".to_owned(), "--metrics-bind".to_owned(), metrics_address.clone()];
+        let mut args = vec![
+            "healthcheck".to_owned(),
+            "--metrics-bind".to_owned(),
+            metrics_address.clone(),
+        ];
         args.extend(extra.iter().map(|s| s.to_string()));
         root.command(user.trim(), &env, "/app", &args)
             .stdout(Stdio::null())
@@ -252,7 +372,10 @@ fn the_image_built_from_the_recipe_serves_in_a_read_only_root_as_the_deployment_
             .status()
             .is_ok_and(|s| s.success())
     };
-    assert!(wait_until(TIMEOUT, || healthcheck(&["--ready"])), "the startup probe never passed");
+    assert!(
+        wait_until(TIMEOUT, || healthcheck(&["--ready"])),
+        "the startup probe never passed"
+    );
     assert!(healthcheck(&[]), "not live");
     let reply = common::http_get_close(
         SocketAddr::from(([127, 0, 0, 1], http)),
@@ -274,10 +397,17 @@ fn the_image_built_from_the_recipe_serves_in_a_read_only_root_as_the_deployment_
     let mut server = server;
     let grace = Duration::from_secs(number_in(&yaml, "spec", "terminationGracePeriodSeconds"));
     let mut status = None;
-    assert!(wait_until(grace, || {
-        status = server.0.try_wait().unwrap();
-        status.is_some()
-    }), "still running past the grace period");
+    assert!(
+        wait_until(grace, || {
+            status = server.0.try_wait().unwrap();
+            status.is_some()
+        }),
+        "still running past the grace period"
+    );
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
-    assert_eq!(image_files(), ["app", "dev", "proc", "tmp"], "nothing written outside the mounts");
+    assert_eq!(
+        image_files(),
+        ["app", "dev", "proc", "tmp"],
+        "nothing written outside the mounts"
+    );
 }

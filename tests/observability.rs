@@ -89,7 +89,9 @@ fn scrape(address: SocketAddr) -> Samples {
 }
 
 fn exits(samples: &Samples, reason: &str) -> f64 {
-    samples.get(&format!("ferrocorn_worker_exits_total{{reason=\"{reason}\"}}"))
+    samples.get(&format!(
+        "ferrocorn_worker_exits_total{{reason=\"{reason}\"}}"
+    ))
 }
 
 fn requests(samples: &Samples, method: &str, class: &str) -> f64 {
@@ -101,6 +103,18 @@ fn requests(samples: &Samples, method: &str, class: &str) -> f64 {
 fn send_signal(pid: i32, signal: i32) {
     // SAFETY: kill(2) has no memory effects.
     unsafe { libc::kill(pid, signal) };
+}
+
+/// `count` keep-alive connections that have had one request answered.
+fn idle_connections(server: &Server, count: usize) -> Vec<Client> {
+    (0..count)
+        .map(|_| {
+            let mut client = Client::new(server.connect());
+            client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+            assert_eq!(client.response(false).expect("an answer").status, 200);
+            client
+        })
+        .collect()
 }
 
 /// The pid of the worker that answers a request.
@@ -135,15 +149,27 @@ fn a_scrape_moves_by_exactly_the_requests_and_bytes_sent_since_the_last() {
     let after = scrape(metrics);
 
     let moved = |series: &str| after.get(series) - before.get(series);
-    assert_eq!(requests(&after, "GET", "2xx") - requests(&before, "GET", "2xx"), 3.0);
-    assert_eq!(requests(&after, "POST", "2xx") - requests(&before, "POST", "2xx"), 1.0);
-    assert_eq!(requests(&after, "GET", "4xx") - requests(&before, "GET", "4xx"), 1.0);
+    assert_eq!(
+        requests(&after, "GET", "2xx") - requests(&before, "GET", "2xx"),
+        3.0
+    );
+    assert_eq!(
+        requests(&after, "POST", "2xx") - requests(&before, "POST", "2xx"),
+        1.0
+    );
+    assert_eq!(
+        requests(&after, "GET", "4xx") - requests(&before, "GET", "4xx"),
+        1.0
+    );
     assert_eq!(moved("ferrocorn_request_duration_seconds_count"), 5.0);
     assert_eq!(
         moved("ferrocorn_request_duration_seconds_bucket{le=\"+Inf\"}"),
         5.0
     );
-    assert_eq!(moved("ferrocorn_requests_rejected_total{status=\"400\"}"), 1.0);
+    assert_eq!(
+        moved("ferrocorn_requests_rejected_total{status=\"400\"}"),
+        1.0
+    );
     assert_eq!(moved("ferrocorn_connections_accepted_total"), 2.0);
     let sent = (pipelined.len() + malformed.len()) as f64;
     assert_eq!(moved("ferrocorn_received_bytes_total"), sent);
@@ -159,16 +185,12 @@ fn a_scrape_moves_by_exactly_the_requests_and_bytes_sent_since_the_last() {
 fn requests_in_flight_and_idle_connections_are_gauged_as_they_change() {
     let (server, metrics) = start(&["-w", "2"]);
     let release = scratch_dir("hold").join("release");
-    let mut idle: Vec<Client> = (0..3)
-        .map(|_| {
-            let mut client = Client::new(server.connect());
-            client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-            assert_eq!(client.response(false).expect("an answer").status, 200);
-            client
-        })
-        .collect();
+    let mut idle = idle_connections(&server, 3);
     let mut held = Client::new(server.connect());
-    let hold = format!("GET /hold?{} HTTP/1.1\r\nHost: t\r\n\r\n", release.display());
+    let hold = format!(
+        "GET /hold?{} HTTP/1.1\r\nHost: t\r\n\r\n",
+        release.display()
+    );
     held.send(hold.as_bytes());
 
     let gauges = || {
@@ -224,7 +246,9 @@ fn worker_exits_are_counted_by_reason_and_a_stopped_worker_fails_liveness() {
         "liveness never failed for a stopped worker"
     );
     assert!(
-        failed.1.starts_with(&format!("worker {stopped} silent for ")),
+        failed
+            .1
+            .starts_with(&format!("worker {stopped} silent for ")),
         "{failed:?}"
     );
     assert!(counted("timeout", 1.0), "{}", scrape(metrics).text);
@@ -243,7 +267,12 @@ fn worker_exits_are_counted_by_reason_and_a_stopped_worker_fails_liveness() {
     let last = scrape(metrics);
     // The first worker, and one after each of max_requests, crash, timeout,
     // reload and TTIN.
-    assert_eq!(last.get("ferrocorn_worker_boots_total"), 6.0, "{}", last.text);
+    assert_eq!(
+        last.get("ferrocorn_worker_boots_total"),
+        6.0,
+        "{}",
+        last.text
+    );
     for reason in ["boot_failure", "memory_limit", "code_changed", "shutdown"] {
         assert_eq!(exits(&last, reason), 0.0, "{reason}");
     }
@@ -283,7 +312,12 @@ fn socket_inodes(pid: i32) -> Vec<String> {
         .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
         .filter_map(|target| {
             let target = target.to_string_lossy().into_owned();
-            Some(target.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
         })
         .collect()
 }
@@ -312,7 +346,10 @@ fn the_endpoint_answers_while_every_worker_is_stopped_and_the_app_cannot_reach_i
     let seen = wait_until(TIMEOUT, || scrape(metrics).get(&backlog) == 3.0);
     send_signal(worker, libc::SIGCONT);
     assert!(seen, "{}", scrape(metrics).text);
-    let limit = format!("ferrocorn_listen_backlog_limit{{listener=\"{}\"}}", server.addr);
+    let limit = format!(
+        "ferrocorn_listen_backlog_limit{{listener=\"{}\"}}",
+        server.addr
+    );
     assert!(scrape(metrics).get(&limit) >= 1.0);
     drop(queued);
 }
@@ -323,8 +360,21 @@ fn failed_tls_handshakes_are_counted() {
     let made = Command::new("openssl")
         .current_dir(&dir)
         .args([
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "key.pem", "-out", "cert.pem", "-days", "2", "-subj", "/CN=localhost",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
         ])
         .output()
         .expect("openssl(1)");
@@ -340,7 +390,10 @@ fn failed_tls_handshakes_are_counted() {
     let failures = || scrape(metrics).get("ferrocorn_tls_handshake_failures_total");
     assert_eq!(failures(), 0.0);
     // A handshake record with garbage in it, then plain HTTP.
-    for bytes in [&b"\x16\x03\x01\x00\x04junk"[..], b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"] {
+    for bytes in [
+        &b"\x16\x03\x01\x00\x04junk"[..],
+        b"GET / HTTP/1.1\r\nHost: t\r\n\r\n",
+    ] {
         let mut stream = server.connect();
         stream.write_all(bytes).unwrap();
         let mut answer = Vec::new();
@@ -395,9 +448,11 @@ fn statsd_gets_gunicorns_metric_names_with_prefix_and_tags() {
     }
     let requests: Vec<&String> = lines.iter().filter(|l| l.contains(".requests:")).collect();
     assert_eq!(requests.len(), 3, "{lines:#?}");
-    assert!(requests
-        .iter()
-        .all(|l| *l == "shop.gunicorn.requests:1|c|@1.0|#env:test"));
+    assert!(
+        requests
+            .iter()
+            .all(|l| *l == "shop.gunicorn.requests:1|c|@1.0|#env:test")
+    );
     let durations: Vec<&String> = lines
         .iter()
         .filter(|l| l.starts_with("shop.gunicorn.request.duration:"))
@@ -438,17 +493,26 @@ fn after_term_readiness_fails_first_and_the_server_serves_through_the_shutdown_d
     // Not ready, still live, still serving.
     let (code, message) = healthcheck(&["--metrics-bind", &address, "--ready"]);
     assert_eq!(code, 1);
-    assert!(message.contains("/readyz answered 503: stopping"), "{message}");
+    assert!(
+        message.contains("/readyz answered 503: stopping"),
+        "{message}"
+    );
     assert_eq!(healthcheck(&["--metrics-bind", &address]).0, 0);
     assert_eq!(server.get("/").status, 200);
     assert!(!server.log().contains("Stopping workers gracefully"));
 
     assert!(server.wait().success(), "{}", server.log());
     let log = server.log();
-    assert!(log.contains("stopping gracefully in 2 s (--shutdown-delay)"), "{log}");
+    assert!(
+        log.contains("stopping gracefully in 2 s (--shutdown-delay)"),
+        "{log}"
+    );
     let (code, message) = healthcheck(&["--metrics-bind", &address]);
     assert_eq!(code, 1);
-    assert!(message.starts_with("ferrocorn healthcheck: cannot connect to"), "{message}");
+    assert!(
+        message.starts_with("ferrocorn healthcheck: cannot connect to"),
+        "{message}"
+    );
     assert_eq!(message.lines().count(), 1, "{message}");
 }
 
@@ -462,7 +526,10 @@ fn the_healthcheck_command_refuses_bad_use_with_one_line() {
     );
     let (code, message) = healthcheck(&["--metrics-bind", "nowhere"]);
     assert_eq!(code, 1);
-    assert!(message.starts_with("ferrocorn healthcheck: --metrics-bind nowhere: "), "{message}");
+    assert!(
+        message.starts_with("ferrocorn healthcheck: --metrics-bind nowhere: "),
+        "{message}"
+    );
     assert_eq!(healthcheck(&["--bogus"]).0, 2, "a usage error");
 }
 
@@ -479,7 +546,10 @@ fn during_hup_readiness_fails_until_the_new_workers_have_imported_the_app() {
         not_ready = probe(metrics, "/readyz");
         not_ready.0 == 503
     }));
-    assert!(not_ready.1.ends_with(" of 2 workers ready\n"), "{not_ready:?}");
+    assert!(
+        not_ready.1.ends_with(" of 2 workers ready\n"),
+        "{not_ready:?}"
+    );
     // The old generation serves meanwhile.
     assert_eq!(server.get("/").status, 200);
     assert!(wait_until(TIMEOUT, || probe(metrics, "/readyz").0 == 200));
@@ -564,11 +634,21 @@ fn a_bundles_healthcheck_asks_the_metrics_address_baked_into_it() {
     let bundle = dir.join("observed");
     let made = Command::new(BIN)
         .current_dir(common::apps_dir())
-        .args(["bundle", "-o", bundle.to_str().unwrap(), "--metrics-bind", &metrics])
+        .args([
+            "bundle",
+            "-o",
+            bundle.to_str().unwrap(),
+            "--metrics-bind",
+            &metrics,
+        ])
         .args(["-b", "127.0.0.1:0", APP])
         .output()
         .expect("ferrocorn bundle");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let ask = |extra: &[&str]| {
         Command::new(&bundle)
             .arg("healthcheck")
@@ -579,7 +659,9 @@ fn a_bundles_healthcheck_asks_the_metrics_address_baked_into_it() {
     };
     let refused = ask(&[]);
     assert_eq!(refused.status.code(), Some(1), "nothing listens yet");
-    assert!(String::from_utf8_lossy(&refused.stderr).contains(&format!("cannot connect to {metrics}")));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(&format!("cannot connect to {metrics}"))
+    );
 
     let mut command = Command::new(&bundle);
     command
@@ -609,14 +691,7 @@ fn a_worker_over_its_memory_limit_is_counted_as_such() {
 #[test]
 fn a_connection_shed_at_the_connection_limit_is_counted() {
     let (server, metrics) = start(&["-w", "1", "--worker-connections", "2"]);
-    let idle: Vec<Client> = (0..2)
-        .map(|_| {
-            let mut client = Client::new(server.connect());
-            client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-            assert_eq!(client.response(false).expect("an answer").status, 200);
-            client
-        })
-        .collect();
+    let idle = idle_connections(&server, 2);
     assert!(wait_until(TIMEOUT, || {
         scrape(metrics).get("ferrocorn_connections_idle") == 2.0
     }));
@@ -625,7 +700,12 @@ fn a_connection_shed_at_the_connection_limit_is_counted() {
     newcomer.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(newcomer.response(false).expect("an answer").status, 200);
     let samples = scrape(metrics);
-    assert_eq!(samples.get("ferrocorn_connections_shed_total"), 1.0, "{}", samples.text);
+    assert_eq!(
+        samples.get("ferrocorn_connections_shed_total"),
+        1.0,
+        "{}",
+        samples.text
+    );
     assert_eq!(samples.get("ferrocorn_connections_accepted_total"), 3.0);
     drop(idle);
 }

@@ -178,7 +178,10 @@ impl Arbiter {
                 if let Ok(bound) = endpoint.local_addr() {
                     log::info(&format!("Metrics and health at: http://{bound}/metrics"));
                 }
-                (Some(MetricsBoard::new().map_err(ServerError::Io)?), Some(endpoint))
+                (
+                    Some(MetricsBoard::new().map_err(ServerError::Io)?),
+                    Some(endpoint),
+                )
             }
             None => (None, None),
         };

@@ -108,9 +108,7 @@ impl Arbiter {
                 slot: worker.slot,
                 pid,
                 state,
-                resident_bytes: ResidentMemory::of_process(pid)
-                    .and_then(|m| m.bytes())
-                    .ok(),
+                resident_bytes: ResidentMemory::of_process(pid).and_then(|m| m.bytes()).ok(),
             });
         }
         workers.sort_by_key(|w| w.slot);

@@ -63,7 +63,10 @@ fn check(args: &HealthcheckArgs, bundle_defaults: Option<Vec<OsString>>) -> Resu
         (None, None) => return Err("pass the server's --metrics-bind address".to_owned()),
     };
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        return Err(format!("--timeout {}: must be a positive number", args.timeout));
+        return Err(format!(
+            "--timeout {}: must be a positive number",
+            args.timeout
+        ));
     }
     let timeout = Duration::from_secs_f64(args.timeout);
     let target = loopback_for_unspecified(&address)?;
@@ -83,7 +86,10 @@ fn check(args: &HealthcheckArgs, bundle_defaults: Option<Vec<OsString>>) -> Resu
         .map_err(|error| format!("no answer from {target}: {error}"))?;
     let text = String::from_utf8_lossy(&answer);
     let status = text.split(' ').nth(1).unwrap_or_default();
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body).trim();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, body)| body)
+        .trim();
     match status {
         "200" => Ok(()),
         "" => Err(format!("no HTTP answer from {target}{path}")),

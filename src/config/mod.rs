@@ -415,11 +415,7 @@ pub struct Config {
 
     /// Seconds between SIGTERM and the graceful stop, serving on while
     /// /readyz answers 503 (for a load balancer to take the server out).
-    #[arg(
-        long = "shutdown-delay",
-        default_value_t = 0,
-        value_name = "SECONDS"
-    )]
+    #[arg(long = "shutdown-delay", default_value_t = 0, value_name = "SECONDS")]
     pub shutdown_delay: u64,
 
     /// Send Gunicorn's statsd metrics to HOST[:PORT] (UDP; 8125 by default)

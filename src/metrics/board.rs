@@ -28,26 +28,31 @@ pub const REJECT_STATUSES: [u16; 11] = [400, 403, 408, 413, 414, 417, 431, 500, 
 
 /// Word offsets in a slot. Counters first (added to the arbiter's totals
 /// when a worker ends), then the values that describe a live worker only.
+/// What the event loop writes and what interpreter threads write sit on
+/// separate cache lines (8 words each), so a request does not bounce a
+/// line between the loop's core and an interpreter's.
 mod word {
     use super::*;
-    pub const REQUESTS: usize = 0;
-    pub const DURATION_BUCKETS: usize = REQUESTS + METHODS.len() * STATUS_CLASSES.len();
-    pub const DURATION_SUM_US: usize = DURATION_BUCKETS + DURATION_BOUNDS_US.len() + 1;
-    pub const REJECTED: usize = DURATION_SUM_US + 1;
+    // Written by the event loop.
+    pub const REJECTED: usize = 0;
     pub const ACCEPTED: usize = REJECTED + REJECT_STATUSES.len();
     pub const SHED: usize = ACCEPTED + 1;
     pub const BYTES_RECEIVED: usize = SHED + 1;
     pub const BYTES_SENT: usize = BYTES_RECEIVED + 1;
     pub const TLS_HANDSHAKE_FAILURES: usize = BYTES_SENT + 1;
+    // Written by interpreter threads, from the next cache line on.
+    pub const REQUESTS: usize = (TLS_HANDSHAKE_FAILURES + 1).div_ceil(8) * 8;
+    pub const DURATION_BUCKETS: usize = REQUESTS + METHODS.len() * STATUS_CLASSES.len();
+    pub const DURATION_SUM_US: usize = DURATION_BUCKETS + DURATION_BOUNDS_US.len() + 1;
     /// One past the last counter.
-    pub const COUNTERS: usize = TLS_HANDSHAKE_FAILURES + 1;
-    pub const DISPATCHED: usize = COUNTERS;
-    pub const FINISHED: usize = DISPATCHED + 1;
-    pub const CONNECTIONS_OPEN: usize = FINISHED + 1;
+    pub const COUNTERS: usize = DURATION_SUM_US + 1;
+    // Live values: the event loop's, then (a line of its own) the threads'.
+    pub const DISPATCHED: usize = COUNTERS.div_ceil(8) * 8;
+    pub const CONNECTIONS_OPEN: usize = DISPATCHED + 1;
     pub const CONNECTIONS_IDLE: usize = CONNECTIONS_OPEN + 1;
     pub const RETIRING: usize = CONNECTIONS_IDLE + 1;
-    /// Rounded up to whole cache lines, so workers never share one.
-    pub const ALL: usize = (RETIRING + 1).div_ceil(8) * 8;
+    pub const FINISHED: usize = (RETIRING + 1).div_ceil(8) * 8;
+    pub const ALL: usize = (FINISHED + 1).div_ceil(8) * 8;
 }
 
 #[repr(C, align(64))]
@@ -255,10 +260,7 @@ impl WorkerMetrics {
             .position(|m| *m == method)
             .unwrap_or(METHODS.len() - 1);
         let class = usize::from(status / 100).clamp(1, STATUS_CLASSES.len()) - 1;
-        self.add(
-            word::REQUESTS + method * STATUS_CLASSES.len() + class,
-            1,
-        );
+        self.add(word::REQUESTS + method * STATUS_CLASSES.len() + class, 1);
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let bucket = DURATION_BOUNDS_US
             .iter()
@@ -338,7 +340,11 @@ mod tests {
         let buckets = totals.duration_buckets();
         assert_eq!(buckets.len(), DURATION_BOUNDS_US.len() + 1);
         assert_eq!(buckets[0], 1, "0.9 ms is within the first bound");
-        assert_eq!(buckets[DURATION_BOUNDS_US.len()], 1, "60 s is past the last");
+        assert_eq!(
+            buckets[DURATION_BOUNDS_US.len()],
+            1,
+            "60 s is past the last"
+        );
         assert_eq!(totals.duration_sum(), Duration::from_micros(60_000_900));
         assert_eq!(totals.in_flight, 0);
     }
@@ -360,7 +366,11 @@ mod tests {
         assert_eq!(after.bytes_received(), 100);
         let index = |status| REJECT_STATUSES.iter().position(|&s| s == status).unwrap();
         assert_eq!(after.rejected(index(431)), 1);
-        assert_eq!(after.rejected(index(0)), 1, "an unlisted status counts as other");
+        assert_eq!(
+            after.rejected(index(0)),
+            1,
+            "an unlisted status counts as other"
+        );
         assert_eq!((after.in_flight, after.connections_open), (0, 0));
         // The slot was zeroed for its next worker: nothing is counted twice.
         board.start(0);

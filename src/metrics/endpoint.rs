@@ -22,7 +22,9 @@ const MAX_HEAD: usize = 8 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probe {
     /// `/metrics`; `openmetrics`: the client accepts the OpenMetrics format.
-    Metrics { openmetrics: bool },
+    Metrics {
+        openmetrics: bool,
+    },
     Live,
     Ready,
 }
@@ -266,7 +268,9 @@ mod tests {
             Answer::text(200, "ok\n".to_owned())
         });
         (
-            bytes.map(|b| String::from_utf8(b).unwrap()).unwrap_or_default(),
+            bytes
+                .map(|b| String::from_utf8(b).unwrap())
+                .unwrap_or_default(),
             asked,
         )
     }
@@ -294,12 +298,23 @@ mod tests {
     #[test]
     fn head_gets_no_body_other_methods_405_and_bad_heads_400_or_431() {
         let (text, _) = ask("HEAD /livez HTTP/1.1\r\n\r\n");
-        assert!(text.contains("Content-Length: 3\r\n") && text.ends_with("\r\n\r\n"), "{text}");
+        assert!(
+            text.contains("Content-Length: 3\r\n") && text.ends_with("\r\n\r\n"),
+            "{text}"
+        );
         let (text, asked) = ask("POST /readyz HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
         assert!(text.starts_with("HTTP/1.1 405 ") && text.contains("\r\nAllow: GET, HEAD\r\n"));
         assert!(asked.is_empty());
-        assert!(ask("GET /livez HTTP/1.1\r\nBad Header\r\n\r\n").0.starts_with("HTTP/1.1 400 "));
-        assert_eq!(ask("GET /livez HTTP/1.1\r\nHost: x\r\n").0, "", "not complete yet");
+        assert!(
+            ask("GET /livez HTTP/1.1\r\nBad Header\r\n\r\n")
+                .0
+                .starts_with("HTTP/1.1 400 ")
+        );
+        assert_eq!(
+            ask("GET /livez HTTP/1.1\r\nHost: x\r\n").0,
+            "",
+            "not complete yet"
+        );
         let long = format!("GET /livez HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HEAD));
         assert!(ask(&long).0.starts_with("HTTP/1.1 431 "));
     }

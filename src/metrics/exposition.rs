@@ -222,7 +222,8 @@ impl Scrape {
             )?;
             for state in WorkerState::ALL {
                 let count = self.workers.iter().filter(|w| w.state == state).count() as u64;
-                ConstGauge::new(count).encode(family.encode_family(&[("state", state.label())])?)?;
+                ConstGauge::new(count)
+                    .encode(family.encode_family(&[("state", state.label())])?)?;
             }
         }
         gauge(
@@ -255,28 +256,26 @@ impl Scrape {
                 }
             }
         }
-        if !self.backlogs.is_empty() {
-            let mut queued = out.encode_descriptor(
+        let backlog_gauges: [(&str, &str, fn(&BacklogSample) -> u64); 2] = [
+            (
                 "ferrocorn_listen_backlog",
                 "Connections the kernel completed that no worker has accepted yet.",
-                None,
-                MetricType::Gauge,
-            )?;
-            for backlog in &self.backlogs {
-                ConstGauge::new(backlog.queued)
-                    .encode(queued.encode_family(&[("listener", backlog.listener.as_str())])?)?;
-            }
-        }
-        if !self.backlogs.is_empty() {
-            let mut limit = out.encode_descriptor(
+                |b| b.queued,
+            ),
+            (
                 "ferrocorn_listen_backlog_limit",
                 "The most connections the kernel queues before it drops new ones (--backlog, capped by net.core.somaxconn).",
-                None,
-                MetricType::Gauge,
-            )?;
+                |b| b.limit,
+            ),
+        ];
+        for (name, help, value) in backlog_gauges {
+            if self.backlogs.is_empty() {
+                break;
+            }
+            let mut family = out.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for backlog in &self.backlogs {
-                ConstGauge::new(backlog.limit)
-                    .encode(limit.encode_family(&[("listener", backlog.listener.as_str())])?)?;
+                let labels = [("listener", backlog.listener.as_str())];
+                ConstGauge::new(value(backlog)).encode(family.encode_family(&labels)?)?;
             }
         }
         Ok(())

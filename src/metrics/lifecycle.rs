@@ -107,7 +107,10 @@ mod tests {
     fn what_the_arbiter_did_wins_then_what_the_worker_recorded() {
         use ExitReason as E;
         let memory = Some(SelfRetirement::MemoryLimit);
-        assert_eq!(E::classify(Some(E::Timeout), memory, true, false), E::Timeout);
+        assert_eq!(
+            E::classify(Some(E::Timeout), memory, true, false),
+            E::Timeout
+        );
         assert_eq!(E::classify(None, memory, true, true), E::MemoryLimit);
         assert_eq!(
             E::classify(None, memory, true, false),

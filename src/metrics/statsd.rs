@@ -124,9 +124,10 @@ fn resolve(host: &str) -> io::Result<std::net::SocketAddr> {
         Some((_, port)) if port.parse::<u16>().is_ok() && !host.ends_with(']') => host.to_owned(),
         _ => format!("{host}:{DEFAULT_PORT}"),
     };
-    with_port.to_socket_addrs()?.next().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::NotFound, "the name has no address")
-    })
+    with_port
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name has no address"))
 }
 
 /// Gunicorn's rule: a non-empty prefix ends in exactly one dot.
@@ -186,6 +187,9 @@ mod tests {
         let error = Statsd::connect("unix:/nonexistent/statsd.sock", "", "")
             .err()
             .unwrap();
-        assert!(error.starts_with("--statsd-host unix:/nonexistent/statsd.sock: "), "{error}");
+        assert!(
+            error.starts_with("--statsd-host unix:/nonexistent/statsd.sock: "),
+            "{error}"
+        );
     }
 }

@@ -203,9 +203,11 @@ impl EventLoop {
                         let received = self.signals.as_mut().map(SignalPipe::drain);
                         for signal in received.unwrap_or_default() {
                             match signal {
-                                libc::SIGTERM => {
-                                    self.stop_gracefully(&mut stopping, "Worker received SIGTERM", None)
-                                }
+                                libc::SIGTERM => self.stop_gracefully(
+                                    &mut stopping,
+                                    "Worker received SIGTERM",
+                                    None,
+                                ),
                                 libc::SIGINT | libc::SIGQUIT => {
                                     log::info(&format!(
                                         "Worker received signal {signal}: exiting now"

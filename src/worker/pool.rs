@@ -111,11 +111,14 @@ fn check_memory(memory: &MemoryLimit, shared: &PoolShared) {
         return;
     };
     if resident > memory.bytes && shared.activity.retire_reason().is_none() {
-        shared.activity.request_retire(SelfRetirement::MemoryLimit, format!(
-            "Worker retiring: {} MB resident, above --max-worker-memory {} MB",
-            resident >> 20,
-            memory.bytes >> 20
-        ));
+        shared.activity.request_retire(
+            SelfRetirement::MemoryLimit,
+            format!(
+                "Worker retiring: {} MB resident, above --max-worker-memory {} MB",
+                resident >> 20,
+                memory.bytes >> 20
+            ),
+        );
         shared.replies.wake();
     }
 }
