@@ -168,8 +168,8 @@ fn unsupported_settings_are_refused_naming_them() {
         (vec!["-c", "daemon.py", "probe"], vec![], "daemon"),
         (
             vec!["probe"],
-            vec![("GUNICORN_CMD_ARGS", "--statsd-host localhost:8125")],
-            "statsd_host",
+            vec![("GUNICORN_CMD_ARGS", "--worker-tmp-dir /dev/shm")],
+            "worker_tmp_dir",
         ),
         (
             vec!["-k", "gevent", "probe"],
@@ -185,9 +185,29 @@ fn unsupported_settings_are_refused_naming_them() {
         assert_eq!(text.lines().count(), 1, "{text}");
     }
     // A False/None unsupported setting asks for nothing and is accepted.
-    std::fs::write(dir.join("off.py"), "daemon = False\nstatsd_host = None\n").unwrap();
+    std::fs::write(
+        dir.join("off.py"),
+        "daemon = False\nworker_tmp_dir = None\n",
+    )
+    .unwrap();
     let output = ferrocorn(&dir, &["--check-config", "-c", "off.py", "probe"], &[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
+#[test]
+fn gunicorns_statsd_settings_are_taken_from_a_configuration_file() {
+    let dir = project(
+        "statsd",
+        &[(
+            "conf.py",
+            "statsd_host = 'localhost:8125'\nstatsd_prefix = 'shop'\ndogstatsd_tags = 'env:ci'\n",
+        )],
+    );
+    let output = ferrocorn(&dir, &["--print-config", "-c", "conf.py", "probe"], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(printed(&output, "statsd_host"), "localhost:8125");
+    assert_eq!(printed(&output, "statsd_prefix"), "shop");
+    assert_eq!(printed(&output, "dogstatsd_tags"), "env:ci");
 }
 
 #[test]
