@@ -418,7 +418,7 @@ pub struct Config {
     #[arg(long = "shutdown-delay", default_value_t = 0, value_name = "SECONDS")]
     pub shutdown_delay: u64,
 
-    /// Send Gunicorn's statsd metrics to HOST[:PORT] (UDP; 8125 by default)
+    /// Send Gunicorn's statsd metrics to HOST:PORT (UDP; port 8125 if omitted)
     /// or unix:PATH (a datagram socket).
     #[arg(long = "statsd-host", value_name = "ADDRESS")]
     pub statsd_host: Option<String>,
