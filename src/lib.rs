@@ -29,6 +29,7 @@ mod log;
 mod metrics;
 mod python;
 mod sandbox;
+mod scoreboard;
 mod server;
 mod signals;
 mod tls;

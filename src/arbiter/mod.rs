@@ -3,27 +3,25 @@
 //! alive: replacing dead or silent ones, reloading on HUP, resizing on
 //! TTIN/TTOU, stopping gracefully on TERM. It never runs Python requests.
 
-pub mod heartbeat;
-pub mod load_board;
 mod observability;
 pub mod process;
-pub(crate) mod shared_memory;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use self::heartbeat::{Heartbeats, MAX_SLOTS, WorkerBeat};
-use self::load_board::{LoadBoard, WorkerLoad};
 use crate::config::Config;
 use crate::log;
-use crate::metrics::board::{MetricsBoard, WorkerMetrics};
 use crate::metrics::endpoint::MetricsEndpoint;
 use crate::metrics::lifecycle::{ExitReason, Lifecycle};
 use crate::metrics::statsd::{self, Statsd};
 use crate::python::hooks::{HookArg, HookRunner, ServerFacts, WorkerFacts};
 use crate::sandbox::PrivateTmp;
+use crate::scoreboard::SharedSlot;
+use crate::scoreboard::counters::MetricsBoard;
+use crate::scoreboard::heartbeat::{Heartbeats, MAX_SLOTS};
+use crate::scoreboard::load_board::LoadBoard;
 use crate::server::ServerError;
 use crate::signals::SignalPipe;
 use crate::worker::listener::Listener;
@@ -53,15 +51,6 @@ const ABORT_GRACE: Duration = Duration::from_secs(1);
 const MAX_BOOT_FAILURES: u32 = 5;
 /// The wait before the replacement of the first of them; it doubles each time.
 const BOOT_BACKOFF: Duration = Duration::from_millis(250);
-
-/// A worker's slots in the tables it shares with the arbiter and its siblings.
-#[derive(Clone, Copy)]
-pub struct SharedSlot {
-    pub beat: WorkerBeat,
-    pub load: WorkerLoad,
-    /// With `--metrics-bind`: the worker's counters.
-    pub metrics: Option<WorkerMetrics>,
-}
 
 struct Worker {
     slot: usize,

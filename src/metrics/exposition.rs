@@ -8,8 +8,10 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::board::{DURATION_BOUNDS_US, METHODS, REJECT_STATUSES, STATUS_CLASSES, Totals};
 use super::lifecycle::{ExitReason, Lifecycle};
+use crate::scoreboard::counters::{
+    DURATION_BOUNDS_US, METHODS, REJECT_STATUSES, STATUS_CLASSES, Totals,
+};
 
 /// The Content-Type of [`encode`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -306,7 +308,7 @@ fn counter(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::board::MetricsBoard;
+    use crate::scoreboard::counters::MetricsBoard;
 
     fn scrape() -> Scrape {
         let board = MetricsBoard::new().unwrap();

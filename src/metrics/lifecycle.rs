@@ -1,6 +1,6 @@
 //! Worker boots and exits, as the arbiter counts them.
 
-use super::board::SelfRetirement;
+use crate::scoreboard::counters::SelfRetirement;
 
 /// Why a worker ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

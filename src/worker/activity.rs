@@ -7,19 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::exchange::{ConnectionId, FlowControl, lock};
-use crate::arbiter::heartbeat::now_ms;
-use crate::metrics::board::SelfRetirement;
-
-/// How long every interpreter of a worker may be on its current request
-/// before the worker counts as stalled: longer than a typical request, short
-/// enough that clients do not wait long behind a stuck app.
-pub const STALL_MS: u64 = 25;
-
-/// Whether a worker whose interpreters have all been busy since
-/// `all_busy_since_ms` (0: one is free) is stalled at `now_ms`.
-pub fn is_stalled(all_busy_since_ms: u64, now_ms: u64) -> bool {
-    all_busy_since_ms != 0 && now_ms.saturating_sub(all_busy_since_ms) >= STALL_MS
-}
+use crate::scoreboard::counters::SelfRetirement;
+use crate::scoreboard::heartbeat::now_ms;
+use crate::scoreboard::load_board::is_stalled;
 
 /// Whether a worker should leave new clients in the listen backlog rather
 /// than queue them behind the requests in progress: only while every
@@ -248,6 +238,7 @@ impl ThreadActivity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scoreboard::load_board::STALL_MS;
 
     #[test]
     fn progress_stops_at_the_oldest_running_request() {
@@ -258,13 +249,6 @@ mod tests {
         assert_eq!(activity.progress_ms(), before - 5000);
         activity.end(1);
         assert!(activity.progress_ms() >= before);
-    }
-
-    #[test]
-    fn a_worker_is_stalled_once_every_interpreter_is_busy_for_stall_ms() {
-        assert!(!is_stalled(0, 1_000_000), "one is free");
-        assert!(!is_stalled(1_000_000 - STALL_MS + 1, 1_000_000));
-        assert!(is_stalled(1_000_000 - STALL_MS, 1_000_000));
     }
 
     #[test]

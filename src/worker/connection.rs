@@ -17,7 +17,7 @@ use crate::http::head::{HeadRules, HeadScanner, RequestHead, parse_head};
 use crate::http::proxy_protocol::{self, ProxyHeader};
 use crate::http::response::{error_response, reason_phrase};
 use crate::log;
-use crate::metrics::board::WorkerMetrics;
+use crate::scoreboard::counters::WorkerMetrics;
 
 /// Settings the connections of a worker share.
 #[derive(Debug, Clone)]

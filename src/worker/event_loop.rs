@@ -18,10 +18,10 @@ use super::exchange::{ConnectionId, JobQueue, Reply, ReplyQueue};
 use super::listener::Listener;
 use super::reload::FileWatcher;
 use super::shedding::{self, Choice, ShedReport};
-use crate::arbiter::SharedSlot;
-use crate::arbiter::heartbeat::now_ms;
 use crate::log;
-use crate::metrics::board::{SelfRetirement, WorkerMetrics};
+use crate::scoreboard::SharedSlot;
+use crate::scoreboard::counters::{SelfRetirement, WorkerMetrics};
+use crate::scoreboard::heartbeat::now_ms;
 use crate::signals::SignalPipe;
 
 const WAKER: Token = Token(usize::MAX);
@@ -107,7 +107,7 @@ pub struct EventLoop {
     /// `--worker-connections` reached).
     accepting: bool,
     /// Listeners unwatched because a sibling worker holds clearly fewer
-    /// connections (see [`crate::arbiter::load_board`]).
+    /// connections (see [`crate::scoreboard::load_board`]).
     yielding: bool,
     next_generation: u64,
     responses: u64,
@@ -550,7 +550,7 @@ impl EventLoop {
         };
         // Paused (its interpreters, descriptors, its limit) or stopping, a
         // worker takes no clients; yielding, it does once the counts even
-        // out (see crate::arbiter::load_board).
+        // out (see crate::scoreboard::load_board).
         let taking_clients = self.accepting
             && !self.listeners.is_empty()
             && self.connections.len() < self.options.max_connections;

@@ -11,10 +11,10 @@ use super::deadline::Interrupters;
 use super::exchange::{Job, JobQueue, ReplyQueue};
 use super::output::ResponseOutput;
 use crate::http::response::ResponseContext;
-use crate::metrics::board::{SelfRetirement, WorkerMetrics};
 use crate::metrics::statsd;
 use crate::python::app::LoadError;
 use crate::sandbox::memory::ResidentMemory;
+use crate::scoreboard::counters::{SelfRetirement, WorkerMetrics};
 use crate::wsgi::boot::{HostSettings, start_interpreter_threads};
 use crate::wsgi::bridge::WsgiHost;
 

@@ -13,13 +13,13 @@ use super::exchange::{JobQueue, ReplyQueue};
 use super::listener::Listener;
 use super::pool::{InterpreterPool, MemoryLimit, PoolShared};
 use super::reload::FileWatcher;
-use crate::arbiter::SharedSlot;
 use crate::config::Config;
 use crate::config::hooks::WORKER_HOOKS;
 use crate::log;
 use crate::python::app::LoadError;
 use crate::python::hooks::{HookArg, HookRunner, HookSource, ServerFacts, WorkerFacts, call_hook};
 use crate::sandbox::memory::{ResidentMemory, data_in_use, set_data_ceiling};
+use crate::scoreboard::SharedSlot;
 use crate::wsgi::boot::{HostSettings, INTERPRETER_STACK};
 
 /// The worker could not start (Gunicorn's WORKER_BOOT_ERROR).

@@ -7,8 +7,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::arbiter::heartbeat::MAX_SLOTS;
-use crate::arbiter::shared_memory;
+use super::heartbeat::MAX_SLOTS;
+use super::shared_memory;
 
 /// Request methods counted by name; any other is counted as `OTHER`, so a
 /// client cannot grow the label set.

@@ -21,7 +21,17 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::heartbeat::MAX_SLOTS;
-use crate::worker::activity::is_stalled;
+
+/// How long every interpreter of a worker must have been busy on a request
+/// before the worker counts as stalled: longer than a typical request, short
+/// enough that clients do not wait long behind a stuck app.
+pub const STALL_MS: u64 = 25;
+
+/// Whether a worker whose interpreters have all been busy since
+/// `all_busy_since_ms` (0: one is free) is stalled at `now_ms`.
+pub fn is_stalled(all_busy_since_ms: u64, now_ms: u64) -> bool {
+    all_busy_since_ms != 0 && now_ms.saturating_sub(all_busy_since_ms) >= STALL_MS
+}
 
 /// A slot's value when no worker in it takes clients (none there, booting,
 /// stopping, or at `--worker-connections`).
@@ -150,7 +160,6 @@ fn exceeds(held: u64, least: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::worker::activity::STALL_MS;
 
     fn two_workers() -> (LoadBoard, WorkerLoad, WorkerLoad) {
         let board = LoadBoard::new().unwrap();
@@ -226,6 +235,13 @@ mod tests {
         second.publish(Some(3), true, 0);
         board.vacate(1);
         assert!(!first.sibling_has_free_interpreter(), "vacated");
+    }
+
+    #[test]
+    fn a_worker_is_stalled_once_every_interpreter_is_busy_for_stall_ms() {
+        assert!(!is_stalled(0, 1_000_000), "one is free");
+        assert!(!is_stalled(1_000_000 - STALL_MS + 1, 1_000_000));
+        assert!(is_stalled(1_000_000 - STALL_MS, 1_000_000));
     }
 
     #[test]
