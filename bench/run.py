@@ -10,7 +10,7 @@ release` for the quicker test build; `--binary` measures a given one, such as
 the PGO build of bench/build_pgo.py), makes a throw-away venv with Gunicorn (sync and
 gthread), Granian (--interface wsgi), Waitress and Flask from PyPI, installs
 wrk with apt-get if missing, then for each scenario and round starts each
-server on a loopback port, waits until it answers HTTP, warms it up for 2 s, runs `wrk -t1 -c64 --latency`, and
+server (in an order that rotates from round to round) on a loopback port of its own, waits until it answers HTTP, warms it up for 2 s, runs `wrk -t1 -c64 --latency`, and
 records requests/s, p50/p99 latency, the longest a new client waited for
 its first response meanwhile (one arrives every 100 ms; the worst round is
 shown), the RSS and PSS of
@@ -439,15 +439,23 @@ def main():
             if wanted and scenario not in wanted:
                 continue
             results = {}
-            for _ in range(args.rounds):
-                port = free_port()
-                tls = scenario.startswith("tls-")
-                commands = server_commands(binary, venv, site_packages, APPS_BY_KIND[kind][0], workers, port,
-                                           work, kind, tls)
-                for name, command in commands.items():
-                    if wanted_servers and name not in wanted_servers:
-                        continue
-                    outcome = measure(name, command, env, port, kind, mode, args.duration, tls)
+            tls = scenario.startswith("tls-")
+            app = APPS_BY_KIND[kind][0]
+
+            def commands_on(port):
+                return server_commands(binary, venv, site_packages, app, workers, port, work, kind, tls)
+
+            names = [name for name in commands_on(free_port())
+                     if not wanted_servers or name in wanted_servers]
+            for round_index in range(args.rounds):
+                # Each server on a port of its own (a `close` run leaves its
+                # TIME_WAIT sockets on its port) and in a rotating order, so
+                # neither the previous server's leftovers nor the position in
+                # the round favours one server.
+                shift = round_index % max(len(names), 1)
+                for name in names[shift:] + names[:shift]:
+                    port = free_port()
+                    outcome = measure(name, commands_on(port)[name], env, port, kind, mode, args.duration, tls)
                     if outcome:
                         results.setdefault(name, []).append(outcome)
             print("\n== %s (wrk -t1 -c64 -d%ds, %d round(s), median)" % (scenario, args.duration, args.rounds))

@@ -166,7 +166,7 @@ impl Instance {
             "--metrics-bind",
             "127.0.0.1:0",
             "--shutdown-delay",
-            "2",
+            "3",
             "observed:application",
         ]);
         let metrics = server

@@ -183,7 +183,8 @@ fn a_scrape_moves_by_exactly_the_requests_and_bytes_sent_since_the_last() {
 
 #[test]
 fn requests_in_flight_and_idle_connections_are_gauged_as_they_change() {
-    let (server, metrics) = start(&["-w", "2"]);
+    // Idle connections stay open for the whole test, however slow the machine.
+    let (server, metrics) = start(&["-w", "2", "--keep-alive", "120"]);
     let release = scratch_dir("hold").join("release");
     let mut idle = idle_connections(&server, 3);
     let mut held = Client::new(server.connect());
@@ -482,7 +483,8 @@ fn healthcheck(args: &[&str]) -> (i32, String) {
 
 #[test]
 fn after_term_readiness_fails_first_and_the_server_serves_through_the_shutdown_delay() {
-    let (mut server, metrics) = start(&["-w", "2", "--shutdown-delay", "2"]);
+    // Long enough for the checks below on a slow machine.
+    let (mut server, metrics) = start(&["-w", "2", "--shutdown-delay", "5"]);
     let address = metrics.to_string();
     assert_eq!(healthcheck(&["--metrics-bind", &address]).0, 0);
     assert_eq!(healthcheck(&["--metrics-bind", &address, "--ready"]).0, 0);
@@ -504,7 +506,7 @@ fn after_term_readiness_fails_first_and_the_server_serves_through_the_shutdown_d
     assert!(server.wait().success(), "{}", server.log());
     let log = server.log();
     assert!(
-        log.contains("stopping gracefully in 2 s (--shutdown-delay)"),
+        log.contains("stopping gracefully in 5 s (--shutdown-delay)"),
         "{log}"
     );
     let (code, message) = healthcheck(&["--metrics-bind", &address]);
@@ -690,7 +692,14 @@ fn a_worker_over_its_memory_limit_is_counted_as_such() {
 
 #[test]
 fn a_connection_shed_at_the_connection_limit_is_counted() {
-    let (server, metrics) = start(&["-w", "1", "--worker-connections", "2"]);
+    let (server, metrics) = start(&[
+        "-w",
+        "1",
+        "--worker-connections",
+        "2",
+        "--keep-alive",
+        "120",
+    ]);
     let idle = idle_connections(&server, 2);
     assert!(wait_until(TIMEOUT, || {
         scrape(metrics).get("ferrocorn_connections_idle") == 2.0

@@ -49,6 +49,6 @@ def application(environ, start_response):
         _kept.append(b"x" * (64 << 20))
         return _text(start_response, "grown")
     if path == "/orphan":
-        os.system("sleep 0.3 &")
+        os.system("sleep 1 &")
         return _text(start_response, "")
     return _text(start_response, "ok")
