@@ -19,7 +19,7 @@ fn ferrocorn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     for (key, value) in env {
         command.env(key, value);
     }
-    command.output().expect("run ferrocorn")
+    common::output_within_timeout(command)
 }
 
 /// `--print-config`'s value for Gunicorn setting `name`.

@@ -404,13 +404,15 @@ fn failed_tls_handshakes_are_counted() {
 }
 
 #[test]
-fn statsd_gets_gunicorns_metric_names_with_prefix_and_tags() {
+fn statsd_gets_gunicorns_metric_names_with_prefix_and_tags_from_sandboxed_workers() {
     let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
     receiver
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let host = receiver.local_addr().unwrap().to_string();
+    // Sandboxed workers only send on the socket the arbiter connected.
     let server = Server::start(&[
+        "--sandbox",
         "-w",
         "2",
         "--statsd-host",

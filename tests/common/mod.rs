@@ -222,6 +222,57 @@ pub fn run_to_exit(dir: &Path, args: &[&str]) -> (ExitStatus, String) {
     (status, output)
 }
 
+/// Runs `command` to completion with its output captured, as
+/// `Command::output` does, but panics (killing it) if it is still running
+/// after [`TIMEOUT`]: a test expecting an exit must not hang when the server
+/// starts serving instead.
+pub fn output_within_timeout(mut command: Command) -> std::process::Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ferrocorn");
+    let readers: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .map(|stream| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut stream) = stream {
+                let _ = stream.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    })
+    .collect();
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ferrocorn kept running; expected it to exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut outputs = readers.into_iter().map(|r| r.join().unwrap_or_default());
+    std::process::Output {
+        status,
+        stdout: outputs.next().unwrap_or_default(),
+        stderr: outputs.next().unwrap_or_default(),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
