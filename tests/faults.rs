@@ -149,6 +149,13 @@ fn a_body_that_cannot_spill_to_a_full_disk_gets_500_and_other_requests_go_on() {
     let response = client.response(false).expect("a response");
     assert_eq!(response.status, 500);
     assert!(
+        response
+            .text()
+            .contains("the server could not store the request body"),
+        "the answer says what happened: {}",
+        response.text()
+    );
+    assert!(
         server.wait_for_log("cannot store a request body"),
         "{}",
         server.log()

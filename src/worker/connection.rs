@@ -117,6 +117,34 @@ impl SheddingCost {
     }
 }
 
+/// Why the server answers a request itself, and closes.
+enum Rejection {
+    /// The request broke HTTP's rules; the error names the rule and status.
+    Parse(ParseError),
+    /// The client stalled longer than `--read-timeout` while sending.
+    ReadTimeout,
+    /// The body could not be stored (a full disk for a spilled body).
+    BodyStorage,
+}
+
+impl Rejection {
+    fn status(&self) -> u16 {
+        match self {
+            Rejection::Parse(error) => error.status(),
+            Rejection::ReadTimeout => 408,
+            Rejection::BodyStorage => 500,
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Rejection::Parse(error) => error.to_string(),
+            Rejection::ReadTimeout => "timed out waiting for the request".to_owned(),
+            Rejection::BodyStorage => "the server could not store the request body".to_owned(),
+        }
+    }
+}
+
 pub struct Connection {
     pub stream: Stream,
     pub id: ConnectionId,
@@ -326,7 +354,7 @@ impl Connection {
             State::ProxyHeader | State::Head(_) | State::Body { .. }
                 if quiet > settings.read_timeout =>
             {
-                self.reject(ParseError::Incomplete, 408);
+                self.reject(Rejection::ReadTimeout);
             }
             State::Lingering { since } if now.saturating_duration_since(since) > LINGER => {
                 self.state = State::Closed;
@@ -504,7 +532,7 @@ impl Connection {
                                         log::error(&format!(
                                             "cannot store a request body: {error}"
                                         ));
-                                        self.reject(ParseError::Incomplete, 500);
+                                        self.reject(Rejection::BodyStorage);
                                         None
                                     }
                                 };
@@ -596,25 +624,21 @@ impl Connection {
     }
 
     fn reject_parse(&mut self, error: ParseError) -> Option<Job> {
-        let status = error.status();
         log::debug(&format!(
             "invalid request from {}: {error}",
             self.info.remote_addr
         ));
-        self.reject(error, status);
+        self.reject(Rejection::Parse(error));
         None
     }
 
     /// Answers with an error and closes; nothing after it on the connection is read.
-    fn reject(&mut self, error: ParseError, status: u16) {
+    fn reject(&mut self, rejection: Rejection) {
+        let status = rejection.status();
         if let Some(metrics) = &self.metrics {
             metrics.rejected(status);
         }
-        let detail = if status == 408 {
-            "timed out waiting for the request".to_owned()
-        } else {
-            error.to_string()
-        };
+        let detail = rejection.detail();
         self.output
             .push_back(error_response(status, reason_phrase(status), &detail));
         self.consumed = self.filled;
