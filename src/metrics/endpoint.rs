@@ -207,8 +207,7 @@ fn respond(input: &[u8], answer: &mut dyn FnMut(Probe) -> Answer) -> Option<Vec<
     };
     let head_only = method == "HEAD";
     if method != "GET" && !head_only {
-        let mut refused = Answer::text(405, "only GET and HEAD\n".to_owned());
-        refused.content_type = "text/plain; charset=utf-8\r\nAllow: GET, HEAD";
+        let refused = Answer::text(405, "only GET and HEAD\n".to_owned());
         return Some(encode(&refused, false));
     }
     let path = path.split('?').next().unwrap_or_default();
@@ -236,8 +235,13 @@ fn encode(answer: &Answer, head_only: bool) -> Vec<u8> {
         405 => "Method Not Allowed",
         status => crate::http::response::reason_phrase(status),
     };
+    // RFC 9110 §15.5.6: a 405 names the methods the resource takes.
+    let allow = match answer.status {
+        405 => "Allow: GET, HEAD\r\n",
+        _ => "",
+    };
     let mut bytes = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{allow}Cache-Control: no-store\r\nConnection: close\r\n\r\n",
         answer.status,
         answer.content_type,
         answer.body.len()

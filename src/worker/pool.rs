@@ -164,11 +164,15 @@ fn serve_job(
     );
     let status = host.serve(vm, &head, body, &info, Box::new(output));
     serving_thread.end(seq);
+    let statsd = statsd::client();
+    if shared.metrics.is_none() && statsd.is_none() {
+        return;
+    }
     let elapsed = received.elapsed();
     if let Some(metrics) = &shared.metrics {
         metrics.answered(head.method(), status, elapsed);
     }
-    if let Some(client) = statsd::client() {
+    if let Some(client) = statsd {
         client.request(status, elapsed);
     }
 }

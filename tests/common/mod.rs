@@ -86,19 +86,8 @@ impl Server {
     pub fn spawn(mut command: Command) -> Server {
         let mut child = command.spawn().expect("start ferrocorn");
         let log = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        let [stdout, stderr] = output_streams(&mut child);
+        for stream in [stderr, stdout].into_iter().flatten() {
             let log = log.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream);
@@ -222,6 +211,20 @@ pub fn run_to_exit(dir: &Path, args: &[&str]) -> (ExitStatus, String) {
     (status, output)
 }
 
+/// A spawned child's piped stdout and stderr, to be read on threads.
+fn output_streams(child: &mut Child) -> [Option<Box<dyn Read + Send>>; 2] {
+    [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+}
+
 /// Runs `command` to completion with its output captured, as
 /// `Command::output` does, but panics (killing it) if it is still running
 /// after [`TIMEOUT`]: a test expecting an exit must not hang when the server
@@ -232,27 +235,18 @@ pub fn output_within_timeout(mut command: Command) -> std::process::Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start ferrocorn");
-    let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .map(|stream| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut stream) = stream {
-                let _ = stream.read_to_end(&mut bytes);
-            }
-            bytes
+    let readers: Vec<_> = output_streams(&mut child)
+        .into_iter()
+        .map(|stream| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut stream) = stream {
+                    let _ = stream.read_to_end(&mut bytes);
+                }
+                bytes
+            })
         })
-    })
-    .collect();
+        .collect();
     let deadline = Instant::now() + TIMEOUT;
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
