@@ -27,6 +27,7 @@ pub mod embed;
 mod http;
 mod log;
 mod metrics;
+mod preload;
 mod python;
 mod sandbox;
 mod scoreboard;

@@ -13,8 +13,6 @@ use crate::python::app::LoadError;
 use crate::python::hooks::{HookArg, HookRunner, ServerFacts};
 use crate::sandbox::{self, Policy, PrivateTmp};
 use crate::worker::listener::{BindAddress, Listener};
-use crate::worker::run::{EXIT_APP_LOAD_ERROR, report_load_error};
-use crate::wsgi::boot::{HostSettings, INTERPRETER_STACK, boot};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug)]
@@ -115,9 +113,6 @@ pub fn serve(config: &Config) -> Result<(), ServerError> {
         hooks.call("on_starting", vec![HookArg::Server(server)]);
     }
     let listeners = bind_all(config)?;
-    if config.preload {
-        preload(config)?;
-    }
     if let Some(path) = &config.pidfile {
         process::write_pidfile(path).map_err(ServerError::PidFile)?;
     }
@@ -189,56 +184,6 @@ fn systemd_sockets() -> Vec<BindAddress> {
         std::env::remove_var("LISTEN_FDNAMES");
     }
     (3..3 + count).map(BindAddress::Fd).collect()
-}
-
-/// `--preload`: import the app once before any worker is forked, so a broken
-/// app stops the server here. The import runs in a short-lived child: the
-/// arbiter must stay single-threaded and interpreter-free to fork safely, and
-/// RustPython interpreters cannot be handed across fork or threads anyway.
-/// The child runs the app's code, so it is confined as a worker is.
-fn preload(config: &Config) -> Result<(), ServerError> {
-    let private_tmp = match config.sandbox {
-        true => Some(PrivateTmp::create(None).map_err(ServerError::Io)?),
-        false => None,
-    };
-    let pid = process::fork(|| {
-        let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
-        let mut settings = HostSettings::from_config(config, false, &working_dir);
-        if let Some(tmp) = &private_tmp {
-            // SAFETY: the child just forked has this one thread.
-            settings = match unsafe { settings.confine_process(config, tmp.path()) } {
-                Ok(settings) => settings,
-                Err(error) => {
-                    log::to_stderr(&format!("ferrocorn: error: {error}"));
-                    return EXIT_APP_LOAD_ERROR;
-                }
-            };
-        }
-        let loaded = std::thread::Builder::new()
-            .stack_size(INTERPRETER_STACK)
-            .spawn(move || boot(&settings).map(drop));
-        match loaded.map(|thread| thread.join()) {
-            Ok(Ok(Ok(()))) => 0,
-            Ok(Ok(Err(error))) => {
-                report_load_error(&error);
-                EXIT_APP_LOAD_ERROR
-            }
-            _ => EXIT_APP_LOAD_ERROR,
-        }
-    })
-    .map_err(ServerError::Io)?;
-    let mut status = 0;
-    // SAFETY: waiting for the child just forked, valid out-pointer.
-    unsafe {
-        libc::waitpid(pid, &mut status, 0);
-    }
-    drop(private_tmp);
-    if process::exit_code(status) == Some(0) {
-        log::info(&format!("Preloaded {}", config.app));
-        Ok(())
-    } else {
-        Err(ServerError::WorkerBoot)
-    }
 }
 
 /// `--sandbox`: the settings make sense, and this kernel can enforce them

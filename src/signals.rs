@@ -89,23 +89,6 @@ impl SignalPipe {
     pub fn receiver(&mut self) -> &mut pipe::Receiver {
         &mut self.receiver
     }
-
-    /// Waits up to `timeout` for a signal to arrive (for a loop without mio).
-    pub fn wait(&mut self, timeout: std::time::Duration) {
-        let mut poll_fd = libc::pollfd {
-            fd: self.receiver.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        unsafe {
-            libc::poll(
-                &mut poll_fd,
-                1,
-                timeout.as_millis().min(i32::MAX as u128) as i32,
-            );
-        }
-    }
 }
 
 /// Restores the default disposition of `signals` (in a forked child, before

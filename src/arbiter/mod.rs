@@ -4,6 +4,7 @@
 //! TTIN/TTOU, stopping gracefully on TERM. It never runs Python requests.
 
 mod observability;
+mod preloaders;
 pub mod process;
 
 use std::collections::HashMap;
@@ -16,8 +17,10 @@ use crate::log;
 use crate::metrics::endpoint::MetricsEndpoint;
 use crate::metrics::lifecycle::{ExitReason, Lifecycle};
 use crate::metrics::statsd::{self, Statsd};
+use crate::preload::messages::ForkOrder;
 use crate::python::hooks::{HookArg, HookRunner, ServerFacts, WorkerFacts};
 use crate::sandbox::PrivateTmp;
+use crate::sandbox::memory::ResidentMemory;
 use crate::scoreboard::SharedSlot;
 use crate::scoreboard::counters::MetricsBoard;
 use crate::scoreboard::heartbeat::{Heartbeats, MAX_SLOTS};
@@ -64,9 +67,9 @@ struct Worker {
     aborted: Option<Instant>,
     /// Why the arbiter stopped it, if it did (for the exit metrics).
     stop_cause: Option<ExitReason>,
-    /// Under `--sandbox`: its temporary directory, removed with this entry
-    /// once the worker has ended.
-    _private_tmp: Option<PrivateTmp>,
+    /// Under `--sandbox`: its temporary directory, removed once the worker
+    /// has ended (with `--preload`, once every worker of its generation has).
+    _private_tmp: Option<Arc<PrivateTmp>>,
 }
 
 /// Why the arbiter stopped running workers.
@@ -77,6 +80,8 @@ enum Halt {
     BootFailure {
         pid: libc::pid_t,
         code: i32,
+        /// "worker" or "preloading process".
+        who: &'static str,
     },
     /// [`MAX_BOOT_FAILURES`] workers in a row died before booting.
     RepeatedBootFailure,
@@ -113,6 +118,8 @@ pub struct Arbiter {
     stopping: bool,
     /// The worker count last sent as statsd's `gunicorn.workers`.
     reported_workers: Option<usize>,
+    /// `--preload`: the processes workers are forked from.
+    preloaders: preloaders::Preloaders,
 }
 
 impl Arbiter {
@@ -201,6 +208,7 @@ impl Arbiter {
             lifecycle: Lifecycle::default(),
             stopping: false,
             reported_workers: None,
+            preloaders: Default::default(),
         })
     }
 
@@ -242,6 +250,14 @@ impl Arbiter {
             std::process::id(),
             self.target
         ));
+        if self.config.preload {
+            // Workers forked by a preloading process (and then orphaned) are
+            // re-parented to the arbiter: it waits for them as for its own.
+            if let Err(error) = process::become_subreaper() {
+                log::error(&format!("--preload: {error}"));
+                return Err(ServerError::Io(error));
+            }
+        }
         self.hook("when_ready", Vec::new());
         let halt = self.supervise();
         let result = match halt {
@@ -249,7 +265,7 @@ impl Arbiter {
                 self.stop_workers(graceful);
                 Ok(())
             }
-            Halt::BootFailure { pid, code } => {
+            Halt::BootFailure { pid, code, who } => {
                 self.stop_workers(false);
                 let reason = if code == EXIT_APP_LOAD_ERROR {
                     "App failed to load"
@@ -257,7 +273,7 @@ impl Arbiter {
                     "Worker failed to boot"
                 };
                 log::info(&format!(
-                    "Shutting down: Master. Reason: {reason} (worker {pid})"
+                    "Shutting down: Master. Reason: {reason} ({who} {pid})"
                 ));
                 Err(ServerError::WorkerBoot)
             }
@@ -328,10 +344,12 @@ impl Arbiter {
                     _ => {}
                 }
             }
+            self.read_preloader_reports();
             if let Some(halt) = self.reap() {
                 return halt;
             }
             self.kill_silent_workers();
+            self.retire_oversized_workers();
             self.manage_workers();
             self.report_worker_count();
             let mut tick = TICK;
@@ -369,6 +387,12 @@ impl Arbiter {
     /// Collects ended workers; a worker that never booted halts the arbiter.
     fn reap(&mut self) -> Option<Halt> {
         while let Some((pid, status)) = process::reap() {
+            if let Some(outcome) = self.preloader_ended(pid, status) {
+                if outcome.is_some() {
+                    return outcome;
+                }
+                continue;
+            }
             let Some(worker) = self.workers.remove(&pid) else {
                 continue;
             };
@@ -379,7 +403,11 @@ impl Arbiter {
             if !booted {
                 if let Some(code @ (EXIT_BOOT_ERROR | EXIT_APP_LOAD_ERROR)) = code {
                     log::error(&format!("Worker (pid:{pid}) failed to boot"));
-                    return Some(Halt::BootFailure { pid, code });
+                    return Some(Halt::BootFailure {
+                        pid,
+                        code,
+                        who: "worker",
+                    });
                 }
                 if worker.retiring.is_none() {
                     self.hook("child_exit", vec![Self::worker_facts(pid, worker.age)]);
@@ -447,6 +475,35 @@ impl Arbiter {
         }
     }
 
+    /// `--max-worker-memory` with `--preload --sandbox`: a worker forked
+    /// from the confined preloading process cannot open its own `/proc`
+    /// entry, so the arbiter reads its resident size and retires it.
+    fn retire_oversized_workers(&mut self) {
+        if !(self.config.preload && self.config.sandbox && self.config.max_worker_memory > 0) {
+            return;
+        }
+        let limit = self.config.max_worker_memory.saturating_mul(1 << 20);
+        let oversized: Vec<(libc::pid_t, u64)> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.retiring.is_none() && self.heartbeats.booted(w.slot))
+            .filter_map(|(&pid, _)| {
+                let resident = ResidentMemory::of_process(pid)
+                    .and_then(|m| m.bytes())
+                    .ok()?;
+                (resident > limit).then_some((pid, resident))
+            })
+            .collect();
+        for (pid, resident) in oversized {
+            log::info(&format!(
+                "Worker (pid:{pid}) retiring: {} MB resident, above --max-worker-memory {} MB",
+                resident >> 20,
+                limit >> 20
+            ));
+            self.retire(pid, Instant::now(), ExitReason::MemoryLimit);
+        }
+    }
+
     /// Starts and retires workers until the current generation has `target`.
     fn manage_workers(&mut self) {
         let now = Instant::now();
@@ -461,18 +518,24 @@ impl Arbiter {
         if booted > 0 {
             self.boot_failures = 0;
         }
-        let may_spawn = self.next_spawn.is_none_or(|at| now >= at);
-        if current.len() > self.target {
-            for &(pid, _, _) in &current[..current.len() - self.target] {
+        let preloaded = self.config.preload;
+        let pending = self.preloaders.pending_of(self.generation);
+        let starting = current.len() + pending;
+        let may_spawn = self.next_spawn.is_none_or(|at| now >= at)
+            && (!preloaded || self.preloaded_app_ready());
+        if starting > self.target {
+            let excess = (starting - self.target).min(current.len());
+            for &(pid, _, _) in &current[..excess] {
                 self.retire(pid, now, ExitReason::ScaleDown);
             }
-        } else if current.len() < self.target {
+        } else if starting < self.target {
             // Until one worker of a generation has booted, start no more:
             // a broken app then fails once, with one error, not N times.
-            let missing = if booted == 0 {
+            // A preloaded app has loaded already.
+            let missing = if booted == 0 && !preloaded {
                 usize::from(current.is_empty())
             } else {
-                self.target - current.len()
+                self.target - starting
             };
             if may_spawn {
                 self.next_spawn = None;
@@ -491,6 +554,9 @@ impl Arbiter {
             for pid in old {
                 self.retire(pid, now, ExitReason::Reload);
             }
+        }
+        if preloaded {
+            self.tidy_preloaders();
         }
         let overdue = Duration::from_secs(self.config.graceful_timeout) + KILL_GRACE;
         for (&pid, worker) in &self.workers {
@@ -511,8 +577,22 @@ impl Arbiter {
         }
     }
 
+    /// With `--preload`: whether the current generation's app is loaded
+    /// (starting its preloading process if there is none).
+    fn preloaded_app_ready(&mut self) -> bool {
+        match self.preloaders.state(self.generation) {
+            preloaders::PreloadState::Ready => true,
+            preloaders::PreloadState::Loading => false,
+            preloaders::PreloadState::Missing => {
+                self.start_preloader();
+                false
+            }
+        }
+    }
+
     fn spawn_worker(&mut self) {
-        let used: Vec<usize> = self.workers.values().map(|w| w.slot).collect();
+        let mut used: Vec<usize> = self.workers.values().map(|w| w.slot).collect();
+        used.extend(self.preloaders.pending.keys());
         let Some(slot) = (0..MAX_SLOTS).find(|s| !used.contains(s)) else {
             log::error("no free worker slot");
             return;
@@ -527,9 +607,21 @@ impl Arbiter {
         let age = self.spawned;
         self.spawned += 1;
         self.hook("pre_fork", vec![Self::worker_facts(0, age)]);
+        if self.config.preload {
+            let order = ForkOrder {
+                slot,
+                age,
+                max_requests,
+                num_workers: self.target,
+            };
+            if !self.order_fork(order) {
+                self.next_spawn = Some(Instant::now() + BOOT_BACKOFF);
+            }
+            return;
+        }
         let private_tmp = match self.config.sandbox {
             true => match PrivateTmp::create(self.uid.map(|uid| (uid, self.gid.unwrap_or(0)))) {
-                Ok(tmp) => Some(tmp),
+                Ok(tmp) => Some(Arc::new(tmp)),
                 Err(error) => {
                     log::error(&format!(
                         "cannot create a worker's temporary directory: {error}"
@@ -631,6 +723,7 @@ impl Arbiter {
             log::info("Stopping workers now");
             (libc::SIGQUIT, Duration::from_secs(1))
         };
+        self.stop_preloaders();
         for worker in self.workers.values_mut() {
             worker.stop_cause.get_or_insert(ExitReason::Shutdown);
         }

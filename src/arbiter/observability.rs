@@ -19,20 +19,22 @@ use crate::sandbox::memory::ResidentMemory;
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 impl Arbiter {
-    /// Waits up to `timeout` for a signal, serving the metrics endpoint
-    /// meanwhile (its clients never make the arbiter wait).
+    /// Waits up to `timeout` for a signal or a preloading process's report,
+    /// serving the metrics endpoint meanwhile (its clients never make the
+    /// arbiter wait).
     pub(super) fn wait(&mut self, timeout: Duration) {
-        let Some(mut endpoint) = self.endpoint.take() else {
-            self.signals.wait(timeout);
-            return;
-        };
         let mut fds = vec![libc::pollfd {
             fd: self.signals.raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         }];
-        endpoint.poll_fds(&mut fds);
-        let timeout = endpoint.next_deadline().map_or(timeout, |d| d.min(timeout));
+        self.preloaders.poll_fds(&mut fds);
+        let mut endpoint = self.endpoint.take();
+        let mut timeout = timeout;
+        if let Some(endpoint) = &endpoint {
+            endpoint.poll_fds(&mut fds);
+            timeout = endpoint.next_deadline().map_or(timeout, |d| d.min(timeout));
+        }
         // SAFETY: `fds` is a valid array of `fds.len()` pollfds for the call.
         unsafe {
             libc::poll(
@@ -41,8 +43,10 @@ impl Arbiter {
                 timeout.as_millis().clamp(1, i32::MAX as u128) as i32,
             );
         }
-        endpoint.serve(&mut |probe| self.answer(probe));
-        self.endpoint = Some(endpoint);
+        if let Some(endpoint) = &mut endpoint {
+            endpoint.serve(&mut |probe| self.answer(probe));
+        }
+        self.endpoint = endpoint;
     }
 
     fn answer(&self, probe: Probe) -> Answer {

@@ -47,6 +47,16 @@ pub fn follow_parent(parent: libc::pid_t) -> bool {
     }
 }
 
+/// PR_SET_CHILD_SUBREAPER: orphaned descendants are re-parented to this
+/// process (not to init), so it can wait for them (see prctl(2)).
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 pub fn send_signal(pid: libc::pid_t, signal: libc::c_int) {
     // SAFETY: kill(2) has no memory effects; a pid that is gone gives ESRCH.
     unsafe {

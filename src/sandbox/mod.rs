@@ -172,7 +172,37 @@ impl Policy {
     pub fn confine_thread(&self) -> Result<(), SandboxError> {
         set_no_new_privs()?;
         capabilities::drop_all()?;
-        let filters = syscalls::filters(self.allow_subprocess)?;
+        self.confine_thread_to(self.processes())
+    }
+
+    /// A preloading process (`--preload`): as [`Policy::confine_process`],
+    /// except that it may fork (its workers), though not run programs
+    /// unless `--allow-subprocess`; each worker it forks then calls
+    /// [`deny_new_processes`].
+    ///
+    /// # Safety
+    /// As [`Policy::confine_process`].
+    pub unsafe fn confine_preloader(&self) -> Result<(), SandboxError> {
+        // SAFETY: single-threaded, as the caller promises.
+        unsafe { environment::restrict(&self.keep_env, &self.tmp) };
+        let processes = match self.processes() {
+            syscalls::Processes::None => syscalls::Processes::ForksOnly,
+            other => other,
+        };
+        self.confine_thread_to(processes)
+    }
+
+    fn processes(&self) -> syscalls::Processes {
+        match self.allow_subprocess {
+            true => syscalls::Processes::All,
+            false => syscalls::Processes::None,
+        }
+    }
+
+    fn confine_thread_to(&self, processes: syscalls::Processes) -> Result<(), SandboxError> {
+        set_no_new_privs()?;
+        capabilities::drop_all()?;
+        let filters = syscalls::filters(processes)?;
         filesystem::restrict(self)?;
         syscalls::install(&filters, false)
     }
@@ -210,6 +240,15 @@ fn set_no_new_privs() -> Result<(), SandboxError> {
         )));
     }
     Ok(())
+}
+
+/// In a worker forked from a confined preloading process: no new process
+/// from here on (it inherits everything else), unless `--allow-subprocess`.
+pub fn deny_new_processes(config: &Config) -> Result<(), SandboxError> {
+    if config.allow_subprocess {
+        return Ok(());
+    }
+    syscalls::install(&[syscalls::new_process_filter()?], false)
 }
 
 /// Refuses settings that ask for a sandbox feature without `--sandbox`, or

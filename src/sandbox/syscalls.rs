@@ -86,13 +86,24 @@ const ALWAYS_DENIED: &[libc::c_long] = &[
 /// fchmodat2(2), Linux 6.6; not yet in every libc crate release.
 const SYS_FCHMODAT2: libc::c_long = 452;
 
-/// Starting programs and processes: denied unless `--allow-subprocess`.
-const PROGRAM_CALLS: &[libc::c_long] = &[
-    libc::SYS_execve,
-    libc::SYS_execveat,
-    libc::SYS_fork,
-    libc::SYS_vfork,
-];
+/// Starting programs: denied unless `--allow-subprocess`.
+const PROGRAM_CALLS: &[libc::c_long] = &[libc::SYS_execve, libc::SYS_execveat];
+
+/// Starting processes (clone(2) without CLONE_THREAD is the third way):
+/// denied unless `--allow-subprocess`, and but for a preloading process.
+const PROCESS_CALLS: &[libc::c_long] = &[libc::SYS_fork, libc::SYS_vfork];
+
+/// Which programs and processes a confined process may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processes {
+    /// Neither (the default).
+    None,
+    /// Copies of itself but no program: the `--preload` process, which forks
+    /// the workers (each then adds [`new_process_filter`], so they cannot).
+    ForksOnly,
+    /// Both (`--allow-subprocess`).
+    All,
+}
 
 /// Namespaces a clone(2) could create (the other routes, unshare and setns,
 /// are denied outright).
@@ -111,21 +122,24 @@ const NAMESPACE_FLAGS: &[u64] = &[
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 /// The filters for a policy, in the order they are installed.
-pub fn filters(allow_subprocess: bool) -> Result<Vec<BpfProgram>, SandboxError> {
-    let build =
-        |error: BackendError| SandboxError::Setup(format!("building the seccomp filter: {error}"));
+pub fn filters(processes: Processes) -> Result<Vec<BpfProgram>, SandboxError> {
     let mut denied: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for &call in ALWAYS_DENIED {
         denied.insert(call, Vec::new());
     }
-    if !allow_subprocess {
+    if processes != Processes::All {
         for &call in PROGRAM_CALLS {
+            denied.insert(call, Vec::new());
+        }
+    }
+    if processes == Processes::None {
+        for &call in PROCESS_CALLS {
             denied.insert(call, Vec::new());
         }
     }
     denied.insert(
         libc::SYS_clone,
-        clone_rules(allow_subprocess).map_err(build)?,
+        clone_rules(processes == Processes::None).map_err(build)?,
     );
     denied.insert(libc::SYS_socket, socket_rules().map_err(build)?);
     denied.insert(
@@ -158,11 +172,35 @@ pub fn filters(allow_subprocess: bool) -> Result<Vec<BpfProgram>, SandboxError> 
         TargetArch::x86_64,
     )
     .map_err(build)?;
-    let compile = |filter: SeccompFilter| {
-        BpfProgram::try_from(filter)
-            .map_err(|e| SandboxError::Setup(format!("compiling the seccomp filter: {e}")))
-    };
     Ok(vec![x32_guard(), compile(clone3)?, compile(eperm)?])
+}
+
+/// What a worker forked from a preloading process adds to the filters it
+/// inherits ([`Processes::ForksOnly`]): no new process either.
+pub fn new_process_filter() -> Result<BpfProgram, SandboxError> {
+    let mut denied: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for &call in PROCESS_CALLS {
+        denied.insert(call, Vec::new());
+    }
+    denied.insert(libc::SYS_clone, clone_rules(true).map_err(build)?);
+    compile(
+        SeccompFilter::new(
+            denied,
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::EPERM as u32),
+            TargetArch::x86_64,
+        )
+        .map_err(build)?,
+    )
+}
+
+fn build(error: BackendError) -> SandboxError {
+    SandboxError::Setup(format!("building the seccomp filter: {error}"))
+}
+
+fn compile(filter: SeccompFilter) -> Result<BpfProgram, SandboxError> {
+    BpfProgram::try_from(filter)
+        .map_err(|e| SandboxError::Setup(format!("compiling the seccomp filter: {e}")))
 }
 
 use SeccompCmpArgLen::{Dword, Qword};
@@ -177,12 +215,12 @@ fn rule(
     SeccompRule::new(conditions)
 }
 
-/// clone(flags, ...): a new process (no CLONE_THREAD) unless subprocesses
-/// are allowed, and any new namespace, are denied.
-fn clone_rules(allow_subprocess: bool) -> Result<Vec<SeccompRule>, BackendError> {
+/// clone(flags, ...): any new namespace is denied, and with `deny_processes`
+/// a new process (no CLONE_THREAD).
+fn clone_rules(deny_processes: bool) -> Result<Vec<SeccompRule>, BackendError> {
     let thread = libc::CLONE_THREAD as u64;
     let mut rules = Vec::new();
-    if !allow_subprocess {
+    if deny_processes {
         rules.push(rule(&[(0, Qword, SeccompCmpOp::MaskedEq(thread), 0)])?);
     }
     for &flag in NAMESPACE_FLAGS {
@@ -263,15 +301,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_filters_compile_with_and_without_subprocesses() {
-        for allow_subprocess in [false, true] {
-            let programs = filters(allow_subprocess).unwrap();
+    fn the_filters_compile_for_each_process_rule() {
+        let length = |processes| -> usize {
+            let programs = filters(processes).unwrap();
             assert_eq!(programs.len(), 3);
             assert_eq!(programs[0].len(), 4, "the x32 guard");
-        }
-        // Denying programs adds rules: the filter without them is longer.
-        let strict: usize = filters(false).unwrap().iter().map(Vec::len).sum();
-        let open: usize = filters(true).unwrap().iter().map(Vec::len).sum();
-        assert!(strict > open, "{strict} vs {open}");
+            programs.iter().map(Vec::len).sum()
+        };
+        // Each rule denies more than the next: its filter is longer.
+        let (none, forks, all) = (
+            length(Processes::None),
+            length(Processes::ForksOnly),
+            length(Processes::All),
+        );
+        assert!(none > forks && forks > all, "{none} {forks} {all}");
+        assert!(!new_process_filter().unwrap().is_empty());
     }
 }

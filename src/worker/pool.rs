@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rustpython_vm::VirtualMachine;
+use rustpython_vm::signal::UserSignalSender;
 
 use super::activity::{Activity, ThreadActivity, Watched};
 use super::deadline::Interrupters;
@@ -46,18 +47,28 @@ impl InterpreterPool {
     /// Starts `count` threads and waits until each has loaded the app; the
     /// first load error is returned (the process should then exit).
     pub fn start(count: usize, shared: PoolShared) -> Result<InterpreterPool, LoadError> {
-        Self::start_in_slots(count, None, shared)
+        Self::start_in_slots(count, 0, shared)
+    }
+
+    /// In a worker forked from the preloading process: the threads beyond
+    /// the first (`--threads`), which import the app themselves; slot 0 is
+    /// the inherited interpreter's ([`serve_jobs`] on the worker's thread).
+    pub fn start_beside_preloaded(
+        count: usize,
+        shared: PoolShared,
+    ) -> Result<InterpreterPool, LoadError> {
+        Self::start_in_slots(count.saturating_sub(1), 1, shared)
     }
 
     /// Starts one interpreter thread in slot `slot` of the activity table,
     /// in place of one whose request was given up.
     pub fn start_replacement(slot: usize, shared: PoolShared) -> Result<(), LoadError> {
-        Self::start_in_slots(1, Some(slot), shared).map(drop)
+        Self::start_in_slots(1, slot, shared).map(drop)
     }
 
     fn start_in_slots(
         count: usize,
-        slot: Option<usize>,
+        first_slot: usize,
         shared: PoolShared,
     ) -> Result<InterpreterPool, LoadError> {
         let settings = shared.settings.clone();
@@ -66,24 +77,7 @@ impl InterpreterPool {
             "interpreter",
             settings,
             move |index, vm, host, interrupts| {
-                let index = slot.unwrap_or(index);
-                if let Some(sender) = interrupts {
-                    shared.interrupters.register(index, sender);
-                }
-                // Wait for jobs detached from the VM: a garbage collection in any
-                // interpreter stops every thread attached to one, and a thread
-                // blocked here while attached would never answer it.
-                let this_thread = ThreadActivity::new(
-                    shared.activity.clone(),
-                    index,
-                    shared.settings.interruptible,
-                );
-                while let Some(job) = vm.allow_threads(|| shared.jobs.pop()) {
-                    serve_job(host, vm, job, &shared, &this_thread);
-                    if let Some(memory) = &shared.memory {
-                        check_memory(memory, &shared);
-                    }
-                }
+                serve_jobs(first_slot + index, vm, host, interrupts, &shared);
             },
         )?;
         Ok(InterpreterPool {
@@ -101,6 +95,33 @@ impl InterpreterPool {
     pub fn join(self) {
         for thread in self.threads {
             let _ = thread.join();
+        }
+    }
+}
+
+/// Serves jobs as the interpreter in slot `index` until the queue closes.
+pub fn serve_jobs(
+    index: usize,
+    vm: &VirtualMachine,
+    host: &WsgiHost,
+    interrupts: Option<UserSignalSender>,
+    shared: &PoolShared,
+) {
+    if let Some(sender) = interrupts {
+        shared.interrupters.register(index, sender);
+    }
+    // Wait for jobs detached from the VM: a garbage collection in any
+    // interpreter stops every thread attached to one, and a thread
+    // blocked here while attached would never answer it.
+    let this_thread = ThreadActivity::new(
+        shared.activity.clone(),
+        index,
+        shared.settings.interruptible,
+    );
+    while let Some(job) = vm.allow_threads(|| shared.jobs.pop()) {
+        serve_job(host, vm, job, shared, &this_thread);
+        if let Some(memory) = &shared.memory {
+            check_memory(memory, shared);
         }
     }
 }

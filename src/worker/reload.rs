@@ -60,6 +60,11 @@ impl FileWatcher {
         found
     }
 
+    /// The watched files.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.files.iter().map(|(path, _)| path.clone()).collect()
+    }
+
     /// How many files are watched.
     pub fn len(&self) -> usize {
         self.files.len()

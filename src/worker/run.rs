@@ -11,7 +11,7 @@ use super::deadline::{DeadlineWatcher, Interrupters};
 use super::event_loop::{EventLoop, LoopOptions, Stop, StopSource};
 use super::exchange::{JobQueue, ReplyQueue};
 use super::listener::Listener;
-use super::pool::{InterpreterPool, MemoryLimit, PoolShared};
+use super::pool::{InterpreterPool, MemoryLimit, PoolShared, serve_jobs};
 use super::reload::FileWatcher;
 use crate::config::Config;
 use crate::config::hooks::WORKER_HOOKS;
@@ -21,6 +21,8 @@ use crate::python::hooks::{HookArg, HookRunner, HookSource, ServerFacts, WorkerF
 use crate::sandbox::memory::{ResidentMemory, data_in_use, set_data_ceiling};
 use crate::scoreboard::SharedSlot;
 use crate::wsgi::boot::{HostSettings, INTERPRETER_STACK};
+use crate::wsgi::bridge::WsgiHost;
+use rustpython_vm::signal::UserSignalSender;
 
 /// The worker could not start (Gunicorn's WORKER_BOOT_ERROR).
 pub const EXIT_BOOT_ERROR: i32 = 3;
@@ -75,6 +77,8 @@ pub struct BootedWorker {
     replies: Arc<ReplyQueue>,
     pool: InterpreterPool,
     activity: Arc<Activity>,
+    /// What the interpreters share (the preloaded one serves with it).
+    pool_shared: PoolShared,
     /// `--request-timeout`: ends with the worker.
     _deadlines: Option<DeadlineWatcher>,
 }
@@ -89,6 +93,55 @@ pub fn boot_worker(
     stop_source: StopSource,
     memory: Option<Arc<MemoryLimit>>,
 ) -> Result<BootedWorker, WorkerError> {
+    let boot = Boot {
+        settings,
+        listening,
+        shared,
+        max_requests,
+        stop_source,
+        memory,
+    };
+    boot_with(config, boot, start_interpreters)
+}
+
+/// What a worker boots with.
+struct Boot {
+    settings: HostSettings,
+    listening: Listening,
+    shared: Option<SharedSlot>,
+    max_requests: u64,
+    stop_source: StopSource,
+    memory: Option<Arc<MemoryLimit>>,
+}
+
+/// In a worker forked from the preloading process: the interpreters beyond
+/// the inherited one, and the loop (which does not watch files: the
+/// preloading process does, for `--reload`).
+fn boot_beside_preloaded(config: &Config, boot: Boot) -> Result<BootedWorker, WorkerError> {
+    boot_with(config, boot, |config, shared| {
+        let pool =
+            InterpreterPool::start_beside_preloaded(config.threads as usize, shared.clone())?;
+        Ok(Interpreters {
+            shared,
+            pool,
+            watcher: None,
+        })
+    })
+}
+
+fn boot_with(
+    config: &Config,
+    boot: Boot,
+    start: impl FnOnce(&Config, PoolShared) -> Result<Interpreters, LoadError>,
+) -> Result<BootedWorker, WorkerError> {
+    let Boot {
+        settings,
+        listening,
+        shared,
+        max_requests,
+        stop_source,
+        memory,
+    } = boot;
     let (poll, waker) = mio::Poll::new()
         .and_then(|poll| {
             let waker = mio::Waker::new(poll.registry(), mio::Token(usize::MAX))?;
@@ -109,7 +162,7 @@ pub fn boot_worker(
         shared: pool_shared,
         pool,
         watcher,
-    } = start_interpreters(config, pool_shared).map_err(WorkerError::AppLoad)?;
+    } = start(config, pool_shared).map_err(WorkerError::AppLoad)?;
     let deadlines = match config.request_timeout > 0.0 {
         true => Some(watch_deadlines(config, &pool_shared).map_err(WorkerError::EventLoop)?),
         false => None,
@@ -119,7 +172,7 @@ pub fn boot_worker(
         replies,
         activity,
         ..
-    } = pool_shared;
+    } = pool_shared.clone();
     let mut connection_settings = config.connection_settings();
     connection_settings.metrics = shared.and_then(|slot| slot.metrics);
     let options = LoopOptions {
@@ -147,6 +200,7 @@ pub fn boot_worker(
         replies,
         pool,
         activity,
+        pool_shared,
         _deadlines: deadlines,
     })
 }
@@ -245,16 +299,55 @@ impl BootedWorker {
     pub fn run(mut self) -> std::io::Result<Stop> {
         let stop = self.event_loop.run();
         self.jobs.close();
-        // After a graceful stop with every connection closed no request is
-        // left; otherwise busy threads are not waited for, nor a thread
-        // whose request was given up (--request-timeout).
-        if stop.as_ref().is_ok_and(|s| *s == Stop::Graceful)
-            && self.event_loop.connection_count() == 0
-            && !self.activity.is_abandoned()
-        {
+        if self.may_wait_for_interpreters(&stop) {
             self.pool.join();
         }
         stop
+    }
+
+    /// After a graceful stop with every connection closed no request is
+    /// left; otherwise busy threads are not waited for, nor a thread whose
+    /// request was given up (--request-timeout).
+    fn may_wait_for_interpreters(&self, stop: &std::io::Result<Stop>) -> bool {
+        stop.as_ref().is_ok_and(|s| *s == Stop::Graceful)
+            && self.event_loop.connection_count() == 0
+            && !self.activity.is_abandoned()
+    }
+
+    /// A worker forked from the preloading process: the inherited
+    /// interpreter serves on this thread while the loop runs on a thread of
+    /// its own, which ends the process with `finish(stop)`'s exit code once
+    /// the loop has stopped (this thread may be stuck in a request that
+    /// `--request-timeout` gave up).
+    fn run_beside_preloaded(mut self, preloaded: &Preloaded, finish: Finish) -> ! {
+        let (served_tx, served_rx) = std::sync::mpsc::channel::<()>();
+        let pool_shared = self.pool_shared.clone();
+        let control = std::thread::Builder::new()
+            .name("event-loop".into())
+            .spawn(move || {
+                let stop = self.event_loop.run();
+                self.jobs.close();
+                if self.may_wait_for_interpreters(&stop) {
+                    let _ = served_rx.recv();
+                    self.pool.join();
+                }
+                std::process::exit(finish(stop))
+            });
+        if let Err(error) = control {
+            log::error(&format!("cannot start the event loop thread: {error}"));
+            std::process::exit(EXIT_BOOT_ERROR);
+        }
+        serve_jobs(
+            0,
+            preloaded.vm,
+            preloaded.host,
+            preloaded.interrupts.clone(),
+            &pool_shared,
+        );
+        let _ = served_tx.send(());
+        loop {
+            std::thread::park();
+        }
     }
 }
 
@@ -288,31 +381,124 @@ pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
             }
         };
     }
+    let started = Started {
+        settings,
+        hook_source,
+        memory,
+    };
+    match boot_started(config, spec, started, false) {
+        Ok((worker, finish)) => finish(worker.run()),
+        Err(code) => code,
+    }
+}
+
+/// The interpreter a worker forked from the preloading process inherits,
+/// on the thread it runs on, with what it was booted with.
+pub struct Preloaded<'a> {
+    pub vm: &'a rustpython_vm::VirtualMachine,
+    pub host: &'a WsgiHost,
+    pub interrupts: Option<UserSignalSender>,
+    pub settings: &'a HostSettings,
+    /// Read by the preloading process before it was confined.
+    pub hook_source: Option<HookSource>,
+}
+
+/// Runs a worker forked from the preloading process (already confined
+/// with it under `--sandbox`) until it is told to stop; never returns.
+pub fn run_preloaded_worker(config: &Config, spec: WorkerSpec, preloaded: Preloaded) -> i32 {
+    log::info(&format!(
+        "Booting worker with pid: {} (forked from the preloaded app)",
+        std::process::id()
+    ));
+    let mut settings = preloaded.settings.clone();
+    settings.worker_age = spec.age;
+    settings.environ.multiprocess = spec.multiprocess;
+    if config.sandbox {
+        // Before any thread starts: they inherit the filter.
+        if let Err(error) = crate::sandbox::deny_new_processes(config) {
+            log::error(&format!("{error}"));
+            return EXIT_BOOT_ERROR;
+        }
+    }
+    // Under --sandbox /proc is closed already; the arbiter then watches
+    // the resident size instead (it can read /proc/PID/statm).
+    let memory = match config.max_worker_memory {
+        0 => None,
+        _ => ResidentMemory::open().ok().map(|resident| {
+            Arc::new(MemoryLimit {
+                resident,
+                bytes: config.max_worker_memory.saturating_mul(1 << 20),
+            })
+        }),
+    };
+    let started = Started {
+        settings,
+        hook_source: preloaded.hook_source.clone(),
+        memory,
+    };
+    // Detached from the inherited interpreter while the others boot: a
+    // collection in theirs stops every attached thread, this one included.
+    match preloaded
+        .vm
+        .allow_threads(|| boot_started(config, spec, started, true))
+    {
+        Ok((worker, finish)) => worker.run_beside_preloaded(&preloaded, finish),
+        Err(code) => code,
+    }
+}
+
+/// What a booted worker runs once its loop has stopped: the exit hooks,
+/// then its exit code.
+type Finish = Box<dyn FnOnce(std::io::Result<Stop>) -> i32 + Send>;
+
+/// A worker process ready to boot: confined, its limits set.
+struct Started {
+    settings: HostSettings,
+    hook_source: Option<HookSource>,
+    memory: Option<Arc<MemoryLimit>>,
+}
+
+/// Boots a started worker: its hooks, interpreters and loop; `Err` with
+/// the exit code when it cannot.
+fn boot_started(
+    config: &Config,
+    spec: WorkerSpec,
+    started: Started,
+    preloaded: bool,
+) -> Result<(BootedWorker, Finish), i32> {
+    let Started {
+        settings,
+        hook_source,
+        memory,
+    } = started;
     let hooks = WorkerHooks::start(hook_source, config, &spec);
     hooks.call("post_fork", true);
     let shared = spec.shared;
     let beat = shared.map(|slot| slot.beat);
-    let listening = Listening {
-        listeners: spec.listeners,
-        tls: spec.tls,
-    };
-    let worker = match boot_worker(
-        config,
+    let boot = Boot {
         settings,
-        listening,
+        listening: Listening {
+            listeners: spec.listeners,
+            tls: spec.tls,
+        },
         shared,
-        spec.max_requests,
-        StopSource::Signals,
-        memory.clone(),
-    ) {
+        max_requests: spec.max_requests,
+        stop_source: StopSource::Signals,
+        memory: memory.clone(),
+    };
+    let booted = match preloaded {
+        true => boot_beside_preloaded(config, boot),
+        false => boot_with(config, boot, start_interpreters),
+    };
+    let worker = match booted {
         Ok(worker) => worker,
         Err(WorkerError::AppLoad(error)) => {
             report_load_error(&error);
-            return EXIT_APP_LOAD_ERROR;
+            return Err(EXIT_APP_LOAD_ERROR);
         }
         Err(error) => {
             log::error(&format!("worker {error}"));
-            return EXIT_BOOT_ERROR;
+            return Err(EXIT_BOOT_ERROR);
         }
     };
     if let Some(memory) = &memory {
@@ -325,7 +511,7 @@ pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
                     memory.bytes >> 20,
                     resident >> 20
                 ));
-                return EXIT_BOOT_ERROR;
+                return Err(EXIT_BOOT_ERROR);
             }
         }
     }
@@ -334,32 +520,47 @@ pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
     }
     log::info(&format!("Booted worker with pid: {}", std::process::id()));
     hooks.call("post_worker_init", false);
-    let code = match worker.run() {
-        Err(error) => {
-            log::error(&format!("worker event loop failed: {error}"));
-            1
-        }
-        Ok(Stop::Immediate) => {
-            hooks.call("worker_int", false);
-            0
-        }
-        Ok(Stop::Abort) => {
-            hooks.call("worker_abort", false);
-            1
-        }
-        Ok(Stop::Graceful) => 0,
-    };
-    log::info(&format!("Worker exiting (pid: {})", std::process::id()));
-    hooks.call("worker_exit", true);
-    code
+    let finish: Finish = Box::new(move |stop: std::io::Result<Stop>| {
+        let code = match stop {
+            Err(error) => {
+                log::error(&format!("worker event loop failed: {error}"));
+                1
+            }
+            Ok(Stop::Immediate) => {
+                hooks.call("worker_int", false);
+                0
+            }
+            Ok(Stop::Abort) => {
+                hooks.call("worker_abort", false);
+                1
+            }
+            Ok(Stop::Graceful) => 0,
+        };
+        log::info(&format!("Worker exiting (pid: {})", std::process::id()));
+        hooks.call("worker_exit", true);
+        code
+    });
+    Ok((worker, finish))
 }
 
-/// `--max-worker-memory`: the kernel's ceiling (RLIMIT_DATA at twice the
-/// limit, set before the app is imported) and the reader of the resident
-/// size, opened while `/proc` is reachable.
+/// `--max-worker-memory`: the kernel's ceiling (see [`set_memory_ceiling`])
+/// and the reader of the resident size, opened while `/proc` is reachable.
 fn memory_limit(config: &Config) -> std::io::Result<Option<Arc<MemoryLimit>>> {
     if config.max_worker_memory == 0 {
         return Ok(None);
+    }
+    set_memory_ceiling(config)?;
+    Ok(Some(Arc::new(MemoryLimit {
+        resident: ResidentMemory::open()?,
+        bytes: config.max_worker_memory.saturating_mul(1 << 20),
+    })))
+}
+
+/// `--max-worker-memory`: RLIMIT_DATA at twice the limit, set before the
+/// app is imported (nothing without the setting).
+pub fn set_memory_ceiling(config: &Config) -> std::io::Result<()> {
+    if config.max_worker_memory == 0 {
+        return Ok(());
     }
     let bytes = config.max_worker_memory.saturating_mul(1 << 20);
     let ceiling = bytes.saturating_mul(2);
@@ -374,11 +575,7 @@ fn memory_limit(config: &Config) -> std::io::Result<Option<Arc<MemoryLimit>>> {
             needed >> 20
         )));
     }
-    set_data_ceiling(ceiling)?;
-    Ok(Some(Arc::new(MemoryLimit {
-        resident: ResidentMemory::open()?,
-        bytes,
-    })))
+    set_data_ceiling(ceiling)
 }
 
 /// The configuration file's worker hooks, run on a thread of this worker.

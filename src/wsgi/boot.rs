@@ -127,6 +127,23 @@ impl HostSettings {
         unsafe { policy.confine_process() }?;
         Ok(settings)
     }
+
+    /// As [`HostSettings::confine_process`], for the `--preload` process:
+    /// it may fork its workers (see [`Policy::confine_preloader`]).
+    ///
+    /// # Safety
+    /// As [`Policy::confine_process`]: the process must be single-threaded.
+    pub unsafe fn confine_preloader(
+        self,
+        config: &Config,
+        tmp: &std::path::Path,
+    ) -> Result<HostSettings, SandboxError> {
+        let policy = Policy::new(config, &self.sys_path, tmp);
+        let settings = self.sandboxed(config, policy.clone(), false);
+        // SAFETY: single-threaded, as the caller promises.
+        unsafe { policy.confine_preloader() }?;
+        Ok(settings)
+    }
 }
 
 /// Starts `count` threads named `name-N`; each boots an interpreter and then
@@ -206,7 +223,7 @@ pub struct InterpreterThreads {
 
 /// The files of the modules this interpreter has imported (frozen standard
 /// library modules have none on disk and are left out).
-fn module_files(vm: &VirtualMachine) -> Vec<PathBuf> {
+pub fn module_files(vm: &VirtualMachine) -> Vec<PathBuf> {
     let listed = (|| -> PyResult<Vec<String>> {
         let modules = vm.sys_module.get_attr("modules", vm)?;
         let values = vm.call_method(&modules, "values", ())?;

@@ -2,6 +2,8 @@
 //! loopback port, speak raw HTTP to it, read responses strictly.
 #![allow(dead_code)]
 
+pub mod load;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,288 @@
+//! `--preload`: a preloading process per generation of the code imports the
+//! app once on its interpreter thread (then `gc.collect(); gc.freeze()`),
+//! and every worker of that generation is forked from it: at start, on
+//! `TTIN`, to replace one that crashed, timed out or reached
+//! `--max-requests`. Workers share the imported app's pages copy-on-write
+//! and are serving within milliseconds. The arbiter never runs Python: it
+//! orders forks over a socket pair ([`messages`]) and supervises each
+//! worker directly ([`fork`]).
+
+mod fork;
+pub mod messages;
+
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rustpython_vm::VirtualMachine;
+use rustpython_vm::signal::UserSignalSender;
+
+use self::fork::Role;
+use self::messages::{ForkOrder, Report};
+use crate::config::Config;
+use crate::log;
+use crate::python::hooks::HookSource;
+use crate::scoreboard::SharedSlot;
+use crate::worker::listener::Listener;
+use crate::worker::reload::FileWatcher;
+use crate::worker::run::{
+    EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR, Preloaded, WorkerSpec, report_load_error,
+    run_preloaded_worker, set_memory_ceiling,
+};
+use crate::wsgi::boot::{HostSettings, INTERPRETER_STACK, boot, module_files};
+use crate::wsgi::bridge::WsgiHost;
+
+/// How often the preloading process looks at the app's files (`--reload`).
+const RELOAD_POLL_MS: libc::c_int = 1000;
+
+/// What a forked worker takes from the arbiter, copied into the preloading
+/// process when the arbiter forked it.
+pub struct WorkerTemplate {
+    pub listeners: Vec<Listener>,
+    /// Every slot of the shared tables, by index.
+    pub slots: Vec<SharedSlot>,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Under `--sandbox`: the temporary directory of this generation, which
+    /// its workers share (the arbiter removes it once all are gone).
+    pub private_tmp: Option<PathBuf>,
+}
+
+/// A preloading process's part of the arbiter's state.
+pub struct Preload {
+    /// Its end of the socket pair.
+    pub channel: UnixDatagram,
+    pub arbiter: libc::pid_t,
+    pub template: WorkerTemplate,
+}
+
+/// Runs a preloading process (just forked from the arbiter, its user
+/// switched); returns its exit code: [`EXIT_APP_LOAD_ERROR`] when the app
+/// did not load.
+pub fn run_preloader(config: &Config, preload: Preload) -> i32 {
+    log::info(&format!(
+        "Preloading {} (pid: {})",
+        config.app,
+        std::process::id()
+    ));
+    let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let mut settings = HostSettings::from_config(config, config.workers > 1, &working_dir);
+    // Read before the sandbox cuts the environment (PYTHONPATH).
+    let hook_source = config.hook_source();
+    // The workers inherit the ceiling (RLIMIT_DATA), set before the import.
+    if let Err(error) = set_memory_ceiling(config) {
+        log::error(&format!("--max-worker-memory: {error}"));
+        return EXIT_BOOT_ERROR;
+    }
+    if config.sandbox {
+        let Some(tmp) = &preload.template.private_tmp else {
+            log::error("--sandbox: the preloading process has no private temporary directory");
+            return EXIT_BOOT_ERROR;
+        };
+        // SAFETY: a freshly forked process has one thread until the
+        // interpreter thread starts below.
+        settings = match unsafe { settings.confine_preloader(config, tmp) } {
+            Ok(settings) => settings,
+            Err(error) => {
+                log::error(&format!("{error}"));
+                return EXIT_BOOT_ERROR;
+            }
+        };
+    }
+    let config = config.clone();
+    // The interpreter gets the stack worker interpreters have; the workers
+    // are forked from this thread, and it is the one thread they start with.
+    let thread = std::thread::Builder::new()
+        .name("preload".into())
+        .stack_size(INTERPRETER_STACK)
+        .spawn(move || preload_and_serve(&config, &settings, &preload, hook_source));
+    match thread.map(std::thread::JoinHandle::join) {
+        Ok(Ok(code)) => code,
+        Ok(Err(_)) => crate::arbiter::process::EXIT_CHILD_PANICKED,
+        Err(error) => {
+            log::error(&format!("cannot start the preloading thread: {error}"));
+            EXIT_BOOT_ERROR
+        }
+    }
+}
+
+fn preload_and_serve(
+    config: &Config,
+    settings: &HostSettings,
+    preload: &Preload,
+    hook_source: Option<HookSource>,
+) -> i32 {
+    let (interpreter, host, interrupts) = match boot(settings) {
+        Ok(booted) => booted,
+        Err(error) => {
+            report_load_error(&error);
+            return EXIT_APP_LOAD_ERROR;
+        }
+    };
+    let watcher = config.reload.then(|| {
+        let files = interpreter.enter(module_files);
+        FileWatcher::new(
+            files
+                .into_iter()
+                .chain(config.reload_extra_file.iter().cloned()),
+        )
+    });
+    log::info(&format!(
+        "Preloaded {} (pid: {})",
+        config.app,
+        std::process::id()
+    ));
+    if let Err(error) = preload.channel.set_nonblocking(true) {
+        log::error(&format!("preloading process: {error}"));
+        return EXIT_BOOT_ERROR;
+    }
+    if let Err(error) = messages::send(&preload.channel, &Report::Ready.encode()) {
+        log::error(&format!(
+            "cannot tell the arbiter the app is loaded: {error}"
+        ));
+        return EXIT_BOOT_ERROR;
+    }
+    let served = Served {
+        host: &host,
+        interrupts,
+        settings,
+        hook_source,
+    };
+    interpreter.enter(|vm| serve_orders(vm, config, preload, &served, watcher))
+}
+
+/// The preloaded app, as each worker inherits it.
+struct Served<'a> {
+    host: &'a WsgiHost,
+    interrupts: Option<UserSignalSender>,
+    settings: &'a HostSettings,
+    hook_source: Option<HookSource>,
+}
+
+/// Forks a worker for each order until the channel fails (the arbiter is
+/// gone: the death signal normally ends this process first).
+fn serve_orders(
+    vm: &VirtualMachine,
+    config: &Config,
+    preload: &Preload,
+    served: &Served,
+    mut watcher: Option<FileWatcher>,
+) -> i32 {
+    loop {
+        let timeout = match watcher {
+            Some(_) => RELOAD_POLL_MS,
+            None => -1,
+        };
+        vm.allow_threads(|| wait_readable(&preload.channel, timeout));
+        if let Some(changed) = watcher.as_ref().and_then(|w| w.changed()) {
+            let path = changed.display().to_string();
+            let _ = messages::send(&preload.channel, &Report::CodeChanged { path }.encode());
+            // From now on, the next change is news again.
+            watcher = watcher.map(|w| FileWatcher::new(w.paths()));
+        }
+        loop {
+            let text = match messages::receive(&preload.channel) {
+                Ok(Some(text)) => text,
+                Ok(None) => break,
+                Err(error) => {
+                    log::error(&format!(
+                        "preloading process: the arbiter's channel: {error}"
+                    ));
+                    return 1;
+                }
+            };
+            let Some(order) = ForkOrder::decode(&text) else {
+                log::error(&format!("preloading process: unknown order {text:?}"));
+                continue;
+            };
+            if let Role::Worker = fork::fork_worker(vm, &preload.channel, order.slot) {
+                let code = become_worker(vm, config, preload, served, &order);
+                std::process::exit(code);
+            }
+        }
+    }
+}
+
+/// In the forked worker: the spec the arbiter would have given it, then
+/// the worker's run, on this thread with the inherited interpreter.
+fn become_worker(
+    vm: &VirtualMachine,
+    config: &Config,
+    preload: &Preload,
+    served: &Served,
+    order: &ForkOrder,
+) -> i32 {
+    if !fork::wait_for_arbiter(preload.arbiter) {
+        return 0;
+    }
+    let forked = Report::Forked {
+        slot: order.slot,
+        pid: std::process::id() as libc::pid_t,
+    };
+    if let Err(error) = messages::send(&preload.channel, &forked.encode()) {
+        log::error(&format!("cannot report to the arbiter: {error}"));
+        return EXIT_BOOT_ERROR;
+    }
+    // The app must not send reports of its own.
+    // SAFETY: this process's copy of the channel, never used again here
+    // (the worker ends with process::exit, dropping nothing).
+    unsafe {
+        libc::close(preload.channel.as_raw_fd());
+    }
+    crate::arbiter::process::set_process_name(&worker_process_name(config));
+    if !crate::arbiter::process::follow_parent(preload.arbiter) {
+        return 0;
+    }
+    let template = &preload.template;
+    let listeners = match template
+        .listeners
+        .iter()
+        .map(Listener::duplicate)
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(listeners) => listeners,
+        Err(error) => {
+            log::error(&format!("cannot share the listeners: {error}"));
+            return EXIT_BOOT_ERROR;
+        }
+    };
+    let spec = WorkerSpec {
+        listeners,
+        shared: template.slots.get(order.slot).copied(),
+        max_requests: order.max_requests,
+        multiprocess: order.num_workers > 1,
+        age: order.age,
+        num_workers: order.num_workers,
+        private_tmp: template.private_tmp.clone(),
+        tls: template.tls.clone(),
+    };
+    let preloaded = Preloaded {
+        vm,
+        host: served.host,
+        interrupts: served.interrupts.clone(),
+        settings: served.settings,
+        hook_source: served.hook_source.clone(),
+    };
+    run_preloaded_worker(config, spec, preloaded)
+}
+
+/// `ferrocorn-work`, or with `--name` its own prefix.
+fn worker_process_name(config: &Config) -> String {
+    format!(
+        "{}-work",
+        config.proc_name.as_deref().unwrap_or("ferrocorn")
+    )
+}
+
+/// Blocks until `socket` is readable or `timeout_ms` passed (-1: forever).
+fn wait_readable(socket: &UnixDatagram, timeout_ms: libc::c_int) {
+    let mut fds = [libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    // SAFETY: one valid pollfd for the call.
+    unsafe {
+        libc::poll(fds.as_mut_ptr(), 1, timeout_ms);
+    }
+}
