@@ -21,8 +21,8 @@ The tls-* scenarios serve over TLS (a self-signed certificate made with
 openssl): ferrocorn, Granian and Gunicorn terminating TLS themselves, and
 nginx terminating it in front of plain ferrocorn.
 Prints one table per scenario with the ratio of ferrocorn to each peer,
-and for hello and Flask the ratio of ferrocorn under --sandbox, and with
---metrics-bind, to ferrocorn.
+and for hello and Flask the ratio of ferrocorn under --sandbox, with
+--metrics-bind and with --preload, to ferrocorn.
 Traffic stays on 127.0.0.1; every run is bounded by --duration.
 """
 
@@ -44,7 +44,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APPS = os.path.join(ROOT, "bench", "apps")
 FLASK = "flask==3.1.0"
-PEERS = ["gunicorn==23.0.0", "granian==2.5.0", "waitress==3.0.2", FLASK]
+PEERS = ["gunicorn==27.0.1", "granian==2.8.9", "waitress==3.0.2", FLASK]
 
 # name -> (app module:callable, path, wrk extra args)
 APPS_BY_KIND = {
@@ -184,6 +184,8 @@ def server_commands(binary, venv, site_packages, app, workers, port, work=None, 
         # The metrics' cost: the same server counting for --metrics-bind
         # (README "Metrics, health and clusters").
         extra["ferrocorn-metrics"] = ferrocorn + ["--metrics-bind", "127.0.0.1:%d" % free_port(), app]
+        # Workers forked from one imported app (README "--preload").
+        extra["ferrocorn-preload"] = ferrocorn + ["--preload", app]
     return extra | {
         "ferrocorn": ferrocorn + [app],
         "gunicorn-sync": [os.path.join(bin_dir, "gunicorn"), "-b", bind, "-w", str(workers), "--log-level",
@@ -478,6 +480,9 @@ def main():
                 counted = medians.get("ferrocorn-metrics", {}).get("rps")
                 if counted:
                     print("ferrocorn --metrics-bind / ferrocorn req/s: %.3fx" % (counted / ours))
+                forked = medians.get("ferrocorn-preload", {}).get("rps")
+                if forked:
+                    print("ferrocorn --preload / ferrocorn req/s: %.3fx" % (forked / ours))
                 m = medians["ferrocorn"]
                 if m["cpu_us"] and m["interp_us"]:
                     print("ferrocorn CPU us/req: interpreter threads %.1f, event loops and arbiter %.1f"

@@ -632,31 +632,9 @@ impl Arbiter {
             false => None,
         };
         let result = process::fork(|| {
-            crate::signals::reset(&ARBITER_SIGNALS);
-            self.signals.close_in_child();
-            if let Some(endpoint) = &self.endpoint {
-                endpoint.close_in_child();
-            }
-            process::set_process_name(&self.process_name("work"));
-            if let Err(error) = process::switch_user(self.uid, self.gid, self.groups.as_deref()) {
-                log::error(&format!("cannot switch user/group: {error}"));
-                return EXIT_BOOT_ERROR;
-            }
-            // After switching user: a credential change clears the death signal.
-            if !process::follow_parent(arbiter_pid) {
-                return 0;
-            }
-            let listeners = match self
-                .listeners
-                .iter()
-                .map(Listener::duplicate)
-                .collect::<Result<Vec<_>, _>>()
-            {
+            let listeners = match self.enter_child("work", arbiter_pid) {
                 Ok(listeners) => listeners,
-                Err(error) => {
-                    log::error(&format!("cannot share the listeners: {error}"));
-                    return EXIT_BOOT_ERROR;
-                }
+                Err(code) => return code,
             };
             let spec = WorkerSpec {
                 listeners,
@@ -690,6 +668,31 @@ impl Arbiter {
             }
             Err(error) => log::error(&format!("cannot fork a worker: {error}")),
         }
+    }
+
+    /// In a child just forked from the arbiter (a worker or a preloading
+    /// process): the arbiter's signal handlers and descriptors dropped, the
+    /// process named for `role`, its user switched, set to die with the
+    /// arbiter; then its copies of the listeners. `Err`: its exit code.
+    fn enter_child(&self, role: &str, arbiter: libc::pid_t) -> Result<Vec<Listener>, i32> {
+        crate::signals::reset(&ARBITER_SIGNALS);
+        self.signals.close_in_child();
+        if let Some(endpoint) = &self.endpoint {
+            endpoint.close_in_child();
+        }
+        process::set_process_name(&self.process_name(role));
+        if let Err(error) = process::switch_user(self.uid, self.gid, self.groups.as_deref()) {
+            log::error(&format!("cannot switch user/group: {error}"));
+            return Err(EXIT_BOOT_ERROR);
+        }
+        // After switching user: a credential change clears the death signal.
+        if !process::follow_parent(arbiter) {
+            return Err(0);
+        }
+        Listener::duplicate_all(&self.listeners).map_err(|error| {
+            log::error(&format!("cannot share the listeners: {error}"));
+            EXIT_BOOT_ERROR
+        })
     }
 
     /// `--max-requests` plus a per-worker share of `--max-requests-jitter`.

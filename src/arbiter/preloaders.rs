@@ -12,14 +12,13 @@ use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{ARBITER_SIGNALS, Arbiter, BOOT_BACKOFF, Halt, MAX_BOOT_FAILURES, Worker, process};
+use super::{Arbiter, BOOT_BACKOFF, Halt, MAX_BOOT_FAILURES, Worker, process};
 use crate::log;
 use crate::preload::messages::{self, ForkOrder, Report};
 use crate::preload::{Preload, WorkerTemplate, run_preloader};
 use crate::sandbox::PrivateTmp;
 use crate::scoreboard::SharedSlot;
 use crate::scoreboard::heartbeat::MAX_SLOTS;
-use crate::worker::listener::Listener;
 use crate::worker::run::{EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR};
 
 /// How long an ordered fork may go unreported before its slot is freed.
@@ -136,11 +135,6 @@ impl Arbiter {
         let arbiter = std::process::id() as libc::pid_t;
         let tmp_path = private_tmp.as_ref().map(|tmp| tmp.path().to_owned());
         let result = process::fork(|| {
-            crate::signals::reset(&ARBITER_SIGNALS);
-            self.signals.close_in_child();
-            if let Some(endpoint) = &self.endpoint {
-                endpoint.close_in_child();
-            }
             // The arbiter's ends: an app importing here must not read other
             // processes' reports or order forks of another generation.
             for fd in self
@@ -157,25 +151,9 @@ impl Arbiter {
                     libc::close(fd);
                 }
             }
-            process::set_process_name(&self.process_name("load"));
-            if let Err(error) = process::switch_user(self.uid, self.gid, self.groups.as_deref()) {
-                log::error(&format!("cannot switch user/group: {error}"));
-                return EXIT_BOOT_ERROR;
-            }
-            if !process::follow_parent(arbiter) {
-                return 0;
-            }
-            let listeners = match self
-                .listeners
-                .iter()
-                .map(Listener::duplicate)
-                .collect::<Result<Vec<_>, _>>()
-            {
+            let listeners = match self.enter_child("load", arbiter) {
                 Ok(listeners) => listeners,
-                Err(error) => {
-                    log::error(&format!("cannot share the listeners: {error}"));
-                    return EXIT_BOOT_ERROR;
-                }
+                Err(code) => return code,
             };
             let slots = (0..MAX_SLOTS)
                 .map(|slot| SharedSlot {

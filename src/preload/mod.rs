@@ -234,12 +234,7 @@ fn become_worker(
         return 0;
     }
     let template = &preload.template;
-    let listeners = match template
-        .listeners
-        .iter()
-        .map(Listener::duplicate)
-        .collect::<Result<Vec<_>, _>>()
-    {
+    let listeners = match Listener::duplicate_all(&template.listeners) {
         Ok(listeners) => listeners,
         Err(error) => {
             log::error(&format!("cannot share the listeners: {error}"));

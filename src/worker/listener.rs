@@ -209,6 +209,11 @@ impl Listener {
     }
 
     /// Another descriptor for the same socket (for a forked worker to own).
+    /// [`Listener::duplicate`] of each.
+    pub fn duplicate_all(listeners: &[Listener]) -> io::Result<Vec<Listener>> {
+        listeners.iter().map(Listener::duplicate).collect()
+    }
+
     pub fn duplicate(&self) -> io::Result<Listener> {
         use std::os::fd::AsFd;
         Ok(match self {

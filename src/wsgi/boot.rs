@@ -120,12 +120,8 @@ impl HostSettings {
         config: &Config,
         tmp: &std::path::Path,
     ) -> Result<HostSettings, SandboxError> {
-        let policy = Policy::new(config, &self.sys_path, tmp);
-        // Before confining: the host names of --allow-connect are resolved here.
-        let settings = self.sandboxed(config, policy.clone(), false);
         // SAFETY: single-threaded, as the caller promises.
-        unsafe { policy.confine_process() }?;
-        Ok(settings)
+        unsafe { self.confine_with(config, tmp, Policy::confine_process) }
     }
 
     /// As [`HostSettings::confine_process`], for the `--preload` process:
@@ -138,10 +134,23 @@ impl HostSettings {
         config: &Config,
         tmp: &std::path::Path,
     ) -> Result<HostSettings, SandboxError> {
+        // SAFETY: single-threaded, as the caller promises.
+        unsafe { self.confine_with(config, tmp, Policy::confine_preloader) }
+    }
+
+    /// # Safety
+    /// As [`Policy::confine_process`]: the process must be single-threaded.
+    unsafe fn confine_with(
+        self,
+        config: &Config,
+        tmp: &std::path::Path,
+        confine: unsafe fn(&Policy) -> Result<(), SandboxError>,
+    ) -> Result<HostSettings, SandboxError> {
         let policy = Policy::new(config, &self.sys_path, tmp);
+        // Before confining: the host names of --allow-connect are resolved here.
         let settings = self.sandboxed(config, policy.clone(), false);
         // SAFETY: single-threaded, as the caller promises.
-        unsafe { policy.confine_preloader() }?;
+        unsafe { confine(&policy) }?;
         Ok(settings)
     }
 }
