@@ -174,13 +174,13 @@ def replacement_ms(binary, pythonpath, app, path, preload, kills, log):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--binary", help="the ferrocorn binary (default: build the dist profile)")
+    parser.add_argument("--binary", help="the ferrocorn binary (default: build the release profile)")
     parser.add_argument("--apps", default="flask,django")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--requests", default="10000,100000", help="request counts to measure memory after")
     parser.add_argument("--kills", type=int, default=5)
     args = parser.parse_args()
-    binary = os.path.abspath(args.binary) if args.binary else bench.build("dist")
+    binary = os.path.abspath(args.binary) if args.binary else bench.build("release")
     bench.ensure_wrk()
     counts = [int(n) for n in args.requests.split(",") if n]
     with tempfile.TemporaryDirectory(prefix="ferrocorn-preload-bench-") as work:

@@ -5,8 +5,8 @@
     python3 bench/run.py --duration 3 --rounds 1 --scenarios hello-ka-w1,flask-ka-w2
     python3 bench/run.py --scenarios tls-hello-ka-w2,tls-hello-close-w2,tls-flask-ka-w2
 
-Builds the binary we ship (cargo's `dist` profile: fat LTO; `--profile
-release` for the quicker test build; `--binary` measures a given one, such as
+Builds the binary we ship (cargo's `release` profile: fat LTO; `--binary`
+measures a given one, such as
 the PGO build of bench/build_pgo.py), makes a throw-away venv with Gunicorn (sync and
 gthread), Granian (--interface wsgi), Waitress and Flask from PyPI, installs
 wrk with apt-get if missing, then for each scenario and round starts each
@@ -425,8 +425,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per scenario (median kept)")
     parser.add_argument("--scenarios", default="", help="comma-separated subset, e.g. hello-ka-w1")
     parser.add_argument("--servers", default="", help="comma-separated subset of servers")
-    parser.add_argument("--profile", default="dist", choices=["dist", "release"],
-                        help="cargo profile of the ferrocorn binary (dist: what README says to ship)")
+    parser.add_argument("--profile", default="release", choices=["release", "dist"],
+                        help="cargo profile of the ferrocorn binary (release: the LTO build README says to "
+                             "ship; dist is the same)")
     parser.add_argument("--binary", help="measure this ferrocorn binary instead of building one "
                                          "(e.g. the one bench/build_pgo.py prints)")
     args = parser.parse_args()

@@ -145,7 +145,7 @@ def main():
                         help="only HUP, TTIN and TTOU: then no request at all may fail")
     args = parser.parse_args()
     seconds = int(args.minutes * 60)
-    binary = os.path.abspath(args.binary) if args.binary else bench.build("dist")
+    binary = os.path.abspath(args.binary) if args.binary else bench.build("release")
     bench.ensure_wrk()
     with tempfile.TemporaryDirectory(prefix="ferrocorn-soak-") as work:
         _venv, site_packages = bench.make_venv(work, [bench.FLASK])

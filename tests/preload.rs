@@ -421,3 +421,34 @@ fn preloaded_workers_under_the_sandbox_cannot_start_processes() {
         "the worker was forked all the same"
     );
 }
+
+#[test]
+fn usr1_reopens_the_log_file_of_the_preloading_process_and_so_of_later_workers() {
+    let dir = scratch_dir("preload-usr1");
+    let log = dir.join("error.log");
+    let log_arg = log.display().to_string();
+    let server = Server::start_on_free_port(&[
+        "--preload",
+        "-w",
+        "1",
+        "--error-logfile",
+        &log_arg,
+        "preloaded:application",
+    ]);
+    let first = answer_where(&server, "the first worker", |_| true);
+    std::fs::rename(&log, dir.join("error.log.1")).unwrap();
+    server.signal(libc::SIGUSR1);
+    assert!(wait_until(TIMEOUT, || log.exists()), "the arbiter reopened its log");
+    kill(first.pid, libc::SIGKILL);
+    let replacement = answer_where(&server, "the replacement", |a| a.pid != first.pid);
+    // The replacement inherits its log descriptor from the preloading
+    // process: it writes to the new file only if that process reopened.
+    let booted = format!("Booting worker with pid: {}", replacement.pid);
+    assert!(
+        wait_until(TIMEOUT, || std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(&booted)),
+        "new log: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}

@@ -340,6 +340,7 @@ impl Arbiter {
                     libc::SIGUSR1 => {
                         log::reopen();
                         self.signal_all(libc::SIGUSR1);
+                        self.signal_preloaders(libc::SIGUSR1);
                     }
                     _ => {}
                 }

@@ -164,6 +164,7 @@ impl Arbiter {
                 .collect();
             let preload = Preload {
                 channel: theirs,
+                signals: None,
                 arbiter,
                 template: WorkerTemplate {
                     listeners,
@@ -393,6 +394,13 @@ impl Arbiter {
                 preloader.retiring = true;
                 process::send_signal(preloader.pid, libc::SIGTERM);
             }
+        }
+    }
+
+    /// Sends `signal` to every preloading process (`USR1`: reopen the logs).
+    pub(super) fn signal_preloaders(&self, signal: libc::c_int) {
+        for preloader in &self.preloaders.running {
+            process::send_signal(preloader.pid, signal);
         }
     }
 

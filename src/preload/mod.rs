@@ -10,7 +10,7 @@
 mod fork;
 pub mod messages;
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::log;
 use crate::python::hooks::HookSource;
 use crate::scoreboard::SharedSlot;
+use crate::signals::SignalPipe;
 use crate::worker::listener::Listener;
 use crate::worker::reload::FileWatcher;
 use crate::worker::run::{
@@ -52,6 +53,8 @@ pub struct WorkerTemplate {
 pub struct Preload {
     /// Its end of the socket pair.
     pub channel: UnixDatagram,
+    /// `USR1` (set up by [`run_preloader`]).
+    pub signals: Option<SignalPipe>,
     pub arbiter: libc::pid_t,
     pub template: WorkerTemplate,
 }
@@ -89,13 +92,28 @@ pub fn run_preloader(config: &Config, preload: Preload) -> i32 {
             }
         };
     }
+    // USR1 reopens the log files, as in the arbiter and the workers.
+    let signals = match SignalPipe::install(&[libc::SIGUSR1]) {
+        Ok(signals) => signals,
+        Err(error) => {
+            log::error(&format!("preloading process: {error}"));
+            return EXIT_BOOT_ERROR;
+        }
+    };
+    let preload = Preload {
+        signals: Some(signals),
+        ..preload
+    };
     let config = config.clone();
     // The interpreter gets the stack worker interpreters have; the workers
     // are forked from this thread, and it is the one thread they start with.
     let thread = std::thread::Builder::new()
         .name("preload".into())
         .stack_size(INTERPRETER_STACK)
-        .spawn(move || preload_and_serve(&config, &settings, &preload, hook_source));
+        .spawn(move || {
+            let mut preload = preload;
+            preload_and_serve(&config, &settings, &mut preload, hook_source)
+        });
     match thread.map(std::thread::JoinHandle::join) {
         Ok(Ok(code)) => code,
         Ok(Err(_)) => crate::arbiter::process::EXIT_CHILD_PANICKED,
@@ -109,7 +127,7 @@ pub fn run_preloader(config: &Config, preload: Preload) -> i32 {
 fn preload_and_serve(
     config: &Config,
     settings: &HostSettings,
-    preload: &Preload,
+    preload: &mut Preload,
     hook_source: Option<HookSource>,
 ) -> i32 {
     let (interpreter, host, interrupts) = match boot(settings) {
@@ -164,7 +182,7 @@ struct Served<'a> {
 fn serve_orders(
     vm: &VirtualMachine,
     config: &Config,
-    preload: &Preload,
+    preload: &mut Preload,
     served: &Served,
     mut watcher: Option<FileWatcher>,
 ) -> i32 {
@@ -173,7 +191,13 @@ fn serve_orders(
             Some(_) => RELOAD_POLL_MS,
             None => -1,
         };
-        vm.allow_threads(|| wait_readable(&preload.channel, timeout));
+        let signal_fd = preload.signals.as_ref().map(SignalPipe::raw_fd);
+        vm.allow_threads(|| wait_readable(&preload.channel, signal_fd, timeout));
+        if let Some(signals) = &mut preload.signals {
+            if !signals.drain().is_empty() {
+                log::reopen();
+            }
+        }
         if let Some(changed) = watcher.as_ref().and_then(|w| w.changed()) {
             let path = changed.display().to_string();
             let _ = messages::send(&preload.channel, &Report::CodeChanged { path }.encode());
@@ -212,6 +236,15 @@ fn become_worker(
     served: &Served,
     order: &ForkOrder,
 ) -> i32 {
+    if let Some(signals) = &preload.signals {
+        // Ignored until the worker's loop routes it to a pipe of its own:
+        // the handler would write to this pipe's descriptor number.
+        // SAFETY: SIG_IGN is a valid disposition for SIGUSR1.
+        unsafe {
+            libc::signal(libc::SIGUSR1, libc::SIG_IGN);
+        }
+        signals.close_in_child();
+    }
     if !fork::wait_for_arbiter(preload.arbiter) {
         return 0;
     }
@@ -269,15 +302,18 @@ fn worker_process_name(config: &Config) -> String {
     )
 }
 
-/// Blocks until `socket` is readable or `timeout_ms` passed (-1: forever).
-fn wait_readable(socket: &UnixDatagram, timeout_ms: libc::c_int) {
-    let mut fds = [libc::pollfd {
-        fd: socket.as_raw_fd(),
+/// Blocks until `socket` or the signal pipe is readable, or `timeout_ms`
+/// passed (-1: forever).
+fn wait_readable(socket: &UnixDatagram, signals: Option<RawFd>, timeout_ms: libc::c_int) {
+    let watch = |fd| libc::pollfd {
+        fd,
         events: libc::POLLIN,
         revents: 0,
-    }];
-    // SAFETY: one valid pollfd for the call.
+    };
+    let mut fds = vec![watch(socket.as_raw_fd())];
+    fds.extend(signals.map(watch));
+    // SAFETY: `fds` is a valid array of `fds.len()` pollfds for the call.
     unsafe {
-        libc::poll(fds.as_mut_ptr(), 1, timeout_ms);
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms);
     }
 }
