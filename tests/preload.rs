@@ -438,7 +438,10 @@ fn usr1_reopens_the_log_file_of_the_preloading_process_and_so_of_later_workers()
     let first = answer_where(&server, "the first worker", |_| true);
     std::fs::rename(&log, dir.join("error.log.1")).unwrap();
     server.signal(libc::SIGUSR1);
-    assert!(wait_until(TIMEOUT, || log.exists()), "the arbiter reopened its log");
+    assert!(
+        wait_until(TIMEOUT, || log.exists()),
+        "the arbiter reopened its log"
+    );
     kill(first.pid, libc::SIGKILL);
     let replacement = answer_where(&server, "the replacement", |a| a.pid != first.pid);
     // The replacement inherits its log descriptor from the preloading

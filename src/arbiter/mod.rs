@@ -620,17 +620,8 @@ impl Arbiter {
             }
             return;
         }
-        let private_tmp = match self.config.sandbox {
-            true => match PrivateTmp::create(self.uid.map(|uid| (uid, self.gid.unwrap_or(0)))) {
-                Ok(tmp) => Some(Arc::new(tmp)),
-                Err(error) => {
-                    log::error(&format!(
-                        "cannot create a worker's temporary directory: {error}"
-                    ));
-                    return;
-                }
-            },
-            false => None,
+        let Ok(private_tmp) = self.private_tmp_for("a worker") else {
+            return;
         };
         let result = process::fork(|| {
             let listeners = match self.enter_child("work", arbiter_pid) {
@@ -668,6 +659,23 @@ impl Arbiter {
                 self.workers.insert(pid, worker);
             }
             Err(error) => log::error(&format!("cannot fork a worker: {error}")),
+        }
+    }
+
+    /// Under `--sandbox`: a private temporary directory for `whom`, owned by
+    /// the workers' user (`Err` once the failure is logged); else none.
+    fn private_tmp_for(&self, whom: &str) -> Result<Option<Arc<PrivateTmp>>, ()> {
+        if !self.config.sandbox {
+            return Ok(None);
+        }
+        match PrivateTmp::create(self.uid.map(|uid| (uid, self.gid.unwrap_or(0)))) {
+            Ok(tmp) => Ok(Some(Arc::new(tmp))),
+            Err(error) => {
+                log::error(&format!(
+                    "cannot create the temporary directory of {whom}: {error}"
+                ));
+                Err(())
+            }
         }
     }
 

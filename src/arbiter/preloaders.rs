@@ -120,17 +120,8 @@ impl Arbiter {
                 return;
             }
         };
-        let private_tmp = match self.config.sandbox {
-            true => match PrivateTmp::create(self.uid.map(|uid| (uid, self.gid.unwrap_or(0)))) {
-                Ok(tmp) => Some(Arc::new(tmp)),
-                Err(error) => {
-                    log::error(&format!(
-                        "cannot create the preloading process's temporary directory: {error}"
-                    ));
-                    return;
-                }
-            },
-            false => None,
+        let Ok(private_tmp) = self.private_tmp_for("a preloading process") else {
+            return;
         };
         let arbiter = std::process::id() as libc::pid_t;
         let tmp_path = private_tmp.as_ref().map(|tmp| tmp.path().to_owned());
