@@ -266,14 +266,16 @@ fn a_rolling_restart_behind_nginx_loses_no_request_while_each_instance_drains() 
     assert!(common::wait_until(common::TIMEOUT, || pid_through(port).is_some()));
 
     // Clients: one request after another through nginx, until told to stop
-    // (at most 20,000 of them).
+    // (at most 200,000 of them, for at most two minutes: a count alone ran
+    // out before the second round with a faster build).
     let traffic = Arc::new(Mutex::new(Traffic::default()));
     let done = Arc::new(AtomicBool::new(false));
     let client = {
         let (traffic, done) = (traffic.clone(), done.clone());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         std::thread::spawn(move || {
-            for _ in 0..20_000 {
-                if done.load(Ordering::SeqCst) {
+            for _ in 0..200_000 {
+                if done.load(Ordering::SeqCst) || std::time::Instant::now() > deadline {
                     break;
                 }
                 let answer = pid_through(port);
