@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let serve_forever = std::env::args().any(|arg| arg == "--serve");
     let stock: Arc<HashMap<&str, i64>> = Arc::new([("spoon", 12), ("fork", 0)].into());
 
-    let mut config = Config::new("embed_app:application");
+    let mut config = Config::new("embed_app:application")?;
     config.chdir = Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"));
     config.threads = 2;
     config.bind = vec![

@@ -1,73 +1,15 @@
 //! Starting ferrocorn from a [`Config`]: logs, working directory, listeners
 //! (bound once, in the arbiter), pid file, then the arbiter.
 
-use std::fmt;
-use std::sync::Arc;
-
 use crate::arbiter::Arbiter;
-use crate::arbiter::process;
 use crate::config::Config;
 use crate::config::hooks::ARBITER_HOOKS;
 use crate::log;
-use crate::python::app::LoadError;
+use crate::net::listener::{BindAddress, Listener};
+use crate::process;
 use crate::python::hooks::{HookArg, HookRunner, ServerFacts};
 use crate::sandbox::{self, Policy, PrivateTmp};
-use crate::worker::listener::{BindAddress, Listener};
-
-/// Why the server could not start or stopped with an error.
-#[derive(Debug)]
-pub enum ServerError {
-    /// `--chdir` names a directory that cannot be entered.
-    Chdir {
-        /// The directory.
-        dir: std::path::PathBuf,
-        /// Why.
-        error: std::io::Error,
-    },
-    /// An address could not be bound.
-    Bind {
-        /// The address.
-        address: BindAddress,
-        /// Why.
-        error: std::io::Error,
-    },
-    /// A log file could not be opened.
-    Log(std::io::Error),
-    /// The pid file could not be written.
-    PidFile(std::io::Error),
-    /// A setting cannot be applied (the message names it).
-    Setting(String),
-    /// Another system call failed.
-    Io(std::io::Error),
-    /// The app could not be loaded.
-    AppLoad(LoadError),
-    /// TLS could not be set up (a certificate file, the key, a setting).
-    Tls(crate::tls::TlsError),
-    /// A worker failed to boot (its own error is already on stderr).
-    WorkerBoot,
-}
-
-impl fmt::Display for ServerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServerError::Chdir { dir, error } => {
-                write!(f, "cannot change directory to {}: {error}", dir.display())
-            }
-            ServerError::Bind { address, error } => {
-                write!(f, "cannot listen on {address}: {error}")
-            }
-            ServerError::Log(error) => write!(f, "cannot open a log file: {error}"),
-            ServerError::PidFile(error) => write!(f, "cannot write the pid file: {error}"),
-            ServerError::Setting(message) => f.write_str(message),
-            ServerError::Io(error) => write!(f, "{error}"),
-            ServerError::AppLoad(error) => write!(f, "{error}"),
-            ServerError::Tls(error) => write!(f, "TLS: {error}"),
-            ServerError::WorkerBoot => f.write_str("a worker failed to boot"),
-        }
-    }
-}
-
-impl std::error::Error for ServerError {}
+use crate::startup::{ServerError, bind_addresses, load_tls};
 
 /// Runs the arbiter and its forked workers until SIGTERM/SIGINT/SIGQUIT, as
 /// the `ferrocorn` command does: it installs signal handlers and forks, so it
@@ -137,33 +79,6 @@ fn bind_all(config: &Config) -> Result<Vec<Listener>, ServerError> {
     bind_addresses(&addresses, config)
 }
 
-/// Binds each address, logging it as Gunicorn does.
-pub(crate) fn bind_addresses(
-    addresses: &[BindAddress],
-    config: &Config,
-) -> Result<Vec<Listener>, ServerError> {
-    let mut listeners = Vec::with_capacity(addresses.len());
-    for address in addresses {
-        let listener =
-            Listener::bind(address, config.backlog, config.reuse_port).map_err(|error| {
-                ServerError::Bind {
-                    address: address.clone(),
-                    error,
-                }
-            })?;
-        let mut described = listener.describe();
-        if config.certfile.is_some() {
-            described = described.replacen("http://", "https://", 1);
-        }
-        log::info(&format!(
-            "Listening at: {described} ({})",
-            std::process::id()
-        ));
-        listeners.push(listener);
-    }
-    Ok(listeners)
-}
-
 /// Socket activation (sd_listen_fds): descriptors 3.. when LISTEN_PID is us.
 fn systemd_sockets() -> Vec<BindAddress> {
     let for_us = std::env::var("LISTEN_PID")
@@ -189,40 +104,6 @@ fn systemd_sockets() -> Vec<BindAddress> {
 /// `--sandbox`: the settings make sense, and this kernel can enforce them
 /// (a thread confines itself and ends), so the server refuses to start
 /// rather than run weaker than asked.
-/// The TLS configuration, its files read and checked (the server does not
-/// start with a certificate it could not serve), or `None` without
-/// --certfile.
-pub(crate) fn load_tls(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, ServerError> {
-    let no_effect = [
-        (
-            config.ssl_version.is_some(),
-            "ssl_version: the TLS versions are --ssl-protocol-min to 1.3",
-        ),
-        (
-            config.do_handshake_on_connect,
-            "do_handshake_on_connect: the handshake always precedes the request",
-        ),
-        (
-            config.suppress_ragged_eofs,
-            "suppress_ragged_eofs: a close without close_notify always ends the connection",
-        ),
-    ];
-    for (set, note) in no_effect {
-        if set {
-            log::info(&format!("Gunicorn's {note} (the setting has no effect)"));
-        }
-    }
-    let settings = config
-        .tls_settings()
-        .map_err(|e| ServerError::Setting(e.to_string()))?;
-    let Some(settings) = settings else {
-        return Ok(None);
-    };
-    crate::tls::server_config(&settings, &mut |line| log::warning(&line))
-        .map(Some)
-        .map_err(ServerError::Tls)
-}
-
 fn check_sandbox(config: &Config) -> Result<(), ServerError> {
     sandbox::check_settings(config).map_err(ServerError::Setting)?;
     if config.sandbox {

@@ -212,7 +212,7 @@ fn a_request_without_host_is_served_with_the_socket_name() {
     let body = responses[0].text();
     assert!(body.contains("\"SERVER_NAME\": \"127.0.0.1\""), "{body}");
     assert!(
-        body.contains(&format!("\"SERVER_PORT\": \"{}\"", server.addr.port())),
+        body.contains(&format!("\"SERVER_PORT\": \"{}\"", server.addr().port())),
         "{body}"
     );
 }

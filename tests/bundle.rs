@@ -227,16 +227,16 @@ fn a_bundled_flask_app_serves_every_route_from_an_empty_root_with_an_empty_envir
         "{}",
         server.log()
     );
-    let index = get(server.addr, "/");
+    let index = get(server.addr(), "/");
     assert_eq!(index.status, 200, "{}", index.text());
     assert!(
         index.text().contains("<h1>Hello from the bundle</h1>"),
         "{}",
         index.text()
     );
-    let css = get(server.addr, "/static/site.css");
+    let css = get(server.addr(), "/static/site.css");
     assert_eq!(css.text(), "body { color: teal }\n");
-    assert_eq!(get(server.addr, "/data").text(), "tea 3|tea 3|True");
+    assert_eq!(get(server.addr(), "/data").text(), "tea 3|tea 3|True");
     drop(server);
 
     // Baked-in settings are defaults: shown by --print-config, overridden by

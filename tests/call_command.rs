@@ -218,3 +218,19 @@ fn call_with_sandbox_confines_the_app_and_cleans_up_after_it() {
         "{message}"
     );
 }
+
+#[test]
+fn an_environment_variable_the_server_refuses_is_one_line_not_a_panic() {
+    let output = Command::new(BIN)
+        .args(["call", "probe", "/"])
+        .current_dir(apps_dir())
+        .env("FORWARDED_ALLOW_IPS", "not-an-address")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ferrocorn call");
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("not-an-address"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(stdout(&output).is_empty());
+}

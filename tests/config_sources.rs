@@ -131,7 +131,7 @@ timeout = 60
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let server = Server::spawn(command);
-    assert_eq!(server.addr.port(), port, "bound where the file said");
+    assert_eq!(server.addr().port(), port, "bound where the file said");
     let response = server.get("/os-environ?GREETING");
     assert_eq!(response.text(), "from the config file");
     common::wait_for_file(

@@ -211,7 +211,7 @@ fn readyz(metrics: std::net::SocketAddr) -> u16 {
 fn write_balancer_conf(dir: &Path, port: u16, upstreams: &[&Instance]) {
     let servers: String = upstreams
         .iter()
-        .map(|i| format!("    server {} max_fails=0;\n", i.server.addr))
+        .map(|i| format!("    server {} max_fails=0;\n", i.server.addr()))
         .collect();
     let conf = format!(
         "user root;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/nginx-error.log;\n\

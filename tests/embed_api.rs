@@ -16,7 +16,7 @@ use common::{TIMEOUT, apps_dir};
 
 /// `tests/apps/APP` with a `host` module whose `note` calls land in `notes`.
 fn config_with_host(app: &str, notes: Arc<Mutex<Vec<String>>>) -> Config {
-    let mut config = Config::new(app);
+    let mut config = Config::new(app).unwrap();
     config.chdir = Some(apps_dir());
     config.native_modules.push(
         NativeModule::new("host")
@@ -39,7 +39,7 @@ fn config_with_host(app: &str, notes: Arc<Mutex<Vec<String>>>) -> Config {
 }
 
 fn probe() -> App {
-    let mut config = Config::new("probe");
+    let mut config = Config::new("probe").unwrap();
     config.chdir = Some(apps_dir());
     App::load(&config).expect("load tests/apps/probe.py")
 }
@@ -164,7 +164,7 @@ fn an_exception_in_the_app_is_a_500_and_the_app_keeps_serving() {
 
 #[test]
 fn check_wsgi_findings_are_in_the_outcome() {
-    let mut config = Config::new("wsgi_violations:no_content_type");
+    let mut config = Config::new("wsgi_violations:no_content_type").unwrap();
     config.chdir = Some(apps_dir());
     config.check_wsgi = true;
     let app = App::load(&config).unwrap();
@@ -177,7 +177,7 @@ fn check_wsgi_findings_are_in_the_outcome() {
 
 #[test]
 fn calls_from_several_threads_share_the_interpreters() {
-    let mut config = Config::new("probe");
+    let mut config = Config::new("probe").unwrap();
     config.chdir = Some(apps_dir());
     config.threads = 2;
     let app = Arc::new(App::load(&config).unwrap());
@@ -217,7 +217,7 @@ fn a_request_the_server_would_refuse_is_an_error() {
 
 #[test]
 fn a_missing_app_is_a_load_error() {
-    let mut config = Config::new("no_such_module:app");
+    let mut config = Config::new("no_such_module:app").unwrap();
     config.chdir = Some(apps_dir());
     let error = App::load(&config).unwrap_err();
     assert!(error.to_string().contains("no_such_module"), "{error}");
@@ -269,13 +269,15 @@ fn server_serves_on_sockets_the_program_bound_itself() {
 
 #[test]
 fn stop_lets_a_request_in_flight_finish() {
-    let mut config = Config::new("probe");
+    let mut config = Config::new("probe").unwrap();
     config.chdir = Some(apps_dir());
     config.bind = vec!["127.0.0.1:0".parse().unwrap()];
     let server = Server::start(&config).unwrap();
     let address = server.tcp_addresses()[0];
-    let slow = std::thread::spawn(move || http_get(address, "/sleep?0.5"));
-    std::thread::sleep(Duration::from_millis(150));
+    let marker = common::scratch_dir("embed-stop").join("started");
+    let path = format!("/sleep-marked?0.5&{}", marker.display());
+    let slow = std::thread::spawn(move || http_get(address, &path));
+    common::wait_for_file(&marker, &["started"]);
     server.stop();
     let reply = slow.join().unwrap();
     assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
@@ -284,7 +286,7 @@ fn stop_lets_a_request_in_flight_finish() {
 
 #[test]
 fn server_start_reports_an_app_that_does_not_load() {
-    let mut config = Config::new("broken_import");
+    let mut config = Config::new("broken_import").unwrap();
     config.chdir = Some(apps_dir());
     config.bind = vec!["127.0.0.1:0".parse().unwrap()];
     let error = Server::start(&config).unwrap_err();
@@ -303,7 +305,7 @@ fn config_from_args_reads_the_command_line_flags() {
         (3, 2, true)
     );
     assert_eq!(config.app, "app:main");
-    let defaults = Config::new("app:main");
+    let defaults = Config::new("app:main").unwrap();
     assert_eq!(
         (defaults.workers, defaults.threads, defaults.keep_alive),
         (1, 1, 2)
@@ -317,7 +319,7 @@ fn a_sandboxed_app_is_confined_while_the_host_program_is_not() {
     let dir = common::scratch_dir("library-sandbox");
     let secret = dir.join("secret.txt");
     std::fs::write(&secret, "the host's secret").unwrap();
-    let mut config = Config::new("escape:application");
+    let mut config = Config::new("escape:application").unwrap();
     config.chdir = Some(apps_dir());
     config.sandbox = true;
     let app = App::load(&config).expect("load tests/apps/escape.py");

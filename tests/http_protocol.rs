@@ -228,25 +228,31 @@ fn cpu_ticks(pid: u32) -> u64 {
 #[test]
 fn a_new_client_is_served_while_keep_alive_clients_keep_the_interpreter_busy() {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let server = Server::start(&["--threads", "1", "probe"]);
     let stop = Arc::new(AtomicBool::new(false));
+    let busy_clients = Arc::new(AtomicUsize::new(0));
     let load: Vec<_> = (0..16)
         .map(|_| {
             let mut client = Client::new(server.connect());
-            let stop = stop.clone();
+            let (stop, busy_clients) = (stop.clone(), busy_clients.clone());
             std::thread::spawn(move || {
                 let mut served = 0;
                 while !stop.load(Ordering::Relaxed) {
                     client.send(b"GET /sleep?0.002 HTTP/1.1\r\nHost: t\r\n\r\n");
                     assert_eq!(client.response(false).unwrap().text(), "slept");
                     served += 1;
+                    if served == 1 {
+                        busy_clients.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 served
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
+    common::wait_for("every keep-alive client answered once", || {
+        busy_clients.load(Ordering::Relaxed) == 16
+    });
     for round in 0..5 {
         let started = Instant::now();
         assert_eq!(server.get("/pid").status, 200);
@@ -269,9 +275,16 @@ fn a_worker_waiting_for_a_free_interpreter_does_not_spin() {
     // would wake its loop over and over.
     let server = Server::start(&["--threads", "1", "probe"]);
     let pid: u32 = server.get("/pid").text().parse().unwrap();
+    let marker = common::scratch_dir("no-spin").join("started");
     let mut busy = Client::new(server.connect());
-    busy.send(b"GET /sleep?1.5 HTTP/1.1\r\nHost: t\r\n\r\n");
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    busy.send(
+        format!(
+            "GET /sleep-marked?1.5&{} HTTP/1.1\r\nHost: t\r\n\r\n",
+            marker.display()
+        )
+        .as_bytes(),
+    );
+    common::wait_for_file(&marker, &["started"]);
     let mut waiting = Client::new(server.connect());
     waiting.send(b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n");
     let before = cpu_ticks(pid);

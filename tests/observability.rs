@@ -343,13 +343,13 @@ fn the_endpoint_answers_while_every_worker_is_stopped_and_the_app_cannot_reach_i
 
     send_signal(worker, libc::SIGSTOP);
     let queued: Vec<TcpStream> = (0..3).map(|_| server.connect()).collect();
-    let backlog = format!("ferrocorn_listen_backlog{{listener=\"{}\"}}", server.addr);
+    let backlog = format!("ferrocorn_listen_backlog{{listener=\"{}\"}}", server.addr());
     let seen = wait_until(TIMEOUT, || scrape(metrics).get(&backlog) == 3.0);
     send_signal(worker, libc::SIGCONT);
     assert!(seen, "{}", scrape(metrics).text);
     let limit = format!(
         "ferrocorn_listen_backlog_limit{{listener=\"{}\"}}",
-        server.addr
+        server.addr()
     );
     assert!(scrape(metrics).get(&limit) >= 1.0);
     drop(queued);

@@ -25,7 +25,7 @@ struct Answer {
 /// `GET path` on a new connection; `None` if it fails (a worker being
 /// replaced may drop it).
 fn try_get(server: &Server, path: &str) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect_timeout(&server.addr, TIMEOUT).ok()?;
+    let mut stream = std::net::TcpStream::connect_timeout(&server.addr(), TIMEOUT).ok()?;
     stream.set_read_timeout(Some(TIMEOUT)).ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).ok()?;
@@ -323,7 +323,7 @@ fn the_timeout_still_kills_a_stuck_preloaded_worker() {
         .and_then(|rest| rest.strip_suffix("/metrics")?.parse().ok())
         .expect("the metrics address");
     let stuck = std::thread::spawn({
-        let addr = server.addr;
+        let addr = server.addr();
         move || {
             let mut client = common::Client::new(std::net::TcpStream::connect(addr).unwrap());
             client.send(b"GET /sleep HTTP/1.1\r\nHost: t\r\n\r\n");

@@ -84,11 +84,11 @@ fn slow_clients_far_beyond_the_limit_do_not_lock_out_a_normal_client() {
     let server = Server::start(&["-w", "2", "--worker-connections", "100", "probe"]);
     // Ten times what the two workers may hold, each with half a request head.
     let slow: Vec<TcpStream> = (0..SLOW)
-        .map(|_| partial_head(server.addr, b"GET /slow HTTP/1.1\r\nHost: x\r\n"))
+        .map(|_| partial_head(server.addr(), b"GET /slow HTTP/1.1\r\nHost: x\r\n"))
         .collect();
     let mut waits = Vec::new();
     for _ in 0..20 {
-        match normal_request(server.addr) {
+        match normal_request(server.addr()) {
             Ok(wait) => waits.push(wait),
             Err(error) => panic!("a normal client was locked out: {error}\n{}", server.log()),
         }
@@ -117,10 +117,10 @@ fn idle_keep_alive_connections_go_first_then_the_partial_heads_with_fewest_bytes
     };
     let older_idle = answered(&server);
     let long_head = partial_head(
-        server.addr,
+        server.addr(),
         b"GET /slow HTTP/1.1\r\nHost: example\r\nX-A: b",
     );
-    let short_head = partial_head(server.addr, b"GET /");
+    let short_head = partial_head(server.addr(), b"GET /");
     let newer_idle = answered(&server);
     // The worker now holds 4: each newcomer (a partial head longer than any
     // of theirs) takes the place of the cheapest one.
@@ -133,7 +133,7 @@ fn idle_keep_alive_connections_go_first_then_the_partial_heads_with_fewest_bytes
     let mut newcomers = Vec::new();
     for index in 0..held.len() {
         newcomers.push(partial_head(
-            server.addr,
+            server.addr(),
             b"GET /newcomer HTTP/1.1\r\nHost: example.org\r\nUser-Agent: a newcomer\r\n",
         ));
         let (shed, kept) = held[index..].split_at_mut(1);
@@ -166,7 +166,7 @@ fn a_new_client_goes_to_a_free_worker_while_the_other_is_stuck_on_a_request() {
         "two workers did not boot"
     );
     // One worker's only interpreter on a long request...
-    let mut stuck = TcpStream::connect(server.addr).unwrap();
+    let mut stuck = TcpStream::connect(server.addr()).unwrap();
     stuck
         .write_all(b"GET /sleep?15 HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
@@ -181,7 +181,7 @@ fn a_new_client_goes_to_a_free_worker_while_the_other_is_stuck_on_a_request() {
     // runs. When the kernel woke only the stuck worker, which declined, the
     // newcomer waited in the backlog until the sleep was over.
     for _ in 0..5 {
-        if let Err(error) = normal_request(server.addr) {
+        if let Err(error) = normal_request(server.addr()) {
             panic!("a newcomer was not served: {error}\n{}", server.log());
         }
         assert!(

@@ -277,8 +277,7 @@ fn an_inherited_descriptor_can_be_the_listener() {
     let (listener, address) = inheritable_listener();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
     let bind = format!("fd://{fd}");
-    let mut server = Server::start(&["-b", &bind, "probe:application"]);
-    server.addr = address;
+    let server = Server::start(&["-b", &bind, "probe:application"]).listening_at(address);
     assert_eq!(server.get("/write").text(), "written returned");
 }
 
@@ -296,8 +295,7 @@ fn systemd_socket_activation_hands_over_descriptor_3() {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut server = Server::spawn(command);
-    server.addr = address;
+    let server = Server::spawn(command).listening_at(address);
     assert!(
         server.log().contains("Listening at: http://"),
         "{}",
@@ -315,9 +313,13 @@ fn sigterm_lets_a_request_being_received_finish() {
     let mut server = Server::start(&["probe:application"]);
     let mut client = Client::new(server.connect());
     client.send(b"POST /input HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhe");
-    std::thread::sleep(Duration::from_millis(200));
+    common::wait_until_accepted(server.addr());
     server.signal(libc::SIGTERM);
-    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        server.wait_for_log("Worker received SIGTERM"),
+        "{}",
+        server.log()
+    );
     client.send(b"llo");
     let response = client
         .response(false)
@@ -334,9 +336,16 @@ fn sigterm_lets_a_request_being_received_finish() {
 #[test]
 fn sigterm_lets_a_request_in_flight_finish() {
     let mut server = Server::start(&["probe:application"]);
+    let marker = scratch_dir("term-in-flight").join("started");
     let mut client = Client::new(server.connect());
-    client.send(b"GET /sleep?1.5 HTTP/1.1\r\nHost: t\r\n\r\n");
-    std::thread::sleep(Duration::from_millis(300));
+    client.send(
+        format!(
+            "GET /sleep-marked?1.5&{} HTTP/1.1\r\nHost: t\r\n\r\n",
+            marker.display()
+        )
+        .as_bytes(),
+    );
+    common::wait_for_file(&marker, &["started"]);
     let signalled = Instant::now();
     server.signal(libc::SIGTERM);
     let response = client
@@ -351,5 +360,5 @@ fn sigterm_lets_a_request_in_flight_finish() {
     assert!(server.wait().success());
     assert!(signalled.elapsed() < Duration::from_secs(10));
     // New connections are refused once it stopped.
-    assert!(std::net::TcpStream::connect(server.addr).is_err());
+    assert!(std::net::TcpStream::connect(server.addr()).is_err());
 }

@@ -50,7 +50,7 @@ fn slow_clients_do_not_hold_the_only_interpreter() {
     stalled_head.send(b"GET /write HTTP/1.1\r\nHost: t\r\nX-Slow: ");
     let mut stalled_body = Client::new(server.connect());
     stalled_body.send(b"POST /input HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly some");
-    std::thread::sleep(Duration::from_millis(100));
+    common::wait_until_accepted(server.addr());
     let started = Instant::now();
     for _ in 0..5 {
         assert_eq!(server.get("/write").text(), "written returned");
@@ -82,12 +82,13 @@ fn a_client_that_reads_slowly_does_not_stop_others() {
     // and the socket, not in the interpreter thread.
     let mut lazy = Client::new(server.connect());
     lazy.send(b"GET /big?20000000 HTTP/1.1\r\nHost: t\r\n\r\n");
-    std::thread::sleep(Duration::from_millis(300));
+    // Its head has come: the app has answered, and the rest of the body
+    // waits for the client in the loop's buffer and the socket.
+    let (status, _) = lazy.response_head_only();
+    assert_eq!(status, 200);
     let started = Instant::now();
     assert_eq!(server.get("/write").text(), "written returned");
     assert!(started.elapsed() < Duration::from_secs(3));
-    let (status, _) = lazy.response_head_only();
-    assert_eq!(status, 200);
 }
 
 #[test]
@@ -95,7 +96,7 @@ fn many_concurrent_connections_are_served() {
     let server = Server::start(&["--threads", "2", "probe:application"]);
     let handles: Vec<_> = (0..32)
         .map(|_| {
-            let addr = server.addr;
+            let addr = server.addr();
             std::thread::spawn(move || {
                 let stream = std::net::TcpStream::connect(addr).unwrap();
                 stream

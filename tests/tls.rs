@@ -197,7 +197,7 @@ fn environ_value(client: &mut TlsClient, key: &str) -> String {
 fn requests_over_tls_keep_alive_pipelined_chunked_and_1mb_both_ways() {
     let pki = Pki::new("tls-requests");
     let server = start(&pki, &["--threads", "2"]);
-    let mut client = connect(server.addr, &pki.client_config(None)).unwrap();
+    let mut client = connect(server.addr(), &pki.client_config(None)).unwrap();
     assert_eq!(client.stream().conn.alpn_protocol(), Some(&b"http/1.1"[..]));
 
     assert_eq!(environ_value(&mut client, "wsgi.url_scheme"), "https");
@@ -261,7 +261,7 @@ fn requests_over_tls_keep_alive_pipelined_chunked_and_1mb_both_ways() {
 fn curl_pythons_ssl_and_openssl_s_client_are_served() {
     let pki = Pki::new("tls-clients");
     let server = start(&pki, &[]);
-    let port = server.addr.port().to_string();
+    let port = server.addr().port().to_string();
 
     let curl = Command::new("curl")
         .args(["-sS", "--cacert", &pki.path("ca.pem"), "--max-time", "20"])
@@ -357,7 +357,7 @@ fn mutual_tls_takes_a_certificate_of_the_ca_and_refuses_none_or_a_strangers() {
     let pki = Pki::new("tls-mutual");
     let ca = pki.path("ca.pem");
     let server = start(&pki, &["--ca-certs", &ca, "--cert-reqs", "2"]);
-    let mut trusted = connect(server.addr, &pki.client_config(Some("client"))).unwrap();
+    let mut trusted = connect(server.addr(), &pki.client_config(Some("client"))).unwrap();
     assert_eq!(environ_value(&mut trusted, "SSL_CLIENT_VERIFY"), "SUCCESS");
     let presented = std::fs::read_to_string(pki.dir.join("client.pem")).unwrap();
     assert_eq!(
@@ -365,10 +365,10 @@ fn mutual_tls_takes_a_certificate_of_the_ca_and_refuses_none_or_a_strangers() {
         presented.trim()
     );
 
-    assert!(try_request(server.addr, &pki.client_config(None), "/key?HTTPS").is_none());
+    assert!(try_request(server.addr(), &pki.client_config(None), "/key?HTTPS").is_none());
     assert!(
         try_request(
-            server.addr,
+            server.addr(),
             &pki.client_config(Some("stranger-client")),
             "/key?HTTPS"
         )
@@ -377,7 +377,7 @@ fn mutual_tls_takes_a_certificate_of_the_ca_and_refuses_none_or_a_strangers() {
     // The refusals cost nothing else: the trusted client is still served.
     assert!(
         try_request(
-            server.addr,
+            server.addr(),
             &pki.client_config(Some("client")),
             "/key?HTTPS"
         )
@@ -387,7 +387,7 @@ fn mutual_tls_takes_a_certificate_of_the_ca_and_refuses_none_or_a_strangers() {
 
     let optional = start(&pki, &["--ca-certs", &ca, "--cert-reqs", "optional"]);
     let without = try_request(
-        optional.addr,
+        optional.addr(),
         &pki.client_config(None),
         "/key?SSL_CLIENT_VERIFY",
     )
@@ -395,7 +395,7 @@ fn mutual_tls_takes_a_certificate_of_the_ca_and_refuses_none_or_a_strangers() {
     assert_eq!(without.text(), "NONE");
     assert!(
         try_request(
-            optional.addr,
+            optional.addr(),
             &pki.client_config(Some("stranger-client")),
             "/key?HTTPS"
         )
@@ -431,7 +431,7 @@ fn plain_http_or_garbage_to_the_tls_port_is_closed_and_the_server_goes_on() {
         "{rest:?}"
     );
 
-    let served = try_request(server.addr, &pki.client_config(None), "/big?5").unwrap();
+    let served = try_request(server.addr(), &pki.client_config(None), "/big?5").unwrap();
     assert_eq!(served.body, b"xxxxx");
     assert!(!server.log().contains("panicked"), "{}", server.log());
 }
@@ -449,7 +449,7 @@ fn a_stalled_handshake_times_out_while_other_clients_are_served() {
     let config = pki.client_config(None);
     for _ in 0..5 {
         let started = Instant::now();
-        assert!(try_request(server.addr, &config, "/big?3").is_some());
+        assert!(try_request(server.addr(), &config, "/big?3").is_some());
         assert!(started.elapsed() < Duration::from_secs(2));
     }
     stalled.set_read_timeout(Some(TIMEOUT)).unwrap();
@@ -485,7 +485,7 @@ fn hup_reloads_the_certificate_without_a_failed_request_and_keeps_it_when_the_ne
             failures.clone(),
             seen.clone(),
             run.clone(),
-            server.addr,
+            server.addr(),
         );
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
@@ -658,7 +658,7 @@ fn gunicorns_settings_in_a_configuration_file_serve_tls() {
         "{}",
         server.log()
     );
-    let mut client = connect(server.addr, &pki.client_config(Some("client"))).unwrap();
+    let mut client = connect(server.addr(), &pki.client_config(Some("client"))).unwrap();
     assert_eq!(environ_value(&mut client, "SSL_CLIENT_VERIFY"), "SUCCESS");
     let cipher = environ_value(&mut client, "SSL_CIPHER");
     assert!(cipher.contains("GCM"), "{cipher}");
@@ -673,7 +673,7 @@ fn under_the_sandbox_the_app_is_served_over_tls_but_cannot_read_the_key() {
     let server = Server::start(&args);
     let key = pki.path("server.key");
     let response = try_request(
-        server.addr,
+        server.addr(),
         &pki.client_config(None),
         &format!("/try/read?path={key}"),
     )
@@ -717,7 +717,7 @@ fn the_deploy_example_serves_https_with_workers_that_cannot_read_the_key() {
     // mode 0600, read by the arbiter) is closed.
     let key = pki.path("privkey.pem");
     let read = try_request(
-        server.addr,
+        server.addr(),
         &pki.client_config(None),
         &format!("/try/read?path={key}"),
     )
@@ -757,7 +757,7 @@ fn under_the_sandbox_a_key_the_app_may_read_is_warned_about() {
     let warning = format!("--sandbox: the app can read the TLS key {key}: it is under {dir}");
     assert!(server.log().contains(&warning), "{}", server.log());
     let response = try_request(
-        server.addr,
+        server.addr(),
         &pki.client_config(None),
         &format!("/try/read?path={key}"),
     )
@@ -785,7 +785,7 @@ fn tls_is_on_every_tcp_bind_and_unix_socket_binds_stay_plain() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = Server::start(&args);
     let over_tls = try_request(
-        server.addr,
+        server.addr(),
         &pki.client_config(None),
         "/key?wsgi.url_scheme",
     )
@@ -809,7 +809,7 @@ fn a_client_resumes_its_tls_session_on_any_worker() {
     // The client keeps the tickets it is given (rustls's default store).
     let config = pki.client_config(None);
     let visit = || {
-        let mut client = connect(server.addr, &config).unwrap();
+        let mut client = connect(server.addr(), &config).unwrap();
         let kind = client.stream().conn.handshake_kind();
         client.send(b"GET /pid HTTP/1.1\r\nHost: l\r\nConnection: close\r\n\r\n");
         (kind, client.response(false).unwrap().text())

@@ -5,7 +5,6 @@
 
 mod observability;
 mod preloaders;
-pub mod process;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +16,9 @@ use crate::log;
 use crate::metrics::endpoint::MetricsEndpoint;
 use crate::metrics::lifecycle::{ExitReason, Lifecycle};
 use crate::metrics::statsd::{self, Statsd};
+use crate::net::listener::Listener;
 use crate::preload::messages::ForkOrder;
+use crate::process;
 use crate::python::hooks::{HookArg, HookRunner, ServerFacts, WorkerFacts};
 use crate::sandbox::PrivateTmp;
 use crate::sandbox::memory::ResidentMemory;
@@ -25,9 +26,8 @@ use crate::scoreboard::SharedSlot;
 use crate::scoreboard::counters::MetricsBoard;
 use crate::scoreboard::heartbeat::{Heartbeats, MAX_SLOTS};
 use crate::scoreboard::load_board::LoadBoard;
-use crate::server::ServerError;
 use crate::signals::SignalPipe;
-use crate::worker::listener::Listener;
+use crate::startup::ServerError;
 use crate::worker::run::{EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR, WorkerSpec, run_worker};
 
 /// Signals the arbiter handles (Gunicorn's table, see README).
@@ -267,15 +267,15 @@ impl Arbiter {
             }
             Halt::BootFailure { pid, code, who } => {
                 self.stop_workers(false);
-                let reason = if code == EXIT_APP_LOAD_ERROR {
-                    "App failed to load"
+                let (reason, error) = if code == EXIT_APP_LOAD_ERROR {
+                    ("App failed to load", ServerError::AppFailedToLoad)
                 } else {
-                    "Worker failed to boot"
+                    ("Worker failed to boot", ServerError::WorkerBoot)
                 };
                 log::info(&format!(
                     "Shutting down: Master. Reason: {reason} ({who} {pid})"
                 ));
-                Err(ServerError::WorkerBoot)
+                Err(error)
             }
             Halt::RepeatedBootFailure => {
                 self.stop_workers(false);
@@ -371,7 +371,7 @@ impl Arbiter {
         if self.tls.is_none() {
             return;
         }
-        match crate::server::load_tls(&self.config) {
+        match crate::startup::load_tls(&self.config) {
             Ok(Some(reloaded)) => {
                 log::info("TLS certificate and key read again for the new workers");
                 self.tls = Some(reloaded);

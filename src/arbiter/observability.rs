@@ -5,13 +5,14 @@
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use super::{Arbiter, Worker, process};
+use super::{Arbiter, Worker};
 use crate::metrics::backlog::accept_queue;
 use crate::metrics::endpoint::{Answer, Probe};
 use crate::metrics::exposition::{self, BacklogSample, Scrape, WorkerSample, WorkerState};
 use crate::metrics::health::{self, WorkerHealth};
 use crate::metrics::lifecycle::ExitReason;
 use crate::metrics::statsd;
+use crate::process;
 use crate::sandbox::memory::ResidentMemory;
 
 /// The Content-Type of `/metrics` for a client that did not ask for

@@ -12,10 +12,11 @@ use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Arbiter, BOOT_BACKOFF, Halt, MAX_BOOT_FAILURES, Worker, process};
+use super::{Arbiter, BOOT_BACKOFF, Halt, MAX_BOOT_FAILURES, Worker};
 use crate::log;
 use crate::preload::messages::{self, ForkOrder, Report};
 use crate::preload::{Preload, WorkerTemplate, run_preloader};
+use crate::process;
 use crate::sandbox::PrivateTmp;
 use crate::scoreboard::SharedSlot;
 use crate::scoreboard::heartbeat::MAX_SLOTS;

@@ -104,7 +104,7 @@ pub fn run(args: impl Iterator<Item = OsString>) -> ExitCode {
 
 fn call(args: &CallArgs) -> Result<u8, String> {
     let request = build_request(args)?;
-    let mut config = Config::new(&args.app);
+    let mut config = Config::new(&args.app).map_err(|e| e.to_string())?;
     config.chdir = args.chdir.clone();
     config.pythonpath = args.pythonpath.clone();
     config.check_wsgi = args.check_wsgi;

@@ -16,7 +16,8 @@ use crate::bundle::Bundle;
 use crate::config::{Config, ConfigError, sources};
 use crate::log;
 use crate::python::app::LoadError;
-use crate::server::{ServerError, serve};
+use crate::server::serve;
+use crate::startup::ServerError;
 
 /// Runs the command with this process's arguments; returns its exit status.
 pub fn run_command() -> ExitCode {
@@ -79,8 +80,8 @@ pub fn run_command() -> ExitCode {
     }
     match serve(&config) {
         Ok(()) => ExitCode::SUCCESS,
-        // The failing worker already printed its error.
-        Err(ServerError::WorkerBoot) => ExitCode::FAILURE,
+        // The failing process already printed its error.
+        Err(ServerError::AppFailedToLoad | ServerError::WorkerBoot) => ExitCode::FAILURE,
         Err(error) => {
             report(&error);
             ExitCode::FAILURE
@@ -91,7 +92,7 @@ pub fn run_command() -> ExitCode {
 /// `--check-config`: the settings were valid; now the TLS files must load,
 /// and the app.
 fn check_app(config: &Config) -> ExitCode {
-    if let Err(error) = crate::server::load_tls(config) {
+    if let Err(error) = crate::startup::load_tls(config) {
         report(&error);
         return ExitCode::FAILURE;
     }

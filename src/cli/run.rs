@@ -15,10 +15,10 @@ use rustpython_vm::{AsObject, VirtualMachine};
 use super::sandbox_args::{SandboxArgs, VALUE_FLAGS, in_confined_child};
 use crate::config::{Config, sources};
 use crate::python::app::import_module;
+use crate::python::interpreter::spawn_interpreter_thread;
 use crate::python::interpreter::{InterpreterOptions, new_interpreter};
-use crate::python::policy::{AppSandbox, ModulePolicy};
+use crate::sandbox::interpreter::{AppSandbox, ModulePolicy};
 use crate::sandbox::{self, Policy};
-use crate::wsgi::boot::INTERPRETER_STACK;
 
 /// Exit status when the code could not be run at all (as Python's 1).
 const EXIT_FAILURE: u8 = 1;
@@ -219,28 +219,25 @@ fn execute(
 ) -> u8 {
     let modules = ModulePolicy::from_config(config);
     let (target, argv) = (target.clone(), argv(target, rest));
-    let thread = std::thread::Builder::new()
-        .name("interpreter-0".to_owned())
-        .stack_size(INTERPRETER_STACK)
-        .spawn(move || {
-            let options = InterpreterOptions {
-                removed_modules: modules.removed_names(),
-                python_signals: true,
-                argv: Some(argv),
-                ..Default::default()
-            };
-            let interpreter = new_interpreter(&sys_path, options);
-            let mut limit = None;
-            let code = interpreter.run(|vm| {
-                let ran = prepare_interpreter(vm, &modules, sandbox.as_ref())
-                    .and_then(|()| run_target(vm, &target));
-                if let Err(exception) = &ran {
-                    limit = runtime_limit(vm, exception);
-                }
-                ran
-            });
-            (code, limit)
+    let thread = spawn_interpreter_thread("interpreter-0".to_owned(), move || {
+        let options = InterpreterOptions {
+            removed_modules: modules.removed_names(),
+            python_signals: true,
+            argv: Some(argv),
+            ..Default::default()
+        };
+        let interpreter = new_interpreter(&sys_path, options);
+        let mut limit = None;
+        let code = interpreter.run(|vm| {
+            let ran = prepare_interpreter(vm, &modules, sandbox.as_ref())
+                .and_then(|()| run_target(vm, &target));
+            if let Err(exception) = &ran {
+                limit = runtime_limit(vm, exception);
+            }
+            ran
         });
+        (code, limit)
+    });
     if thread.is_ok() {
         leave_signals_to_the_interpreter_thread();
     }

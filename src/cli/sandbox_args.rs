@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::arbiter::process;
 use crate::config::Config;
-use crate::sandbox::{self, ConnectRule, PrivateTmp};
+use crate::config::connect_rule::ConnectRule;
+use crate::process;
+use crate::sandbox::{self, PrivateTmp};
 
 #[derive(Debug, Clone, Args)]
 pub struct SandboxArgs {

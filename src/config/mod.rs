@@ -2,6 +2,7 @@
 //! `--help`, parsing, configuration files and the README's flag table all
 //! come from here; `sources` layers them in Gunicorn's order.
 
+pub mod connect_rule;
 mod file;
 pub mod gunicorn;
 pub mod hooks;
@@ -13,10 +14,9 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::http::forwarded::{AddressList, SchemeHeaders};
-use crate::http::head::{HeadRules, Leniency, UnderscoreHeaders};
+use crate::http::rules::{HeadRules, Leniency, UnderscoreHeaders};
 use crate::log::Level;
-use crate::worker::connection::{ConnectionSettings, ProxySettings};
-use crate::worker::listener::BindAddress;
+use crate::net::listener::BindAddress;
 
 /// A Gunicorn-compatible WSGI server with a Python interpreter inside.
 #[derive(Debug, Clone, Parser)]
@@ -327,7 +327,7 @@ pub struct Config {
         value_name = "[HOST:]PORT",
         help = "With --sandbox: outbound TCP the app may open, PORT (any host) or HOST:PORT ([IPV6]:PORT); repeatable. Names are resolved when a worker starts"
     )]
-    pub allow_connect: Vec<crate::sandbox::ConnectRule>,
+    pub allow_connect: Vec<crate::config::connect_rule::ConnectRule>,
 
     /// With --sandbox: an environment variable the app may see (others are
     /// removed before it loads; -e/raw_env ones stay); repeatable.
@@ -432,9 +432,9 @@ pub struct Config {
     pub dogstatsd_tags: String,
 
     /// Rust modules the app can import (library use; see
-    /// [`NativeModule`](crate::embed::NativeModule)).
+    /// [`NativeModule`](crate::python::native::NativeModule)).
     #[arg(skip)]
-    pub native_modules: Vec<crate::embed::NativeModule>,
+    pub native_modules: Vec<crate::python::native::NativeModule>,
 }
 
 /// Why the settings were refused.
@@ -529,13 +529,14 @@ impl Config {
     /// command-line argument; `WEB_CONCURRENCY` is not consulted (the other
     /// variables the command reads, `FORWARDED_ALLOW_IPS` and `SCRIPT_NAME`,
     /// are). Change the public fields to set anything else.
-    pub fn new(app: &str) -> Config {
+    ///
+    /// Fails when one of those variables holds a value the flag it stands
+    /// for would refuse (`FORWARDED_ALLOW_IPS=not-an-address`).
+    pub fn new(app: &str) -> Result<Config, ConfigError> {
         // An explicit --workers keeps the environment out; after `--` any
-        // string is the positional APP_MODULE, so parsing cannot fail.
-        match Config::try_parse_from(["ferrocorn", "--workers", "1", "--", app]) {
-            Ok(config) => config,
-            Err(error) => unreachable!("default settings rejected: {error}"),
-        }
+        // string is the positional APP_MODULE.
+        Config::try_parse_from(["ferrocorn", "--workers", "1", "--", app])
+            .map_err(ConfigError::Clap)
     }
 
     /// Settings from command-line words (without the program name), checked
@@ -635,22 +636,6 @@ impl Config {
                 permit_obsolete_folding: self.permit_obsolete_folding,
                 underscore_headers: self.header_map,
             },
-        }
-    }
-
-    pub(crate) fn connection_settings(&self) -> ConnectionSettings {
-        ConnectionSettings {
-            limits: self.head_limits(),
-            keep_alive: Duration::from_secs(self.keep_alive),
-            read_timeout: Duration::from_secs(self.read_timeout),
-            spill_at: self.body_spill_size.min(usize::MAX as u64) as usize,
-            proxy: std::sync::Arc::new(ProxySettings {
-                protocol: self.proxy_protocol,
-                protocol_from: self.proxy_allow_from.clone(),
-                forwarded_from: self.forwarded_allow_ips.clone(),
-                scheme_headers: self.secure_scheme_headers.clone(),
-            }),
-            metrics: None,
         }
     }
 

@@ -10,10 +10,12 @@ use super::request::{Request, RequestError};
 use super::response::{Body, DirectOutput, Event, Response};
 use crate::config::Config;
 use crate::http::body::RequestBody;
-use crate::http::head::{HeadRules, RequestHead};
+use crate::http::head::RequestHead;
+use crate::http::rules::HeadRules;
+use crate::net::peer::ConnectionInfo;
 use crate::python::app::LoadError;
 use crate::sandbox::PrivateTmp;
-use crate::worker::exchange::{ConnectionInfo, lock};
+use crate::worker::handoff::lock;
 use crate::wsgi::boot::{HostSettings, start_interpreter_threads};
 
 /// Response events an app may run ahead of a caller that is not reading.
@@ -32,7 +34,7 @@ struct Call {
 ///
 /// ```no_run
 /// use ferrocorn::embed::{App, Request};
-/// let app = App::load(&ferrocorn::Config::new("examples.hello:application"))?;
+/// let app = App::load(&ferrocorn::Config::new("examples.hello:application")?)?;
 /// let response = app.call(Request::get("/"))?;
 /// assert_eq!(response.status(), 200);
 /// let (body, _outcome) = response.into_bytes()?;
@@ -80,9 +82,10 @@ impl App {
     pub fn load(config: &Config) -> Result<App, LoadError> {
         let working_dir = config
             .library_base_dir()
-            .map_err(|e| LoadError::Spec(format!("cannot find the app's directory: {e}")))?;
+            .map_err(|e| LoadError::Setup(format!("cannot find the app's directory: {e}")))?;
         let settings = HostSettings::from_config(config, false, &working_dir);
-        let (settings, private_tmp) = library_sandbox(config, settings).map_err(LoadError::Spec)?;
+        let (settings, private_tmp) =
+            library_sandbox(config, settings).map_err(LoadError::Sandbox)?;
         let mut app = App::load_with(config, settings)?;
         app.private_tmp = private_tmp;
         Ok(app)

@@ -7,7 +7,7 @@
 //! use ferrocorn::Config;
 //! use ferrocorn::embed::{App, NativeModule, Request, Value};
 //!
-//! let mut config = Config::new("plugin:application");
+//! let mut config = Config::new("plugin:application")?;
 //! config.native_modules.push(
 //!     NativeModule::new("host").function("answer", |_args| Ok(Value::Int(42))),
 //! );
@@ -26,13 +26,13 @@
 
 mod app;
 mod confine;
-pub(crate) mod native;
+
 mod request;
 mod response;
 mod server;
 
+pub use crate::python::native::{NativeError, NativeErrorKind, NativeModule, Value};
 pub use app::{App, CallError};
-pub use native::{NativeError, NativeErrorKind, NativeModule, Value};
 pub use request::{Request, RequestError};
 pub use response::{Body, Outcome, Response};
 pub use server::{OwnedListener, Server, ServerHandle};

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use crate::http::body::RequestBody;
 use crate::http::error::ParseError;
-use crate::http::head::{HeadRules, HeadScanner, RequestHead, parse_head};
-use crate::worker::exchange::ConnectionInfo;
+use crate::http::head::{HeadScanner, RequestHead, parse_head};
+use crate::http::rules::HeadRules;
+use crate::net::peer::ConnectionInfo;
 
 /// One HTTP request for [`App::call`](crate::embed::App::call).
 ///

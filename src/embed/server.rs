@@ -10,11 +10,11 @@ use std::thread::JoinHandle;
 
 use super::confine::library_sandbox;
 use crate::config::Config;
+use crate::net::listener::Listener;
 use crate::sandbox::PrivateTmp;
-use crate::server::{ServerError, bind_addresses};
+use crate::startup::{ServerError, bind_addresses};
 use crate::worker::event_loop::StopSource;
-use crate::worker::exchange::ReplyQueue;
-use crate::worker::listener::Listener;
+use crate::worker::handoff::ReplyQueue;
 use crate::worker::run::{Listening, WorkerError, boot_worker};
 use crate::wsgi::boot::HostSettings;
 
@@ -65,7 +65,7 @@ impl Server {
     /// process arbiter of the `ferrocorn` command and do not apply here.
     ///
     /// ```no_run
-    /// let mut config = ferrocorn::Config::new("examples.hello:application");
+    /// let mut config = ferrocorn::Config::new("examples.hello:application")?;
     /// config.bind = vec!["127.0.0.1:0".parse()?];
     /// let server = ferrocorn::embed::Server::start(&config)?;
     /// println!("serving on {}", server.tcp_addresses()[0]);
@@ -110,7 +110,7 @@ impl Server {
                 },
                 None => ServerError::Io(error),
             })?;
-        let tls = crate::server::load_tls(config)?;
+        let tls = crate::startup::load_tls(config)?;
         let stop_requested = Arc::new(AtomicBool::new(false));
         let mut handle = ServerHandle {
             addresses: listeners.iter().map(Listener::describe).collect(),

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use super::chunked::{ChunkedDecoder, Progress};
 use super::error::ParseError;
 use super::framing::BodyFraming;
-use super::head::HeadRules;
+use super::rules::HeadRules;
 
 /// Decodes a body of either framing into plain bytes.
 #[derive(Debug)]

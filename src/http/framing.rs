@@ -3,7 +3,7 @@
 //! exactly this is what request smuggling exploits.
 
 use super::error::ParseError;
-use super::head::Version;
+use super::rules::Version;
 use super::syntax::{is_token, list_elements};
 
 /// The body framing a request head announces.

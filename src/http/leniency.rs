@@ -4,7 +4,7 @@
 //! §5.1 and §5.2 say reject.
 
 use super::error::ParseError;
-use super::head::Leniency;
+use super::rules::Leniency;
 use super::syntax::{is_ows, trim_ows};
 
 /// Whether `relax_field_lines` has anything to do under `leniency`.

@@ -10,6 +10,7 @@ pub mod head;
 pub mod leniency;
 pub mod proxy_protocol;
 pub mod response;
+pub mod rules;
 pub mod syntax;
 pub mod target;
 

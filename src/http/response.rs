@@ -2,7 +2,7 @@
 //! and connection headers the server owns (RFC 9112 §6, §9).
 
 use super::date::with_http_date;
-use super::head::Version;
+use super::rules::Version;
 
 /// How the body bytes after a head are delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,16 +22,17 @@ use self::fork::Role;
 use self::messages::{ForkOrder, Report};
 use crate::config::Config;
 use crate::log;
+use crate::net::listener::Listener;
 use crate::python::hooks::HookSource;
+use crate::python::interpreter::spawn_interpreter_thread;
 use crate::scoreboard::SharedSlot;
 use crate::signals::SignalPipe;
-use crate::worker::listener::Listener;
 use crate::worker::reload::FileWatcher;
 use crate::worker::run::{
-    EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR, Preloaded, WorkerSpec, report_load_error,
+    EXIT_BOOT_ERROR, Preloaded, WorkerSpec, load_error_exit_code, report_load_error,
     run_preloaded_worker, set_memory_ceiling,
 };
-use crate::wsgi::boot::{HostSettings, INTERPRETER_STACK, boot, module_files};
+use crate::wsgi::boot::{HostSettings, boot, module_files};
 use crate::wsgi::bridge::WsgiHost;
 
 /// How often the preloading process looks at the app's files (`--reload`).
@@ -60,7 +61,7 @@ pub struct Preload {
 }
 
 /// Runs a preloading process (just forked from the arbiter, its user
-/// switched); returns its exit code: [`EXIT_APP_LOAD_ERROR`] when the app
+/// switched); returns its exit code: [`load_error_exit_code`] when the app
 /// did not load.
 pub fn run_preloader(config: &Config, preload: Preload) -> i32 {
     log::info(&format!(
@@ -107,16 +108,13 @@ pub fn run_preloader(config: &Config, preload: Preload) -> i32 {
     let config = config.clone();
     // The interpreter gets the stack worker interpreters have; the workers
     // are forked from this thread, and it is the one thread they start with.
-    let thread = std::thread::Builder::new()
-        .name("preload".into())
-        .stack_size(INTERPRETER_STACK)
-        .spawn(move || {
-            let mut preload = preload;
-            preload_and_serve(&config, &settings, &mut preload, hook_source)
-        });
+    let thread = spawn_interpreter_thread("preload".into(), move || {
+        let mut preload = preload;
+        preload_and_serve(&config, &settings, &mut preload, hook_source)
+    });
     match thread.map(std::thread::JoinHandle::join) {
         Ok(Ok(code)) => code,
-        Ok(Err(_)) => crate::arbiter::process::EXIT_CHILD_PANICKED,
+        Ok(Err(_)) => crate::process::EXIT_CHILD_PANICKED,
         Err(error) => {
             log::error(&format!("cannot start the preloading thread: {error}"));
             EXIT_BOOT_ERROR
@@ -134,7 +132,7 @@ fn preload_and_serve(
         Ok(booted) => booted,
         Err(error) => {
             report_load_error(&error);
-            return EXIT_APP_LOAD_ERROR;
+            return load_error_exit_code(&error);
         }
     };
     let watcher = config.reload.then(|| {
@@ -262,8 +260,8 @@ fn become_worker(
     unsafe {
         libc::close(preload.channel.as_raw_fd());
     }
-    crate::arbiter::process::set_process_name(&worker_process_name(config));
-    if !crate::arbiter::process::follow_parent(preload.arbiter) {
+    crate::process::set_process_name(&worker_process_name(config));
+    if !crate::process::follow_parent(preload.arbiter) {
         return 0;
     }
     let template = &preload.template;

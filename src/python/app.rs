@@ -10,6 +10,18 @@ use rustpython_vm::{AsObject, PyObjectRef, VirtualMachine};
 pub enum LoadError {
     /// APP_MODULE does not name a usable callable (one line says why).
     Spec(String),
+    /// An interpreter thread could not be started, or died while booting.
+    Thread(String),
+    /// The sandbox could not be applied to the interpreter (the line names
+    /// the part: the thread's confinement, a module to remove, the
+    /// `ferrocorn.sandbox` guards).
+    Sandbox(String),
+    /// The Rust functions given as [`crate::embed::NativeModule`]s could
+    /// not be installed.
+    NativeModules(String),
+    /// ferrocorn's own Python side (the WSGI bridge, request hooks, the
+    /// `--check-wsgi` wrapper) could not be set up.
+    Setup(String),
     /// The app's own code raised while being imported or built.
     Python {
         /// One line: the app, the exception type and its message.
@@ -22,7 +34,11 @@ pub enum LoadError {
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadError::Spec(message) => f.write_str(message),
+            LoadError::Spec(message)
+            | LoadError::Thread(message)
+            | LoadError::Sandbox(message)
+            | LoadError::NativeModules(message)
+            | LoadError::Setup(message) => f.write_str(message),
             LoadError::Python { summary, .. } => f.write_str(summary),
         }
     }
@@ -34,8 +50,8 @@ impl LoadError {
     /// The whole story for a reader: the traceback (if any), then the summary line.
     pub fn report(&self) -> String {
         match self {
-            LoadError::Spec(message) => format!("{message}\n"),
             LoadError::Python { summary, traceback } => format!("{traceback}{summary}\n"),
+            other => format!("{other}\n"),
         }
     }
 }

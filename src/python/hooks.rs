@@ -10,10 +10,10 @@ use std::thread::JoinHandle;
 use rustpython_vm::builtins::PyStrRef;
 use rustpython_vm::{PyObjectRef, PyResult, VirtualMachine};
 
+use super::interpreter::spawn_interpreter_thread;
 use crate::log;
 use crate::python::app::{exception_message, format_exception, import_module};
 use crate::python::interpreter::new_interpreter;
-use crate::wsgi::boot::INTERPRETER_STACK;
 
 /// What a hook's `server` object says.
 #[derive(Debug, Clone)]
@@ -74,10 +74,8 @@ impl HookRunner {
             return None;
         }
         let (calls, receiver) = mpsc::channel::<HookCall>();
-        let thread = std::thread::Builder::new()
-            .name("hooks".to_owned())
-            .stack_size(INTERPRETER_STACK)
-            .spawn(move || serve_calls(&source, receiver));
+        let thread =
+            spawn_interpreter_thread("hooks".to_owned(), move || serve_calls(&source, receiver));
         match thread {
             Ok(thread) => Some(HookRunner {
                 calls: Some(calls),

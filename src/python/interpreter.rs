@@ -79,6 +79,22 @@ pub fn new_interpreter(sys_path: &[String], options: InterpreterOptions) -> Inte
     interpreter
 }
 
+/// Stack for interpreter threads: RustPython derives its recursion limit
+/// from the stack it runs on, and deep framework stacks need room.
+pub const INTERPRETER_STACK: usize = 16 << 20;
+
+/// Starts a thread that will run an interpreter: named `name`, with
+/// [`INTERPRETER_STACK`]. Every interpreter thread is started here.
+pub fn spawn_interpreter_thread<T: Send + 'static>(
+    name: String,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
+    std::thread::Builder::new()
+        .name(name)
+        .stack_size(INTERPRETER_STACK)
+        .spawn(body)
+}
+
 /// Runs `work` in a new interpreter (with `sys_path`) on a thread of its
 /// own, for a job done before serving (reading a configuration file,
 /// compiling a bundle's modules): the calling thread, the arbiter's, stays
@@ -88,14 +104,11 @@ pub fn on_own_thread<T: Send + 'static>(
     sys_path: Vec<String>,
     work: impl FnOnce(&VirtualMachine) -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
-    std::thread::Builder::new()
-        .name(what.replace(' ', "-"))
-        .stack_size(crate::wsgi::boot::INTERPRETER_STACK)
-        .spawn(move || {
-            let interpreter = new_interpreter(&sys_path, Default::default());
-            interpreter.enter(work)
-        })
-        .map_err(|e| format!("cannot start a thread for {what}: {e}"))?
-        .join()
-        .map_err(|_| format!("{what} panicked"))?
+    spawn_interpreter_thread(what.replace(' ', "-"), move || {
+        let interpreter = new_interpreter(&sys_path, Default::default());
+        interpreter.enter(work)
+    })
+    .map_err(|e| format!("cannot start a thread for {what}: {e}"))?
+    .join()
+    .map_err(|_| format!("{what} panicked"))?
 }

@@ -4,4 +4,4 @@ pub mod app;
 pub mod hooks;
 pub mod interpreter;
 pub mod interrupt;
-pub mod policy;
+pub mod native;

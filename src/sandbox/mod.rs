@@ -13,9 +13,9 @@
 //! program's own threads alone.
 
 mod capabilities;
-mod connect;
 mod environment;
 mod filesystem;
+pub mod interpreter;
 pub mod memory;
 mod private_tmp;
 mod syscalls;
@@ -23,7 +23,6 @@ mod syscalls;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use connect::ConnectRule;
 pub use private_tmp::PrivateTmp;
 
 use crate::config::Config;

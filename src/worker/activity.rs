@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::exchange::{ConnectionId, FlowControl, lock};
+use super::handoff::{ConnectionId, FlowControl, lock};
 use crate::scoreboard::counters::SelfRetirement;
 use crate::scoreboard::heartbeat::now_ms;
 use crate::scoreboard::load_board::is_stalled;

@@ -19,7 +19,7 @@ use std::time::Duration;
 use rustpython_vm::signal::UserSignalSender;
 
 use super::activity::{Activity, CurrentRequest};
-use super::exchange::{Reply, ReplyQueue, ResponseEnd, lock};
+use super::handoff::{Reply, ReplyQueue, ResponseEnd, lock};
 use crate::http::response::{error_response, reason_phrase};
 use crate::log;
 

@@ -14,11 +14,11 @@ use slab::Slab;
 use super::accept_wakeup;
 use super::activity::{Activity, new_clients_should_wait};
 use super::connection::{Connection, ConnectionSettings};
-use super::exchange::{ConnectionId, JobQueue, Reply, ReplyQueue};
-use super::listener::Listener;
+use super::handoff::{ConnectionId, JobQueue, Reply, ReplyQueue};
 use super::reload::FileWatcher;
 use super::shedding::{self, Choice, ShedReport};
 use crate::log;
+use crate::net::listener::Listener;
 use crate::scoreboard::SharedSlot;
 use crate::scoreboard::counters::{SelfRetirement, WorkerMetrics};
 use crate::scoreboard::heartbeat::now_ms;
@@ -95,6 +95,37 @@ pub enum StopSource {
     Flag(Arc<AtomicBool>),
 }
 
+/// Whether the worker takes new clients, and if not, why: the one place
+/// that says whether its listeners are watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intake {
+    /// Watching the listeners.
+    Open,
+    /// Listeners unwatched: a sibling worker holds clearly fewer
+    /// connections (see [`crate::scoreboard::load_board`]).
+    Yielding,
+    /// Listeners unwatched until the pause's reason is gone.
+    Paused(Pause),
+    /// Stopping, or nothing to listen on: never again.
+    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pause {
+    /// Every interpreter is busy (see [`new_clients_should_wait`]).
+    Busy,
+    /// Accept failed for want of file descriptors, at `since`: until a
+    /// connection closes or [`DESCRIPTOR_PAUSE`] has passed.
+    Descriptors { since: Instant },
+    /// At `--worker-connections` with nothing to shed yet: look again at
+    /// `retry_at`, or when a connection closes.
+    Limit { retry_at: Instant },
+}
+
+/// A connection that used up its read budget, owed another turn.
+#[derive(Debug, Clone, Copy)]
+struct OwedTurn(ConnectionId);
+
 pub struct EventLoop {
     poll: Poll,
     listeners: Vec<(Listener, (Arc<str>, Arc<str>))>,
@@ -103,20 +134,12 @@ pub struct EventLoop {
     replies: Arc<ReplyQueue>,
     signals: Option<SignalPipe>,
     options: LoopOptions,
-    /// Not paused for capacity (every interpreter busy, or
-    /// `--worker-connections` reached).
-    accepting: bool,
-    /// Listeners unwatched because a sibling worker holds clearly fewer
-    /// connections (see [`crate::scoreboard::load_board`]).
-    yielding: bool,
+    intake: Intake,
     next_generation: u64,
     responses: u64,
-    /// Since when accept has failed for want of file descriptors, until a
-    /// connection closes or [`DESCRIPTOR_PAUSE`] has passed.
-    out_of_descriptors: Option<Instant>,
-    /// At the connection limit with nothing to shed yet: when to look again.
-    shed_retry: Option<Instant>,
     shed_report: ShedReport,
+    /// Connections to read from again before the loop waits for events.
+    owed_turns: Vec<OwedTurn>,
 }
 
 impl EventLoop {
@@ -143,6 +166,11 @@ impl EventLoop {
             let name = listener.server_name_port();
             named.push((listener, name));
         }
+        let intake = if named.is_empty() {
+            Intake::Stopped
+        } else {
+            Intake::Open
+        };
         let mut event_loop = EventLoop {
             poll,
             listeners: named,
@@ -151,13 +179,11 @@ impl EventLoop {
             replies,
             signals,
             options,
-            accepting: true,
-            yielding: false,
+            intake,
             next_generation: 0,
             responses: 0,
-            out_of_descriptors: None,
-            shed_retry: None,
             shed_report: ShedReport::default(),
+            owed_turns: Vec::new(),
         };
         // Its listeners are watched from here on: siblings should count it
         // before the worker reports itself booted.
@@ -179,17 +205,21 @@ impl EventLoop {
                 TICK
             };
             let mut timeout = tick.saturating_sub(last_tick.elapsed());
-            if self.yielding {
-                timeout = timeout.min(REBALANCE);
-            }
-            if let Some(since) = self.out_of_descriptors {
-                timeout = timeout.min(DESCRIPTOR_PAUSE.saturating_sub(since.elapsed()));
-            }
-            // Once passed, the retry only widens `may_resume`: the other
-            // reasons to pause have wake-ups of their own (no zero timeout).
             let now = Instant::now();
-            if let Some(at) = self.shed_retry.filter(|at| *at > now) {
-                timeout = timeout.min(at - now);
+            match self.intake {
+                Intake::Yielding => timeout = timeout.min(REBALANCE),
+                Intake::Paused(Pause::Descriptors { since }) => {
+                    timeout = timeout.min(DESCRIPTOR_PAUSE.saturating_sub(since.elapsed()));
+                }
+                // Once passed, the retry only widens `may_resume`: the other
+                // reasons to pause have wake-ups of their own (no zero timeout).
+                Intake::Paused(Pause::Limit { retry_at }) if retry_at > now => {
+                    timeout = timeout.min(retry_at - now);
+                }
+                _ => {}
+            }
+            if !self.owed_turns.is_empty() {
+                timeout = Duration::ZERO;
             }
             if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
                 if error.kind() != io::ErrorKind::Interrupted {
@@ -237,17 +267,12 @@ impl EventLoop {
                     ),
                 }
             }
+            self.give_owed_turns();
             self.replies.drain_into(&mut replies);
             for reply in replies.drain(..) {
                 self.on_reply(reply);
             }
-            if !self.accepting
-                && !self.listeners.is_empty()
-                && stopping.is_none()
-                && self.may_resume()
-            {
-                self.resume_accepting();
-            }
+            self.reconsider_intake();
             if let StopSource::Flag(flag) = &self.options.stop_source {
                 if flag.load(Ordering::SeqCst) {
                     self.stop_gracefully(&mut stopping, "Stop requested", None);
@@ -293,16 +318,16 @@ impl EventLoop {
         // loop (or another worker's) again, so a wake-up takes a few only
         // and a burst of clients spreads over the workers.
         for _ in 0..ACCEPTS_PER_WAKEUP {
-            if !self.accepting {
+            if self.intake != Intake::Open {
                 return;
             }
             if self.interpreters_unavailable() {
-                self.pause_accepting();
+                self.pause(Pause::Busy);
                 return;
             }
             let mut make_room = None;
             if self.connections.len() >= self.options.max_connections {
-                let retry = match self.choose_connection_to_shed() {
+                let retry_at = match self.choose_connection_to_shed() {
                     Choice::Shed(slot) => {
                         make_room = Some(slot);
                         None
@@ -310,15 +335,14 @@ impl EventLoop {
                     Choice::RetryAt(at) => Some(at),
                     Choice::Nothing => Some(Instant::now() + shedding::GRACE),
                 };
-                if retry.is_some() {
+                if let Some(retry_at) = retry_at {
                     // Paused until then, or until a connection closes; the
                     // kernel queues new clients in the listen backlog.
-                    self.shed_retry = retry;
-                    self.pause_accepting();
+                    self.pause(Pause::Limit { retry_at });
                     return;
                 }
             }
-            if self.yielding || self.sibling_holds_fewer() {
+            if self.sibling_holds_fewer() {
                 self.yield_to_siblings();
                 return;
             }
@@ -369,8 +393,9 @@ impl EventLoop {
                         "accept failed: {e}: not accepting for {} ms or until a connection closes",
                         DESCRIPTOR_PAUSE.as_millis()
                     ));
-                    self.out_of_descriptors = Some(Instant::now());
-                    self.pause_accepting();
+                    self.pause(Pause::Descriptors {
+                        since: Instant::now(),
+                    });
                     return;
                 }
                 Err(e) => {
@@ -401,7 +426,34 @@ impl EventLoop {
                 self.jobs.push(job);
             }
         }
+        self.settle(slot);
+    }
+
+    /// After a connection's turn: owed another one, or removed if closed.
+    fn settle(&mut self, slot: usize) {
+        if let Some(connection) = self.connections.get(slot) {
+            if connection.wants_another_turn() {
+                self.owed_turns.push(OwedTurn(connection.id));
+            }
+        }
         self.remove_if_closed(slot);
+    }
+
+    /// Reads on for the connections that used up their budget last turn,
+    /// after every other ready connection had its turn.
+    fn give_owed_turns(&mut self) {
+        for OwedTurn(id) in std::mem::take(&mut self.owed_turns) {
+            let Some(connection) = self.connections.get_mut(id.slot) else {
+                continue;
+            };
+            if connection.id.generation != id.generation || !connection.wants_another_turn() {
+                continue;
+            }
+            if let Some(job) = connection.resume_reading(&self.options.settings) {
+                self.jobs.push(job);
+            }
+            self.settle(id.slot);
+        }
     }
 
     fn on_reply(&mut self, reply: Reply) {
@@ -422,7 +474,7 @@ impl EventLoop {
         if let Some(job) = connection.on_reply(bytes, end, &self.options.settings) {
             self.jobs.push(job);
         }
-        self.remove_if_closed(slot);
+        self.settle(slot);
     }
 
     fn check_timeouts(&mut self, now: Instant) {
@@ -442,9 +494,7 @@ impl EventLoop {
         for slot in closed {
             self.remove_if_closed(slot);
         }
-        if !self.accepting && !self.listeners.is_empty() && self.may_resume() {
-            self.resume_accepting();
-        }
+        self.reconsider_intake();
     }
 
     fn remove_if_closed(&mut self, slot: usize) {
@@ -463,19 +513,28 @@ impl EventLoop {
         if let Some(metrics) = self.metrics() {
             metrics.set_connections_open(self.connections.len());
         }
-        self.out_of_descriptors = None;
-        if !self.accepting && !self.listeners.is_empty() && self.may_resume() {
-            self.resume_accepting();
+        if let Intake::Paused(Pause::Descriptors { .. }) = self.intake {
+            self.intake = Intake::Paused(Pause::Busy);
         }
+        self.reconsider_intake();
     }
 
-    fn may_resume(&self) -> bool {
-        let descriptors = self
-            .out_of_descriptors
-            .is_none_or(|since| since.elapsed() >= DESCRIPTOR_PAUSE);
-        let room = self.connections.len() < self.options.max_connections
-            || self.shed_retry.is_some_and(|at| Instant::now() >= at);
-        descriptors && room && !self.interpreters_unavailable()
+    /// Takes clients again once the reason to pause is gone.
+    fn reconsider_intake(&mut self) {
+        let Intake::Paused(pause) = self.intake else {
+            return;
+        };
+        let now = Instant::now();
+        let (waited, retry_due) = match pause {
+            Pause::Busy => (true, false),
+            Pause::Descriptors { since } => (now.duration_since(since) >= DESCRIPTOR_PAUSE, false),
+            Pause::Limit { retry_at } => (true, now >= retry_at),
+        };
+        let room = self.connections.len() < self.options.max_connections || retry_due;
+        if waited && room && !self.interpreters_unavailable() {
+            self.intake = Intake::Open;
+            self.watch_listeners();
+        }
     }
 
     fn choose_connection_to_shed(&self) -> Choice {
@@ -513,19 +572,13 @@ impl EventLoop {
     }
 
     /// Stops taking clients: their listeners stop waking this loop.
-    fn pause_accepting(&mut self) {
-        if self.accepting && !self.yielding {
-            self.unwatch_listeners();
+    fn pause(&mut self, pause: Pause) {
+        match self.intake {
+            Intake::Open => self.unwatch_listeners(),
+            Intake::Yielding | Intake::Paused(_) => {}
+            Intake::Stopped => return,
         }
-        self.accepting = false;
-    }
-
-    fn resume_accepting(&mut self) {
-        self.accepting = true;
-        self.shed_retry = None;
-        if !self.yielding {
-            self.watch_listeners();
-        }
+        self.intake = Intake::Paused(pause);
     }
 
     fn sibling_holds_fewer(&self) -> bool {
@@ -536,8 +589,8 @@ impl EventLoop {
 
     /// Leaves new clients to the siblings still watching the listeners.
     fn yield_to_siblings(&mut self) {
-        if !self.yielding {
-            self.yielding = true;
+        if self.intake == Intake::Open {
+            self.intake = Intake::Yielding;
             self.unwatch_listeners();
         }
     }
@@ -551,19 +604,16 @@ impl EventLoop {
         // Paused (its interpreters, descriptors, its limit) or stopping, a
         // worker takes no clients; yielding, it does once the counts even
         // out (see crate::scoreboard::load_board).
-        let taking_clients = self.accepting
-            && !self.listeners.is_empty()
+        let taking_clients = matches!(self.intake, Intake::Open | Intake::Yielding)
             && self.connections.len() < self.options.max_connections;
         shared.load.publish(
             taking_clients.then_some(self.connections.len()),
-            !self.yielding,
+            self.intake != Intake::Yielding,
             self.options.activity.all_busy_since_ms(),
         );
-        if self.yielding && !self.sibling_holds_fewer() {
-            self.yielding = false;
-            if self.accepting && !self.listeners.is_empty() {
-                self.watch_listeners();
-            }
+        if self.intake == Intake::Yielding && !self.sibling_holds_fewer() {
+            self.intake = Intake::Open;
+            self.watch_listeners();
         }
     }
 
@@ -613,7 +663,7 @@ impl EventLoop {
     }
 
     fn begin_graceful_stop(&mut self) {
-        self.accepting = false;
+        self.intake = Intake::Stopped;
         // The listening sockets stay open in the arbiter and the other
         // workers; this worker only stops taking connections from them.
         for (listener, _) in self.listeners.drain(..) {

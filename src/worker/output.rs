@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rustpython_vm::VirtualMachine;
 
 use super::activity::ThreadActivity;
-use super::exchange::{ConnectionId, FlowControl, Reply, ReplyQueue, ResponseEnd};
+use super::handoff::{ConnectionId, FlowControl, Reply, ReplyQueue, ResponseEnd};
 use crate::http::response::{
     EncodedHead, LAST_CHUNK, ResponseContext, ResponseFraming, encode_head, error_response,
     push_chunk, reason_phrase,

@@ -9,7 +9,7 @@ use rustpython_vm::signal::UserSignalSender;
 
 use super::activity::{Activity, ThreadActivity, Watched};
 use super::deadline::Interrupters;
-use super::exchange::{Job, JobQueue, ReplyQueue};
+use super::handoff::{Job, JobQueue, ReplyQueue};
 use super::output::ResponseOutput;
 use crate::http::response::ResponseContext;
 use crate::metrics::statsd;

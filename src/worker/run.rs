@@ -7,20 +7,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::activity::Activity;
+use super::connection::ConnectionSettings;
 use super::deadline::{DeadlineWatcher, Interrupters};
 use super::event_loop::{EventLoop, LoopOptions, Stop, StopSource};
-use super::exchange::{JobQueue, ReplyQueue};
-use super::listener::Listener;
+use super::handoff::{JobQueue, ReplyQueue};
 use super::pool::{InterpreterPool, MemoryLimit, PoolShared, serve_jobs};
 use super::reload::FileWatcher;
 use crate::config::Config;
 use crate::config::hooks::WORKER_HOOKS;
 use crate::log;
+use crate::net::listener::Listener;
 use crate::python::app::LoadError;
 use crate::python::hooks::{HookArg, HookRunner, HookSource, ServerFacts, WorkerFacts, call_hook};
+use crate::python::interpreter::INTERPRETER_STACK;
 use crate::sandbox::memory::{ResidentMemory, data_in_use, set_data_ceiling};
 use crate::scoreboard::SharedSlot;
-use crate::wsgi::boot::{HostSettings, INTERPRETER_STACK};
+use crate::wsgi::boot::HostSettings;
 use crate::wsgi::bridge::WsgiHost;
 use rustpython_vm::signal::UserSignalSender;
 
@@ -173,7 +175,7 @@ fn boot_with(
         activity,
         ..
     } = pool_shared.clone();
-    let mut connection_settings = config.connection_settings();
+    let mut connection_settings = ConnectionSettings::from_config(config);
     connection_settings.metrics = shared.and_then(|slot| slot.metrics);
     let options = LoopOptions {
         settings: connection_settings,
@@ -494,7 +496,7 @@ fn boot_started(
         Ok(worker) => worker,
         Err(WorkerError::AppLoad(error)) => {
             report_load_error(&error);
-            return Err(EXIT_APP_LOAD_ERROR);
+            return Err(load_error_exit_code(&error));
         }
         Err(error) => {
             log::error(&format!("worker {error}"));
@@ -612,6 +614,19 @@ impl WorkerHooks {
         }
         args.push(HookArg::Worker(self.worker));
         call_hook(self.runner.as_ref(), name, args);
+    }
+}
+
+/// How a process that could not boot its interpreter exits: with
+/// [`EXIT_APP_LOAD_ERROR`] when the app is at fault (its module, its code),
+/// else with [`EXIT_BOOT_ERROR`] (a thread, the sandbox, ferrocorn's own setup).
+pub fn load_error_exit_code(error: &LoadError) -> i32 {
+    match error {
+        LoadError::Spec(_) | LoadError::Python { .. } => EXIT_APP_LOAD_ERROR,
+        LoadError::Thread(_)
+        | LoadError::Sandbox(_)
+        | LoadError::NativeModules(_)
+        | LoadError::Setup(_) => EXIT_BOOT_ERROR,
     }
 }
 

@@ -7,7 +7,28 @@
 
 use std::time::{Duration, Instant};
 
-use super::connection::SheddingCost;
+/// What a client loses when its connection is shed, cheapest first: the
+/// derived order compares the variant, then its fields (the oldest idle
+/// connection, then the partial head with the fewest bytes received).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SheddingCost {
+    /// Waiting between requests (keep-alive), or draining after an error
+    /// response: nothing is lost (RFC 9112 §9.6 lets a server close an idle
+    /// connection at any time).
+    Idle { since: Instant },
+    /// A request head (or PROXY header) not yet complete: `received` bytes
+    /// of it would be lost.
+    PartialHead { received: usize, since: Instant },
+}
+
+impl SheddingCost {
+    /// Since when the connection has waited in this state.
+    pub fn since(&self) -> Instant {
+        match *self {
+            SheddingCost::Idle { since } | SheddingCost::PartialHead { since, .. } => since,
+        }
+    }
+}
 
 /// How long a connection has to wait in its state before it may be shed: a
 /// client just accepted (or just answered) gets the time to send its request.

@@ -18,16 +18,12 @@ use super::start_response::record_violation;
 use crate::access_log::AccessFormat;
 use crate::config::Config;
 use crate::config::hooks::REQUEST_HOOKS;
-use crate::embed::NativeModule;
 use crate::python::app::{LoadError, describe, import_module, load_app};
 use crate::python::hooks::HookSource;
-use crate::python::interpreter::{InterpreterOptions, new_interpreter};
-use crate::python::policy::{AppSandbox, ModulePolicy};
+use crate::python::interpreter::{InterpreterOptions, new_interpreter, spawn_interpreter_thread};
+use crate::python::native::NativeModule;
+use crate::sandbox::interpreter::{AppSandbox, ModulePolicy};
 use crate::sandbox::{Policy, SandboxError};
-
-/// Stack for interpreter threads: RustPython derives its recursion limit
-/// from the stack it runs on, and deep framework stacks need room.
-pub const INTERPRETER_STACK: usize = 16 << 20;
 
 /// What every interpreter of a server (or embedded app) is booted with.
 #[derive(Clone)]
@@ -174,30 +170,27 @@ where
     let mut threads = Vec::with_capacity(count);
     for index in 0..count {
         let (settings, serve, ready) = (settings.clone(), serve.clone(), ready_tx.clone());
-        let spawned = std::thread::Builder::new()
-            .name(format!("{name}-{index}"))
-            .stack_size(INTERPRETER_STACK)
-            .spawn(move || {
-                let (interpreter, host, interrupts) = match boot(&settings) {
-                    Ok(booted) => booted,
-                    Err(error) => {
-                        let _ = ready.send(Err(error));
-                        return;
-                    }
-                };
-                // One interpreter's list is the worker's: they import the same app.
-                let files = if settings.list_module_files && index == 0 {
-                    interpreter.enter(module_files)
-                } else {
-                    Vec::new()
-                };
-                let _ = ready.send(Ok(files));
-                interpreter.enter(|vm| serve(index, vm, &host, interrupts));
-            });
+        let spawned = spawn_interpreter_thread(format!("{name}-{index}"), move || {
+            let (interpreter, host, interrupts) = match boot(&settings) {
+                Ok(booted) => booted,
+                Err(error) => {
+                    let _ = ready.send(Err(error));
+                    return;
+                }
+            };
+            // One interpreter's list is the worker's: they import the same app.
+            let files = if settings.list_module_files && index == 0 {
+                interpreter.enter(module_files)
+            } else {
+                Vec::new()
+            };
+            let _ = ready.send(Ok(files));
+            interpreter.enter(|vm| serve(index, vm, &host, interrupts));
+        });
         match spawned {
             Ok(handle) => threads.push(handle),
             Err(error) => {
-                return Err(LoadError::Spec(format!(
+                return Err(LoadError::Thread(format!(
                     "cannot start an interpreter thread: {error}"
                 )));
             }
@@ -210,7 +203,7 @@ where
             Ok(Ok(files)) => module_files.extend(files),
             Ok(Err(error)) => return Err(error),
             Err(_) => {
-                return Err(LoadError::Spec(
+                return Err(LoadError::Thread(
                     "an interpreter thread died while starting".into(),
                 ));
             }
@@ -262,7 +255,7 @@ pub fn boot(
     if let Some(policy) = &settings.confine_threads {
         policy
             .confine_thread()
-            .map_err(|e| LoadError::Spec(e.to_string()))?;
+            .map_err(|e| LoadError::Sandbox(e.to_string()))?;
     }
     let (sender, receiver) = match settings.interruptible {
         true => {
@@ -278,30 +271,30 @@ pub fn boot(
     };
     let interpreter = new_interpreter(&settings.sys_path, options);
     let host = interpreter.enter(|vm| {
-        settings.modules.verify(vm).map_err(LoadError::Spec)?;
+        settings.modules.verify(vm).map_err(LoadError::Sandbox)?;
         if let Some(sandbox) = &settings.app_sandbox {
             sandbox.install(vm).map_err(|e| {
-                LoadError::Spec(format!(
+                LoadError::Sandbox(format!(
                     "cannot start ferrocorn.sandbox: {}",
                     describe(vm, &e)
                 ))
             })?;
         }
         settings.modules.install_guard(vm).map_err(|e| {
-            LoadError::Spec(format!(
+            LoadError::Sandbox(format!(
                 "cannot install the --deny-module guard: {}",
                 describe(vm, &e)
             ))
         })?;
-        crate::embed::native::install(vm, &settings.native_modules).map_err(|e| {
-            LoadError::Spec(format!(
+        crate::python::native::install(vm, &settings.native_modules).map_err(|e| {
+            LoadError::NativeModules(format!(
                 "cannot install native modules: {}",
                 describe(vm, &e)
             ))
         })?;
         let app = match &settings.load_failure {
             Some(report) => failed_app(vm, report).map_err(|e| {
-                LoadError::Spec(format!(
+                LoadError::Setup(format!(
                     "cannot start the app that reports the load error: {}",
                     describe(vm, &e)
                 ))
@@ -311,7 +304,7 @@ pub fn boot(
         freeze_imported_objects(vm);
         let app = if settings.check_wsgi {
             wrap_in_checker(vm, app).map_err(|e| {
-                LoadError::Spec(format!(
+                LoadError::Setup(format!(
                     "cannot start the WSGI checker: {}",
                     describe(vm, &e)
                 ))
@@ -320,7 +313,7 @@ pub fn boot(
             app
         };
         let mut host = WsgiHost::new(vm, app, &settings.environ, settings.access_format.clone())
-            .map_err(|e| LoadError::Spec(describe(vm, &e)))?;
+            .map_err(|e| LoadError::Setup(describe(vm, &e)))?;
         if let Some(source) = &settings.request_hooks {
             host.set_request_hooks(RequestHooks::load(vm, source, settings.worker_age)?);
         }

@@ -11,19 +11,19 @@ use rustpython_vm::protocol::PyIterReturn;
 use rustpython_vm::{AsObject, PyObjectRef, PyPayload, VirtualMachine};
 
 use super::environ::{EnvironBuilder, EnvironSettings};
-use super::errors::ErrorStream;
+use super::error_stream::ErrorStream;
 use super::input::Input;
 use super::request_hooks::RequestHooks;
 use super::sink::ResponseSink;
-use super::start_response::{self, Exchange};
+use super::start_response::{self, ResponseInProgress};
 use crate::access_log::{AccessFormat, AccessRecord};
 use crate::http::body::RequestBody;
 use crate::http::date::UtcTime;
 use crate::http::head::RequestHead;
 use crate::log;
+use crate::net::peer::ConnectionInfo;
 use crate::python::app::{format_exception, import_module};
 use crate::python::interrupt::is_request_timeout;
-use crate::worker::exchange::ConnectionInfo;
 
 /// Why a request's app run failed.
 enum Failure {
@@ -92,7 +92,7 @@ impl WsgiHost {
         output: Box<dyn ResponseSink>,
     ) -> u16 {
         let started = Instant::now();
-        start_response::begin(Exchange {
+        start_response::begin(ResponseInProgress {
             headers: None,
             output,
             violations: Vec::new(),
@@ -112,7 +112,7 @@ impl WsgiHost {
             }
             self.run(vm, environ)
         }));
-        let Some(mut exchange) = start_response::end() else {
+        let Some(mut response) = start_response::end() else {
             return 500;
         };
         let request_line = || {
@@ -146,7 +146,7 @@ impl WsgiHost {
                 )),
             ),
             Ok(Err(Failure::Contract(rule))) => {
-                exchange.violations.push(rule);
+                response.violations.push(rule);
                 (true, None)
             }
             Err(panic) => (
@@ -157,30 +157,30 @@ impl WsgiHost {
                 )),
             ),
         };
-        for violation in &exchange.violations {
+        for violation in &response.violations {
             log::error(&format!(
                 "WSGI violation in {}: {violation}",
                 request_line()
             ));
         }
-        exchange.output.violations(&exchange.violations);
+        response.output.violations(&response.violations);
         if let Some(message) = failure_log {
             log::exception(&message);
         }
         if !failed {
-            exchange.output.finish(vm, true);
-        } else if exchange.output.pushed_anything() {
-            exchange.output.finish(vm, false);
+            response.output.finish(vm, true);
+        } else if response.output.pushed_anything() {
+            response.output.finish(vm, false);
         } else {
-            exchange.headers = None;
+            response.headers = None;
             let detail = match failure_status {
                 503 => "The request took longer than the server allows.",
                 _ => "The server could not complete the request.",
             };
-            exchange.output.fail(vm, failure_status, detail);
+            response.output.fail(vm, failure_status, detail);
         }
-        let status = match &exchange.headers {
-            Some(headers) if !failed || exchange.output.pushed_anything() => {
+        let status = match &response.headers {
+            Some(headers) if !failed || response.output.pushed_anything() => {
                 headers.status.as_str()
             }
             _ if failure_status == 503 => "503 Service Unavailable",
@@ -194,18 +194,18 @@ impl WsgiHost {
                 remote_addr: &info.remote_addr,
                 head,
                 status,
-                response_headers: exchange
+                response_headers: response
                     .headers
                     .as_ref()
                     .map_or(&no_headers, |h| &h.headers),
-                body_bytes: exchange.output.body_sent(),
+                body_bytes: response.output.body_sent(),
                 finished: UtcTime::now(),
                 duration: started.elapsed(),
             };
             log::access(&format.render(&record));
         }
         if let (Some(hooks), Some((request, environ))) = (&self.request_hooks, &hooked) {
-            let (status, headers) = match &exchange.headers {
+            let (status, headers) = match &response.headers {
                 Some(h) if !failed => (h.status.as_str(), h.headers.as_slice()),
                 _ => ("500 Internal Server Error", &[][..]),
             };
@@ -215,7 +215,7 @@ impl WsgiHost {
                 environ,
                 status,
                 headers,
-                exchange.output.body_sent(),
+                response.output.body_sent(),
             );
         }
         status_code

@@ -9,10 +9,11 @@ use rustpython_vm::{PyObjectRef, PyPayload, PyResult, VirtualMachine};
 
 use crate::http::body::RequestBody;
 use crate::http::framing::BodyFraming;
-use crate::http::head::{RequestHead, Version};
+use crate::http::head::RequestHead;
+use crate::http::rules::Version;
 use crate::http::target::percent_decode;
+use crate::net::peer::ConnectionInfo;
 use crate::tls::TlsFacts;
-use crate::worker::exchange::ConnectionInfo;
 
 use super::input::Input;
 

@@ -4,7 +4,7 @@
 pub mod boot;
 pub mod bridge;
 pub mod environ;
-pub mod errors;
+pub mod error_stream;
 pub mod headers;
 pub mod input;
 pub mod request_hooks;

@@ -4,7 +4,8 @@
 use rustpython_vm::builtins::PyBaseExceptionRef;
 use rustpython_vm::{PyObjectRef, PyResult, VirtualMachine};
 
-use crate::http::head::{RequestHead, Version};
+use crate::http::head::RequestHead;
+use crate::http::rules::Version;
 use crate::log;
 use crate::python::app::{LoadError, exception_message, import_module};
 use crate::python::hooks::{HookSource, load_hooks};
@@ -29,7 +30,7 @@ impl RequestHooks {
         source: &HookSource,
         age: u64,
     ) -> Result<RequestHooks, LoadError> {
-        let hooks = load_hooks(vm, source).map_err(LoadError::Spec)?;
+        let hooks = load_hooks(vm, source).map_err(LoadError::Setup)?;
         let built = (|| -> PyResult<RequestHooks> {
             let defines = |name: &str| -> PyResult<bool> {
                 hooks
@@ -50,7 +51,7 @@ impl RequestHooks {
             })
         })();
         built.map_err(|e| {
-            LoadError::Spec(format!(
+            LoadError::Setup(format!(
                 "cannot set up request hooks: {}",
                 exception_message(vm, &e)
             ))

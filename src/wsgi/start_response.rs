@@ -13,7 +13,7 @@ use super::headers::{ResponseHeaders, check_header, check_status, parse_content_
 use super::sink::ResponseSink;
 
 /// The response side of the request being served on this thread.
-pub struct Exchange {
+pub struct ResponseInProgress {
     /// What the app passed to `start_response`, once it has.
     pub headers: Option<ResponseHeaders>,
     pub output: Box<dyn ResponseSink>,
@@ -21,7 +21,7 @@ pub struct Exchange {
     pub violations: Vec<String>,
 }
 
-impl Exchange {
+impl ResponseInProgress {
     /// Starts the head if not yet done. Errors when the app has not called
     /// `start_response`.
     pub fn ensure_head(&mut self, known_length: Option<u64>) -> Result<(), &'static str> {
@@ -37,16 +37,16 @@ impl Exchange {
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Exchange>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<ResponseInProgress>> = const { RefCell::new(None) };
 }
 
-/// Makes `exchange` the one the callables act on.
-pub fn begin(exchange: Exchange) {
-    CURRENT.with(|c| *c.borrow_mut() = Some(exchange));
+/// Makes `response` the one the callables act on.
+pub fn begin(response: ResponseInProgress) {
+    CURRENT.with(|c| *c.borrow_mut() = Some(response));
 }
 
-/// Takes the exchange back when the request is done.
-pub fn end() -> Option<Exchange> {
+/// Takes the response back when the request is done.
+pub fn end() -> Option<ResponseInProgress> {
     CURRENT.with(|c| c.borrow_mut().take())
 }
 
@@ -56,8 +56,8 @@ pub fn record_violation(message: String) {
     with_current(|ex| ex.violations.push(message));
 }
 
-/// Runs `f` on the current exchange; `None` outside a request.
-pub fn with_current<R>(f: impl FnOnce(&mut Exchange) -> R) -> Option<R> {
+/// Runs `f` on the current response; `None` outside a request.
+pub fn with_current<R>(f: impl FnOnce(&mut ResponseInProgress) -> R) -> Option<R> {
     CURRENT.with(|c| c.borrow_mut().as_mut().map(f))
 }
 

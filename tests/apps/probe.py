@@ -101,6 +101,14 @@ def application(environ, start_response):
     if path == "/sleep":
         time.sleep(float(environ["QUERY_STRING"] or "1"))
         return text(start_response, "slept")
+    if path == "/sleep-marked":
+        # ?SECONDS&PATH: writes PATH once the app has the request, so a test
+        # knows it is in flight, then sleeps.
+        seconds, marker = environ["QUERY_STRING"].split("&", 1)
+        with open(marker, "w") as started:
+            started.write("started")
+        time.sleep(float(seconds))
+        return text(start_response, "slept")
     if path == "/too-long":
         start_response("200 OK", [("Content-Length", "5")])
         return [b"0123456789"]

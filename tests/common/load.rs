@@ -72,7 +72,7 @@ impl Load {
         let threads = (0..clients)
             .map(|_| {
                 let (addr, stop, ok, failures) =
-                    (server.addr, stop.clone(), ok.clone(), failures.clone());
+                    (server.addr(), stop.clone(), ok.clone(), failures.clone());
                 std::thread::spawn(move || {
                     let mut connection = None;
                     while !stop.load(Ordering::Relaxed) {

@@ -22,7 +22,8 @@ pub fn apps_dir() -> PathBuf {
 /// A running server process and everything it wrote to stderr.
 pub struct Server {
     child: Child,
-    pub addr: SocketAddr,
+    /// The TCP address from the `Listening at:` line (`None`: Unix sockets only).
+    tcp: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
 }
 
@@ -79,7 +80,7 @@ impl Server {
         }
         Server {
             child,
-            addr,
+            tcp: Some(addr),
             log: Arc::new(Mutex::new(String::new())),
         }
     }
@@ -109,9 +110,12 @@ impl Server {
                     .find_map(|l| l.split("Listening at: http").nth(1))
                     .map(|rest| rest.trim_start_matches('s').trim_start_matches("://"))
                     .and_then(|rest| rest.split(' ').next())
-                    .and_then(|a| a.parse().ok())
-                    .unwrap_or_else(|| "127.0.0.1:9".parse().unwrap());
-                return Server { child, addr, log };
+                    .and_then(|a| a.parse().ok());
+                return Server {
+                    child,
+                    tcp: addr,
+                    log,
+                };
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("ferrocorn exited with {status} while starting:\n{text}");
@@ -122,6 +126,22 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The address it listens at over TCP; a test of a server bound to
+    /// Unix sockets only has none to ask for.
+    pub fn addr(&self) -> SocketAddr {
+        match self.tcp {
+            Some(addr) => addr,
+            None => panic!("the server listens on no TCP address:\n{}", self.log()),
+        }
+    }
+
+    /// For a listener the test made itself (an inherited descriptor), whose
+    /// address the log does not name.
+    pub fn listening_at(mut self, addr: SocketAddr) -> Server {
+        self.tcp = Some(addr);
+        self
     }
 
     /// The arbiter's process id.
@@ -158,7 +178,7 @@ impl Server {
     }
 
     pub fn connect(&self) -> TcpStream {
-        let stream = TcpStream::connect(self.addr).expect("connect");
+        let stream = TcpStream::connect(self.addr()).expect("connect");
         stream.set_read_timeout(Some(TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(TIMEOUT)).unwrap();
         stream
@@ -610,4 +630,44 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool 
         std::thread::sleep(Duration::from_millis(20));
     }
     false
+}
+
+/// Polls `condition` until it holds; fails the test, naming `what`, after
+/// [`TIMEOUT`].
+pub fn wait_for(what: &str, condition: impl FnMut() -> bool) {
+    assert!(
+        wait_until(TIMEOUT, condition),
+        "timed out waiting for {what}"
+    );
+}
+
+/// How many connections wait in the accept queue of the IPv4 listener at
+/// `addr` (the `rx_queue` of its LISTEN line in /proc/net/tcp): 0 once the
+/// server has accepted every client that connected.
+pub fn accept_queue(addr: SocketAddr) -> Option<u32> {
+    let SocketAddr::V4(v4) = addr else {
+        return None;
+    };
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let listening = fields.get(3) == Some(&"0A");
+        if fields.get(1) != Some(&local.as_str()) || !listening {
+            return None;
+        }
+        let (_, rx) = fields.get(4)?.split_once(':')?;
+        u32::from_str_radix(rx, 16).ok()
+    })
+}
+
+/// Waits until the server has accepted every client waiting at `addr`.
+pub fn wait_until_accepted(addr: SocketAddr) {
+    wait_for("the server to accept the waiting clients", || {
+        accept_queue(addr) == Some(0)
+    });
 }

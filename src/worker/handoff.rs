@@ -9,21 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::http::body::RequestBody;
 use crate::http::head::RequestHead;
-
-/// Addresses of one connection, formatted once when it is accepted.
-#[derive(Debug, Clone)]
-pub struct ConnectionInfo {
-    pub remote_addr: Arc<str>,
-    pub remote_port: Arc<str>,
-    /// Name and port of the listening socket (SERVER_NAME/PORT without a Host).
-    pub server_name: Arc<str>,
-    pub server_port: Arc<str>,
-    /// The request came over https: our TLS, or to a trusted proxy
-    /// (`wsgi.url_scheme`).
-    pub https: bool,
-    /// Our TLS connection's facts (set once its handshake is done).
-    pub tls: Option<Arc<crate::tls::TlsFacts>>,
-}
+use crate::net::peer::ConnectionInfo;
 
 /// Identifies a connection across the thread boundary: slab slots are reused,
 /// so the generation tells a reply for a closed connection from a new one.

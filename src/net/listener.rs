@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
-use super::exchange::ConnectionInfo;
+use super::peer::ConnectionInfo;
 use crate::tls::{TlsFacts, TlsStream};
 
 /// One `--bind` value.
@@ -297,10 +297,29 @@ pub enum Stream {
     Tls(Box<TlsStream>),
 }
 
-impl Stream {
+/// What a connection needs of its stream beyond bytes in and out: a TCP or
+/// Unix socket, TLS over TCP, or in unit tests an in-memory script.
+pub trait ConnectionStream: Read + Write {
     /// Ends the sending side (after TLS's close_notify); `Ok(false)`: not
     /// yet, call again when the socket is writable.
-    pub fn close_write(&mut self) -> io::Result<bool> {
+    fn close_write(&mut self) -> io::Result<bool>;
+
+    /// Writes what the stream holds beyond the bytes it took (TLS records);
+    /// `Ok(true)` once nothing is left.
+    fn send_pending(&mut self) -> io::Result<bool>;
+
+    /// Whether a read shorter than the buffer means the socket is drained.
+    fn short_read_drains(&self) -> bool;
+
+    /// Whether the TLS handshake is still under way.
+    fn is_handshaking(&self) -> bool;
+
+    /// The TLS connection's facts, once its handshake is done.
+    fn tls_facts(&self) -> Option<TlsFacts>;
+}
+
+impl ConnectionStream for Stream {
+    fn close_write(&mut self) -> io::Result<bool> {
         match self {
             Stream::Tcp(s) => {
                 let _ = s.shutdown(std::net::Shutdown::Write);
@@ -314,21 +333,31 @@ impl Stream {
         }
     }
 
-    /// Writes what the stream holds beyond the bytes it took (TLS records);
-    /// `Ok(true)` once nothing is left.
-    pub fn send_pending(&mut self) -> io::Result<bool> {
+    fn send_pending(&mut self) -> io::Result<bool> {
         match self {
             Stream::Tls(s) => s.send_pending(),
             Stream::Tcp(_) | Stream::Unix(_) => Ok(true),
         }
     }
 
-    /// Whether a read shorter than the buffer means the socket is drained.
     /// Not over TLS: a record's plaintext can be short with more queued.
-    pub fn short_read_drains(&self) -> bool {
+    fn short_read_drains(&self) -> bool {
         !matches!(self, Stream::Tls(_))
     }
 
+    fn is_handshaking(&self) -> bool {
+        matches!(self, Stream::Tls(s) if s.is_handshaking())
+    }
+
+    fn tls_facts(&self) -> Option<TlsFacts> {
+        match self {
+            Stream::Tls(s) => s.facts(),
+            Stream::Tcp(_) | Stream::Unix(_) => None,
+        }
+    }
+}
+
+impl Stream {
     /// Over TLS with `config` if a TCP stream (unix sockets stay plain, as
     /// in Gunicorn).
     pub fn with_tls(self, config: &Arc<rustls::ServerConfig>) -> Result<Stream, rustls::Error> {
@@ -341,19 +370,6 @@ impl Stream {
     /// Whether this is a TLS connection.
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
-    }
-
-    /// Whether the TLS handshake is still under way.
-    pub fn is_handshaking(&self) -> bool {
-        matches!(self, Stream::Tls(s) if s.is_handshaking())
-    }
-
-    /// The TLS connection's facts, once its handshake is done.
-    pub fn tls_facts(&self) -> Option<TlsFacts> {
-        match self {
-            Stream::Tls(s) => s.facts(),
-            Stream::Tcp(_) | Stream::Unix(_) => None,
-        }
     }
 }
 

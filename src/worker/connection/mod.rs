@@ -3,60 +3,40 @@
 //! One request per connection is with the app at a time, so pipelined
 //! responses cannot overtake each other.
 
-use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::exchange::{ConnectionId, ConnectionInfo, FlowControl, Job, ResponseEnd};
-use super::listener::Stream;
+mod io_buffers;
+mod proxy_trust;
+mod settings;
+#[cfg(test)]
+mod tests;
+
+pub use settings::ConnectionSettings;
+#[cfg(test)]
+use settings::ProxySettings;
+
+use super::handoff::{ConnectionId, FlowControl, Job, ResponseEnd};
+use super::shedding::SheddingCost;
 use crate::http::ParseError;
 use crate::http::body::{BodyBuffer, BodyDecoder, RequestBody};
-use crate::http::forwarded::{AddressList, SchemeHeaders, proxy_view};
-use crate::http::head::{HeadRules, HeadScanner, RequestHead, parse_head};
+use crate::http::framing::BodyFraming;
+use crate::http::head::{HeadScanner, RequestHead, parse_head};
 use crate::http::proxy_protocol::{self, ProxyHeader};
 use crate::http::response::{error_response, reason_phrase};
 use crate::log;
+use crate::net::listener::{ConnectionStream, Stream};
+use crate::net::peer::ConnectionInfo;
 use crate::scoreboard::counters::WorkerMetrics;
+use io_buffers::{ReadBuffer, ReadOutcome, WriteQueue};
 
-/// Settings the connections of a worker share.
-#[derive(Debug, Clone)]
-pub struct ConnectionSettings {
-    pub limits: HeadRules,
-    /// Idle time allowed between requests; zero disables keep-alive.
-    pub keep_alive: Duration,
-    /// Time a client may stall while sending a request, or while we wait to write.
-    pub read_timeout: Duration,
-    /// Bodies larger than this go to a temporary file.
-    pub spill_at: usize,
-    pub proxy: Arc<ProxySettings>,
-    /// With `--metrics-bind`: where the worker counts what it does.
-    pub metrics: Option<WorkerMetrics>,
-}
-
-/// Whom the server believes about the client behind a proxy.
-#[derive(Debug, Clone)]
-pub struct ProxySettings {
-    /// `--proxy-protocol`: a PROXY header may start each connection.
-    pub protocol: bool,
-    /// `--proxy-allow-from`: peers whose PROXY header is accepted.
-    pub protocol_from: AddressList,
-    /// `--forwarded-allow-ips`: peers whose scheme and forwarded-for headers count.
-    pub forwarded_from: AddressList,
-    /// `secure_scheme_headers`.
-    pub scheme_headers: SchemeHeaders,
-}
-
-/// Most bytes read per `read` call.
-const READ_CHUNK: usize = 64 * 1024;
-/// The read buffer a connection starts with (one page): most request heads
-/// fit, so an idle or slow connection holds little memory. It doubles, up to
-/// [`READ_CHUNK`] free, while reads fill it (a large body).
-const FIRST_READ: usize = 4 * 1024;
 /// Input buffered ahead (pipelined requests) while a request is with the app.
 const MAX_READ_AHEAD: usize = 64 * 1024;
-/// Most buffers written in one `writev`.
-const MAX_IOVECS: usize = 16;
+/// Most bytes one connection reads per turn of the event loop: a client
+/// uploading faster than the loop parses would otherwise hold the loop, and
+/// every other connection of the worker, for its whole body.
+pub const READ_BUDGET: usize = 256 * 1024;
 /// How long unread input is drained after an error response before closing,
 /// so the kernel does not answer the client's unread data with a reset that
 /// destroys our response (RFC 9112 §9.6).
@@ -94,29 +74,6 @@ enum State {
     Closed,
 }
 
-/// What a client loses when its connection is shed, cheapest first: the
-/// derived order compares the variant, then its fields (the oldest idle
-/// connection, then the partial head with the fewest bytes received).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum SheddingCost {
-    /// Waiting between requests (keep-alive), or draining after an error
-    /// response: nothing is lost (RFC 9112 §9.6 lets a server close an idle
-    /// connection at any time).
-    Idle { since: Instant },
-    /// A request head (or PROXY header) not yet complete: `received` bytes
-    /// of it would be lost.
-    PartialHead { received: usize, since: Instant },
-}
-
-impl SheddingCost {
-    /// Since when the connection has waited in this state.
-    pub fn since(&self) -> Instant {
-        match *self {
-            SheddingCost::Idle { since } | SheddingCost::PartialHead { since, .. } => since,
-        }
-    }
-}
-
 /// Why the server answers a request itself, and closes.
 enum Rejection {
     /// The request broke HTTP's rules; the error names the rule and status.
@@ -145,22 +102,19 @@ impl Rejection {
     }
 }
 
-pub struct Connection {
-    pub stream: Stream,
+/// Generic over its stream so unit tests drive it with in-memory bytes.
+pub struct Connection<S: ConnectionStream = Stream> {
+    pub stream: S,
     pub id: ConnectionId,
     info: ConnectionInfo,
     flow: Arc<FlowControl>,
-    /// Read buffer: `input[consumed..filled]` is received and not yet parsed.
-    input: Vec<u8>,
-    consumed: usize,
-    filled: usize,
-    output: VecDeque<Vec<u8>>,
-    output_offset: usize,
-    /// App bytes in `output` not yet released to the flow control.
-    app_bytes_queued: usize,
+    input: ReadBuffer,
+    output: WriteQueue,
     state: State,
     /// Edge-triggered readiness not yet used up (by a WouldBlock or a short read).
     may_read: bool,
+    /// The last turn ended on [`READ_BUDGET`] with input perhaps left.
+    out_of_budget: bool,
     /// The last readiness event said the peer shut down its side: read on
     /// to the end of stream even after a short read.
     hang_up_signalled: bool,
@@ -179,13 +133,13 @@ pub struct Connection {
     metrics: Option<WorkerMetrics>,
 }
 
-impl Connection {
+impl<S: ConnectionStream> Connection<S> {
     pub fn new(
-        stream: Stream,
+        stream: S,
         id: ConnectionId,
         info: ConnectionInfo,
         settings: &ConnectionSettings,
-    ) -> Connection {
+    ) -> Connection<S> {
         let state = if settings.proxy.protocol {
             State::ProxyHeader
         } else {
@@ -199,14 +153,11 @@ impl Connection {
             id,
             info,
             flow: Arc::new(FlowControl::default()),
-            input: Vec::new(),
-            consumed: 0,
-            filled: 0,
-            output: VecDeque::new(),
-            output_offset: 0,
-            app_bytes_queued: 0,
+            input: ReadBuffer::default(),
+            output: WriteQueue::default(),
             state,
             may_read: true,
+            out_of_budget: false,
             hang_up_signalled: false,
             peer_closed: false,
             close_after_response: false,
@@ -221,9 +172,20 @@ impl Connection {
     }
 
     pub fn is_idle(&self) -> bool {
-        matches!(self.state, State::Head(_))
-            && self.consumed == self.filled
-            && self.output.is_empty()
+        matches!(self.state, State::Head(_)) && self.input.is_empty() && self.output.is_empty()
+    }
+
+    /// The last turn used up [`READ_BUDGET`] and the socket may hold more:
+    /// the event loop gives the connection another turn ([`Connection::resume_reading`])
+    /// after the others had theirs, since no new readiness event will come.
+    pub fn wants_another_turn(&self) -> bool {
+        self.out_of_budget && !self.is_closed()
+    }
+
+    /// Another turn for a connection that ran out of [`READ_BUDGET`].
+    pub fn resume_reading(&mut self, settings: &ConnectionSettings) -> Option<Job> {
+        self.out_of_budget = false;
+        self.drive(settings)
     }
 
     /// The socket may have data (and `read_closed`: its peer shut down its
@@ -249,9 +211,8 @@ impl Connection {
     ) -> Option<Job> {
         // Only a response in progress takes bytes: late ones from a request
         // given up (--request-timeout) must not follow the 503 sent for it.
-        if !bytes.is_empty() && matches!(self.state, State::InApp) {
-            self.app_bytes_queued += bytes.len();
-            self.output.push_back(bytes);
+        if matches!(self.state, State::InApp) {
+            self.output.push_app(bytes);
         }
         let mut job = None;
         if let (Some(end), State::InApp) = (end, &self.state) {
@@ -306,7 +267,7 @@ impl Connection {
             }),
             State::Lingering { since } => Some(SheddingCost::Idle { since }),
             State::ProxyHeader | State::Head(_) => Some(SheddingCost::PartialHead {
-                received: self.filled - self.consumed,
+                received: self.input.unread_len(),
                 since: self.waiting_since,
             }),
             State::Body { .. } | State::InApp | State::Closing | State::Closed => None,
@@ -326,12 +287,8 @@ impl Connection {
     /// Applies the timeouts; called about once a second.
     pub fn check_timeouts(&mut self, now: Instant, settings: &ConnectionSettings) {
         let quiet = now.saturating_duration_since(self.last_activity);
-        if self.is_idle() && !self.input.is_empty() {
-            // Between requests the read buffer holds nothing: give its memory
-            // back, so idle connections cost only their socket.
-            self.input = Vec::new();
-            self.consumed = 0;
-            self.filled = 0;
+        if self.is_idle() {
+            self.input.release_memory();
         }
         match self.state {
             State::Head(_) if self.is_idle() => {
@@ -369,6 +326,7 @@ impl Connection {
     }
 
     fn drive(&mut self, settings: &ConnectionSettings) -> Option<Job> {
+        let mut budget = READ_BUDGET;
         loop {
             if let Some(job) = self.advance(settings) {
                 self.flush();
@@ -377,16 +335,23 @@ impl Connection {
             if !self.may_read || !self.wants_input() {
                 break;
             }
-            if let Err(error) = self.read_some() {
-                log::debug(&format!(
-                    "read error from {}: {error}",
-                    self.info.remote_addr
-                ));
-                if self.stream.is_handshaking() {
-                    self.count(WorkerMetrics::tls_handshake_failed);
+            if budget == 0 {
+                self.out_of_budget = true;
+                break;
+            }
+            match self.read_some() {
+                Ok(read) => budget = budget.saturating_sub(read),
+                Err(error) => {
+                    log::debug(&format!(
+                        "read error from {}: {error}",
+                        self.info.remote_addr
+                    ));
+                    if self.stream.is_handshaking() {
+                        self.count(WorkerMetrics::tls_handshake_failed);
+                    }
+                    self.abandon();
+                    return None;
                 }
-                self.abandon();
-                return None;
             }
         }
         self.flush();
@@ -396,62 +361,46 @@ impl Connection {
     fn wants_input(&self) -> bool {
         match self.state {
             State::ProxyHeader | State::Head(_) | State::Body { .. } => !self.peer_closed,
-            State::InApp => !self.peer_closed && self.filled - self.consumed < MAX_READ_AHEAD,
+            State::InApp => !self.peer_closed && self.input.unread_len() < MAX_READ_AHEAD,
             State::Lingering { .. } => true,
             State::Closing | State::Closed => false,
         }
     }
 
-    /// Reads once into the buffer. The buffer keeps its zeroed length between
-    /// reads (`filled` marks the data), so a read costs no memset.
-    fn read_some(&mut self) -> io::Result<()> {
-        if self.consumed == self.filled {
-            self.consumed = 0;
-            self.filled = 0;
-        } else if self.consumed > READ_CHUNK {
-            self.input.copy_within(self.consumed..self.filled, 0);
-            self.filled -= self.consumed;
-            self.consumed = 0;
-        }
-        if self.input.len() - self.filled < FIRST_READ / 2 {
-            let grown = (self.input.len() * 2).clamp(FIRST_READ, self.filled + READ_CHUNK);
-            self.input.resize(grown, 0);
-        }
-        let offered = self.input.len() - self.filled;
-        let read = match self.stream.read(&mut self.input[self.filled..]) {
-            Ok(0) => {
+    /// Reads once into the buffer; returns the bytes read.
+    fn read_some(&mut self) -> io::Result<usize> {
+        let read = match self.input.read_from(&mut self.stream)? {
+            ReadOutcome::End => {
                 self.peer_closed = true;
                 0
             }
-            Ok(n) => {
+            ReadOutcome::Data { read, drained } => {
                 // A short read emptied the socket's receive queue, and data
                 // arriving later raises a new edge-triggered event: skip the
                 // read that would only return WouldBlock (one syscall per
                 // keep-alive request). Not after a hang-up event, whose end
                 // of stream raises no further event.
-                if n < offered && !self.hang_up_signalled && self.stream.short_read_drains() {
+                if drained && !self.hang_up_signalled && self.stream.short_read_drains() {
                     self.may_read = false;
                 }
-                n
+                read
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            ReadOutcome::Blocked => {
                 self.may_read = false;
                 0
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
-            Err(e) => return Err(e),
+            ReadOutcome::Interrupted => 0,
         };
-        self.filled += read;
         if let (Some(metrics), 1..) = (&self.metrics, read) {
             metrics.received(read);
         }
         if read > 0 {
             self.last_activity = Instant::now();
             if let State::Lingering { .. } = self.state {
-                self.consumed = self.filled;
+                self.input.discard();
             }
         }
-        Ok(())
+        Ok(read)
     }
 
     /// Parses buffered input as far as it goes.
@@ -459,7 +408,7 @@ impl Connection {
         loop {
             match &mut self.state {
                 State::ProxyHeader => {
-                    let buffered = &self.input[self.consumed..self.filled];
+                    let buffered = self.input.unread();
                     match proxy_protocol::parse(buffered) {
                         Ok(ProxyHeader::Incomplete) => {
                             if self.peer_closed {
@@ -472,7 +421,7 @@ impl Connection {
                             if !settings.proxy.protocol_from.trusts(&self.info.remote_addr) {
                                 return self.reject_parse(ParseError::ForbiddenProxy);
                             }
-                            self.consumed += len;
+                            self.input.consume(len);
                             if let Some(client) = source {
                                 self.info.remote_addr = client.ip().to_string().into();
                                 self.info.remote_port = client.port().to_string().into();
@@ -483,14 +432,14 @@ impl Connection {
                     self.state = State::Head(HeadScanner::default());
                 }
                 State::Head(scanner) => {
-                    let buffered = &self.input[self.consumed..self.filled];
+                    let buffered = self.input.unread();
                     match scanner.scan(buffered, &settings.limits) {
                         Ok(Some(end)) => {
                             let (start, lines) = (scanner.start(), scanner.field_lines());
                             match parse_head(buffered, start, end, lines, &settings.limits) {
                                 Ok(head) => {
-                                    self.consumed += end;
-                                    if let Some(job) = self.begin_body(head, settings) {
+                                    self.input.consume(end);
+                                    if let Some(job) = self.start_request(head, settings) {
                                         return Some(job);
                                     }
                                 }
@@ -513,13 +462,11 @@ impl Connection {
                 State::Body {
                     decoder, buffer, ..
                 } => {
-                    let progress = decoder
-                        .decode(&self.input[self.consumed..self.filled], &mut |data| {
-                            buffer.push(data)
-                        });
+                    let progress =
+                        decoder.decode(self.input.unread(), &mut |data| buffer.push(data));
                     match progress {
                         Ok(progress) => {
-                            self.consumed += progress.consumed;
+                            self.input.consume(progress.consumed);
                             if progress.done {
                                 let State::Body { head, buffer, .. } =
                                     std::mem::replace(&mut self.state, State::InApp)
@@ -546,7 +493,7 @@ impl Connection {
                     }
                 }
                 State::Lingering { .. } => {
-                    self.consumed = self.filled;
+                    self.input.discard();
                     if self.peer_closed {
                         self.state = State::Closed;
                     }
@@ -557,30 +504,24 @@ impl Connection {
         }
     }
 
-    /// A head is complete: dispatch it, or start receiving its body.
-    fn begin_body(&mut self, mut head: RequestHead, settings: &ConnectionSettings) -> Option<Job> {
+    /// A head is complete: take what a trusted proxy says of the client,
+    /// then dispatch the request, or answer `100 Continue` and start
+    /// receiving its body.
+    fn start_request(
+        &mut self,
+        mut head: RequestHead,
+        settings: &ConnectionSettings,
+    ) -> Option<Job> {
         if settings.keep_alive.is_zero() || self.close_after_response {
             head.keep_alive = false;
         }
-        self.request_info = None;
         if self.info.https && self.info.tls.is_none() {
             self.info.tls = self.stream.tls_facts().map(Arc::new);
         }
+        self.request_info = None;
         if self.forwarder_trusted {
-            match proxy_view(
-                &head,
-                &settings.proxy.scheme_headers,
-                &settings.proxy.forwarded_from,
-            ) {
-                Ok(view) if view.https.is_some() || view.client.is_some() => {
-                    let mut info = self.info.clone();
-                    info.https = view.https.unwrap_or(info.https);
-                    if let Some(client) = view.client {
-                        info.remote_addr = client.into();
-                    }
-                    self.request_info = Some(info);
-                }
-                Ok(_) => {}
+            match proxy_trust::request_view(&self.info, &head, &settings.proxy) {
+                Ok(view) => self.request_info = view,
                 Err(error) => return self.reject_parse(error),
             }
         }
@@ -589,11 +530,11 @@ impl Connection {
             return Some(self.job(head, RequestBody::empty()));
         };
         // RFC 9110 §10.1.1: answer 100-continue only if the body is not already arriving.
-        if head.expect_continue && self.consumed == self.filled {
-            self.output.push_back(CONTINUE.to_vec());
+        if head.expect_continue && self.input.is_empty() {
+            self.output.push(CONTINUE.to_vec());
         }
         let expected = match head.framing {
-            crate::http::framing::BodyFraming::Length(n) => Some(n),
+            BodyFraming::Length(n) => Some(n),
             _ => None,
         };
         let buffer = BodyBuffer::new(
@@ -640,8 +581,8 @@ impl Connection {
         }
         let detail = rejection.detail();
         self.output
-            .push_back(error_response(status, reason_phrase(status), &detail));
-        self.consumed = self.filled;
+            .push(error_response(status, reason_phrase(status), &detail));
+        self.input.discard();
         self.state = State::Closing;
         self.flush();
     }
@@ -660,13 +601,7 @@ impl Connection {
                     return;
                 }
             }
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            for (index, buffer) in self.output.iter().take(MAX_IOVECS).enumerate() {
-                let start = if index == 0 { self.output_offset } else { 0 };
-                slices[index] = IoSlice::new(&buffer[start..]);
-                count += 1;
-            }
+            let (slices, count) = self.output.slices();
             match self.stream.write_vectored(&slices[..count]) {
                 Ok(0) => {
                     self.abandon();
@@ -708,26 +643,11 @@ impl Connection {
         }
     }
 
-    fn consume_output(&mut self, mut written: usize) {
+    fn consume_output(&mut self, written: usize) {
         if let Some(metrics) = &self.metrics {
             metrics.sent(written);
         }
-        let released = written.min(self.app_bytes_queued);
-        self.app_bytes_queued -= released;
+        let released = self.output.consume(written);
         self.flow.release(released);
-        while written > 0 {
-            let Some(front) = self.output.front() else {
-                break;
-            };
-            let left = front.len() - self.output_offset;
-            if written >= left {
-                written -= left;
-                self.output.pop_front();
-                self.output_offset = 0;
-            } else {
-                self.output_offset += written;
-                written = 0;
-            }
-        }
     }
 }

@@ -6,15 +6,15 @@
 //! flag to change and checks what the kernel cannot (the host part of
 //! `--allow-connect`, name lookups). The kernel stays the boundary.
 //!
-//! [`InterpreterOptions`]: super::interpreter::InterpreterOptions
+//! [`InterpreterOptions`]: crate::python::interpreter::InterpreterOptions
 
 use std::path::PathBuf;
 
 use rustpython_vm::{PyResult, VirtualMachine};
 
-use super::app::import_module;
+use super::Policy;
 use crate::config::Config;
-use crate::sandbox::Policy;
+use crate::python::app::import_module;
 
 /// ctypes' native half: without it `import ctypes` fails however it is tried.
 const FFI_MODULES: [&str; 2] = ["_ctypes", "ctypes"];
