@@ -123,7 +123,7 @@ enum Pause {
 }
 
 /// A connection that used up its read budget, owed another turn.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct OwedTurn(ConnectionId);
 
 pub struct EventLoop {
@@ -430,10 +430,14 @@ impl EventLoop {
     }
 
     /// After a connection's turn: owed another one, or removed if closed.
+    /// A connection is owed one turn at most: one both owed a turn and
+    /// woken by an event in the same pass would otherwise gain an entry per
+    /// pass, and as many turns, against the others.
     fn settle(&mut self, slot: usize) {
         if let Some(connection) = self.connections.get(slot) {
-            if connection.wants_another_turn() {
-                self.owed_turns.push(OwedTurn(connection.id));
+            let owed = OwedTurn(connection.id);
+            if connection.wants_another_turn() && !self.owed_turns.contains(&owed) {
+                self.owed_turns.push(owed);
             }
         }
         self.remove_if_closed(slot);
