@@ -4,6 +4,7 @@
     python3 bench/run.py                 # full run (about 15 minutes on 2 cores)
     python3 bench/run.py --duration 3 --rounds 1 --scenarios hello-ka-w1,flask-ka-w2
     python3 bench/run.py --scenarios tls-hello-ka-w2,tls-hello-close-w2,tls-flask-ka-w2
+    python3 bench/run.py --baseline OLD_BINARY --servers ferrocorn,ferrocorn-baseline   # a change's cost
 
 Builds the binary we ship (cargo's `release` profile: fat LTO; `--binary`
 measures a given one, such as
@@ -430,11 +431,15 @@ def main():
                              "ship; dist is the same)")
     parser.add_argument("--binary", help="measure this ferrocorn binary instead of building one "
                                          "(e.g. the one bench/build_pgo.py prints)")
+    parser.add_argument("--baseline", help="also measure this ferrocorn binary (an earlier build), as "
+                                           "ferrocorn-baseline in the same interleaved rounds, and print "
+                                           "ferrocorn's ratio to it")
     args = parser.parse_args()
     wanted = set(filter(None, args.scenarios.split(",")))
     wanted_servers = set(filter(None, args.servers.split(",")))
     with tempfile.TemporaryDirectory(prefix="ferrocorn-bench-") as work:
         binary = os.path.abspath(args.binary) if args.binary else build(args.profile)
+        baseline = os.path.abspath(args.baseline) if args.baseline else None
         ensure_wrk()
         venv, site_packages = make_venv(work, PEERS)
         env = dict(os.environ, PYTHONPATH=APPS)
@@ -446,7 +451,11 @@ def main():
             app = APPS_BY_KIND[kind][0]
 
             def commands_on(port):
-                return server_commands(binary, venv, site_packages, app, workers, port, work, kind, tls)
+                commands = server_commands(binary, venv, site_packages, app, workers, port, work, kind, tls)
+                if baseline:
+                    commands["ferrocorn-baseline"] = server_commands(
+                        baseline, venv, site_packages, app, workers, port, work, kind, tls)["ferrocorn"]
+                return commands
 
             names = [name for name in commands_on(free_port())
                      if not wanted_servers or name in wanted_servers]
@@ -470,17 +479,25 @@ def main():
                 print("%-18s " % name
                       + " ".join("%*s" % (width, fmt(medians[name][key], pattern)) for _, key, pattern, width in COLUMNS)
                       + "  " + "; ".join(r["errors"] for r in runs if r["errors"]))
+            # Every round's rate, to tell a difference from the rounds' spread.
+            for name, runs in results.items():
+                print("%-18s by round, req/s (CPU us/req): %s" % (name, " ".join(
+                    "%.0f (%s)" % (run["rps"], fmt(run.get("cpu_us"))) for run in runs)))
             ours = medians.get("ferrocorn", {}).get("rps")
             if ours:
                 ratios = ["%s %.2fx" % (name, ours / m["rps"]) for name, m in medians.items()
                           if not name.startswith("ferrocorn") and m["rps"]]
-                print("ferrocorn / peer req/s: " + ", ".join(ratios))
+                if ratios:
+                    print("ferrocorn / peer req/s: " + ", ".join(ratios))
                 confined = medians.get("ferrocorn-sandbox", {}).get("rps")
                 if confined:
                     print("ferrocorn --sandbox / ferrocorn req/s: %.3fx" % (confined / ours))
                 counted = medians.get("ferrocorn-metrics", {}).get("rps")
                 if counted:
                     print("ferrocorn --metrics-bind / ferrocorn req/s: %.3fx" % (counted / ours))
+                before = medians.get("ferrocorn-baseline", {}).get("rps")
+                if before:
+                    print("ferrocorn / ferrocorn-baseline req/s: %.3fx" % (ours / before))
                 forked = medians.get("ferrocorn-preload", {}).get("rps")
                 if forked:
                     print("ferrocorn --preload / ferrocorn req/s: %.3fx" % (forked / ours))

@@ -80,7 +80,9 @@ def one_round(port, megabytes):
     done, waits, result = threading.Event(), [], {}
     client = threading.Thread(target=normal_client, args=(port, done, waits))
     client.start()
-    time.sleep(0.2)  # the normal client's connection is open and served first
+    deadline = time.monotonic() + 30
+    while len(waits) < 10 and client.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.005)  # until the normal client is being served
     before = len(waits)
     uploader = threading.Thread(target=upload, args=(port, megabytes, result))
     uploader.start()
