@@ -223,6 +223,20 @@ fn a_missing_app_is_a_load_error() {
     assert!(error.to_string().contains("no_such_module"), "{error}");
 }
 
+#[test]
+fn a_setting_the_sandbox_cannot_honour_is_a_sandbox_error_not_a_panic() {
+    let mut config = Config::new("probe").unwrap();
+    config.chdir = Some(apps_dir());
+    config.deny_module = vec!["_thread".to_owned()];
+    match App::load(&config) {
+        Err(ferrocorn::LoadError::Sandbox(message)) => {
+            assert!(message.starts_with("--deny-module _thread: "), "{message}")
+        }
+        Err(other) => panic!("expected a sandbox error, got {other:?}"),
+        Ok(_) => panic!("an interpreter without _thread loaded the app"),
+    }
+}
+
 fn http_get(address: std::net::SocketAddr, path: &str) -> String {
     common::http_get_close(address, "t", path, TIMEOUT)
 }

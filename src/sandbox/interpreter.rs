@@ -19,6 +19,50 @@ use crate::python::app::import_module;
 /// ctypes' native half: without it `import ctypes` fails however it is tried.
 const FFI_MODULES: [&str; 2] = ["_ctypes", "ctypes"];
 
+/// Modules imported before the app's code runs: by RustPython 0.6's own
+/// start-up (`VirtualMachine::initialize`: an interpreter without one of
+/// these cannot exist), by ferrocorn's loader, and by the import guard and
+/// `ferrocorn.sandbox` themselves. Denying one would stop every worker from
+/// starting, or leave the module in `sys.modules` where the app could still
+/// reach it. Found by denying, one at a time, each module in `sys.modules`
+/// when a probe app is imported; tests/sandbox.rs repeats that check.
+#[rustfmt::skip]
+const NEEDED_BEFORE_THE_APP: &[&str] = &[
+    "_ast", "_codecs", "_collections", "_collections_abc", "_contextvars", "_frozen_importlib",
+    "_frozen_importlib_external", "_imp", "_io", "_signal", "_sre", "_struct", "_thread",
+    "_typing", "_warnings", "_weakref", "_weakrefset", "abc", "ast", "binascii", "codecs",
+    "collections", "contextlib", "copyreg", "encodings", "encodings.aliases", "encodings.ascii",
+    "encodings.latin_1", "encodings.utf_8", "enum", "errno", "ferrocorn", "ferrocorn.loader",
+    "ferrocorn.sandbox", "fnmatch", "functools", "genericpath", "glob", "importlib",
+    "importlib._abc", "importlib._bootstrap", "importlib._bootstrap_external", "importlib.util",
+    "io", "itertools", "json", "json.decoder", "json.encoder", "json.scanner", "keyword",
+    "marshal", "ntpath", "operator", "os", "os.path", "pathlib", "pathlib._os", "posix",
+    "posixpath", "re", "re._casefix", "re._compiler", "re._constants", "re._parser", "reprlib",
+    "shutil", "stat", "struct", "sys", "threading", "time", "types", "zipfile", "zipfile._path",
+    "zipfile._path.glob",
+];
+
+/// The `--deny-module` names that cannot be honoured, with why: denying a
+/// module also removes its submodules, so a package is refused when any
+/// module of it is needed.
+pub fn check_deniable(names: &[String]) -> Result<(), String> {
+    for name in names {
+        let needed = NEEDED_BEFORE_THE_APP.iter().find(|needed| {
+            **needed == name.as_str()
+                || needed
+                    .strip_prefix(name.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+        });
+        if let Some(needed) = needed {
+            return Err(format!(
+                "--deny-module {name}: ferrocorn cannot deny it: the interpreter or ferrocorn's own \
+                 loader imports {needed} before the app runs"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Modules the interpreter goes without, each with the setting that says so.
 #[derive(Debug, Clone, Default)]
 pub struct ModulePolicy {

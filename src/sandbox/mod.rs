@@ -253,6 +253,7 @@ pub fn deny_new_processes(config: &Config) -> Result<(), SandboxError> {
 /// Refuses settings that ask for a sandbox feature without `--sandbox`, or
 /// name paths that do not exist: one line naming the setting.
 pub fn check_settings(config: &Config) -> Result<(), String> {
+    interpreter::check_deniable(&config.deny_module)?;
     if !config.sandbox {
         let given = [
             ("--allow-read", !config.allow_read.is_empty()),
@@ -315,6 +316,38 @@ mod tests {
         assert!(check_settings(&config(&["--sandbox", "--allow-read", "/"])).is_ok());
         let missing = check_settings(&config(&["--sandbox", "--allow-write", "/no/such/dir"]));
         assert!(missing.unwrap_err().contains("/no/such/dir"));
+    }
+
+    #[test]
+    fn modules_ferrocorn_imports_before_the_app_cannot_be_denied() {
+        for name in [
+            "_thread",
+            "os",
+            "zipfile",
+            "re._parser",
+            "encodings",
+            "ferrocorn",
+        ] {
+            let error = check_settings(&config(&["--deny-module", name])).unwrap_err();
+            assert!(
+                error.starts_with(&format!("--deny-module {name}: ")),
+                "{error}"
+            );
+        }
+        // Nor is a module whose name merely starts like a needed one's.
+        for name in [
+            "pickle",
+            "encodings.idna",
+            "osx",
+            "socket",
+            "ferrocorn.check",
+        ] {
+            assert_eq!(
+                check_settings(&config(&["--deny-module", name])),
+                Ok(()),
+                "{name}"
+            );
+        }
     }
 
     #[test]
