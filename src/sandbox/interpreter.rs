@@ -25,7 +25,7 @@ const FFI_MODULES: [&str; 2] = ["_ctypes", "ctypes"];
 /// `ferrocorn.sandbox` themselves. Denying one would stop every worker from
 /// starting, or leave the module in `sys.modules` where the app could still
 /// reach it. Found by denying, one at a time, each module in `sys.modules`
-/// when a probe app is imported; tests/sandbox.rs repeats that check.
+/// when a probe app is imported; tests/deny_module.rs repeats that check.
 #[rustfmt::skip]
 const NEEDED_BEFORE_THE_APP: &[&str] = &[
     "_ast", "_codecs", "_collections", "_collections_abc", "_contextvars", "_frozen_importlib",
@@ -42,9 +42,9 @@ const NEEDED_BEFORE_THE_APP: &[&str] = &[
     "zipfile._path.glob",
 ];
 
-/// The `--deny-module` names that cannot be honoured, with why: denying a
-/// module also removes its submodules, so a package is refused when any
-/// module of it is needed.
+/// Refuses the first `--deny-module` name that cannot be honoured, saying
+/// why: denying a module also removes its submodules, so a package is
+/// refused when any module of it is needed.
 pub fn check_deniable(names: &[String]) -> Result<(), String> {
     for name in names {
         let needed = NEEDED_BEFORE_THE_APP.iter().find(|needed| {

@@ -334,7 +334,8 @@ mod tests {
                 "{error}"
             );
         }
-        // Nor is a module whose name merely starts like a needed one's.
+        // Allowed: modules nothing imports first, also those whose names
+        // merely start like a needed one's.
         for name in [
             "pickle",
             "encodings.idna",
