@@ -605,14 +605,18 @@ impl EventLoop {
         let Some(shared) = self.options.shared else {
             return;
         };
-        // Paused (its interpreters, descriptors, its limit) or stopping, a
-        // worker takes no clients; yielding, it does once the counts even
-        // out (see crate::scoreboard::load_board).
-        let taking_clients = matches!(self.intake, Intake::Open | Intake::Yielding)
-            && self.connections.len() < self.options.max_connections;
+        // Paused for its descriptors or its limit, or stopping, a worker
+        // takes no clients; yielding, or waiting for a free interpreter, it
+        // does once the counts even out or one frees, so it still counts
+        // (see crate::scoreboard::load_board). Only one watching its
+        // listeners offers a free interpreter to new clients.
+        let taking_clients = matches!(
+            self.intake,
+            Intake::Open | Intake::Yielding | Intake::Paused(Pause::Busy)
+        ) && self.connections.len() < self.options.max_connections;
         shared.load.publish(
             taking_clients.then_some(self.connections.len()),
-            self.intake != Intake::Yielding,
+            self.intake == Intake::Open,
             self.options.activity.all_busy_since_ms(),
         );
         if self.intake == Intake::Yielding && !self.sibling_holds_fewer() {

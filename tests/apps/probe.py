@@ -183,6 +183,10 @@ def application(environ, start_response):
         return text(start_response, os.environ.get(environ["QUERY_STRING"], "<unset>"))
     if path == "/pid":
         return text(start_response, str(os.getpid()))
+    if path == "/pid-after":
+        # ?SECONDS: an app that takes a little while, answering which worker.
+        time.sleep(float(environ["QUERY_STRING"]))
+        return text(start_response, str(os.getpid()))
     if path == "/errors":
         environ["wsgi.errors"].write("message for the error log\n")
         environ["wsgi.errors"].flush()
