@@ -124,6 +124,70 @@ fn split_of_a_burst(clients: usize) -> Vec<usize> {
     split
 }
 
+/// With `Connection: close`, a client waits in the listen backlog, one
+/// queue for the whole server, rather than behind a worker held up by a slow
+/// request: a worker took every client it was offered while its sibling was
+/// busy, and they waited for the slow one (Flask close -w 2, newcomers up to
+/// 70 ms). Only one request may wait behind it, the one queued for its
+/// interpreter when the slow one began.
+#[test]
+fn clients_wait_in_the_backlog_rather_than_behind_a_slow_request() {
+    for attempt in 0..3 {
+        let (slow_pid, answers) = answers_beside_a_slow_request();
+        let held_up: Vec<&Duration> = answers
+            .iter()
+            .filter(|(pid, waited)| *pid == slow_pid && *waited >= Duration::from_millis(300))
+            .map(|(_, waited)| waited)
+            .collect();
+        assert!(
+            answers.len() >= 40,
+            "attempt {attempt}: the other worker served the clients: {} answers",
+            answers.len()
+        );
+        assert!(
+            held_up.len() <= 1,
+            "attempt {attempt}: at most one client waited behind the slow request: {held_up:?}"
+        );
+    }
+}
+
+/// On a fresh `-w 2` server: one request that takes a second, and beside it
+/// 8 clients sending `Connection: close` requests of 2 ms for half a second.
+/// Returns the slow request's worker and each quick answer's (worker, wait).
+fn answers_beside_a_slow_request() -> (String, Vec<(String, Duration)>) {
+    let server = Server::start(&["-w", "2", "probe:application"]);
+    wait_for("two workers", || booted_pids(&server).len() == 2);
+    let addr = server.addr();
+    let mut slow = Client::new(server.connect());
+    slow.send(b"GET /pid-after?1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let until = Instant::now() + Duration::from_millis(500);
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                while Instant::now() < until {
+                    let started = Instant::now();
+                    let reply = common::http_get_close(
+                        addr,
+                        "t",
+                        "/pid-after?0.002",
+                        Duration::from_secs(10),
+                    );
+                    let pid = reply.rsplit("\r\n\r\n").next().unwrap_or_default();
+                    answers.push((pid.to_string(), started.elapsed()));
+                }
+                answers
+            })
+        })
+        .collect();
+    let answers = clients
+        .into_iter()
+        .flat_map(|client| client.join().expect("a client"))
+        .collect();
+    let slow_pid = slow.response(false).expect("the slow answer").text();
+    (slow_pid, answers)
+}
+
 #[test]
 fn a_killed_worker_is_replaced_within_a_second() {
     let server = Server::start(&["probe:application"]);

@@ -133,6 +133,11 @@ impl WorkerLoad {
             .any(|(_, watching, busy_since)| watching && busy_since == 0)
     }
 
+    /// Whether any sibling takes clients (there is someone to share with).
+    pub fn has_sibling_taking_clients(&self) -> bool {
+        self.siblings_taking_clients().next().is_some()
+    }
+
     /// (connections, watching, all busy since) of each sibling taking clients.
     fn siblings_taking_clients(&self) -> impl Iterator<Item = (u64, bool, u64)> + '_ {
         let used = (self.table.slots_used.load(Ordering::Relaxed) as usize).min(MAX_SLOTS);

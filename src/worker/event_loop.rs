@@ -15,6 +15,7 @@ use super::accept_wakeup;
 use super::activity::{Activity, new_clients_should_wait};
 use super::connection::{Connection, ConnectionSettings};
 use super::handoff::{ConnectionId, JobQueue, Reply, ReplyQueue};
+use super::queue_room::QueueRoom;
 use super::reload::FileWatcher;
 use super::shedding::{self, Choice, ShedReport};
 use crate::log;
@@ -114,6 +115,11 @@ enum Intake {
 enum Pause {
     /// Every interpreter is busy (see [`new_clients_should_wait`]).
     Busy,
+    /// A request already waits for each interpreter: new clients stay in
+    /// the listen backlog (see [`EventLoop::leave_to_backlog`]) until a
+    /// thread takes a job, which wakes the loop, or the queue has stayed
+    /// full while moving (see [`QueueRoom`]).
+    Queued,
     /// Accept failed for want of file descriptors, at `since`: until a
     /// connection closes or [`DESCRIPTOR_PAUSE`] has passed.
     Descriptors { since: Instant },
@@ -140,6 +146,7 @@ pub struct EventLoop {
     shed_report: ShedReport,
     /// Connections to read from again before the loop waits for events.
     owed_turns: Vec<OwedTurn>,
+    queue_room: QueueRoom,
 }
 
 impl EventLoop {
@@ -184,6 +191,7 @@ impl EventLoop {
             responses: 0,
             shed_report: ShedReport::default(),
             owed_turns: Vec::new(),
+            queue_room: QueueRoom::new(Instant::now()),
         };
         // Its listeners are watched from here on: siblings should count it
         // before the worker reports itself booted.
@@ -215,6 +223,12 @@ impl EventLoop {
                 // reasons to pause have wake-ups of their own (no zero timeout).
                 Intake::Paused(Pause::Limit { retry_at }) if retry_at > now => {
                     timeout = timeout.min(retry_at - now);
+                }
+                // Until the queue moves, a thread taking a job wakes the loop.
+                Intake::Paused(Pause::Queued) => {
+                    if let Some(end) = self.queue_room.patience_ends(self.jobs.state()) {
+                        timeout = timeout.min(end.saturating_duration_since(now));
+                    }
                 }
                 _ => {}
             }
@@ -342,6 +356,10 @@ impl EventLoop {
                     return;
                 }
             }
+            if self.leave_to_backlog() {
+                self.pause(Pause::Queued);
+                return;
+            }
             if self.sibling_holds_fewer() {
                 self.yield_to_siblings();
                 return;
@@ -385,6 +403,9 @@ impl EventLoop {
                         metrics.accepted();
                         metrics.set_connections_open(self.connections.len());
                     }
+                    // A request already sent is queued now, so that the
+                    // next turn of this loop sees it in the job queue.
+                    self.on_connection_event(slot, true, false, false);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -531,6 +552,7 @@ impl EventLoop {
         let now = Instant::now();
         let (waited, retry_due) = match pause {
             Pause::Busy => (true, false),
+            Pause::Queued => (!self.leave_to_backlog(), false),
             Pause::Descriptors { since } => (now.duration_since(since) >= DESCRIPTOR_PAUSE, false),
             Pause::Limit { retry_at } => (true, now >= retry_at),
         };
@@ -575,6 +597,28 @@ impl EventLoop {
         })
     }
 
+    /// Whether new clients should stay in the listen backlog, one queue for
+    /// the whole server (see [`QueueRoom`]): only while a sibling takes
+    /// clients too.
+    fn leave_to_backlog(&mut self) -> bool {
+        let Some(shared) = self.options.shared else {
+            return false;
+        };
+        if !shared.load.has_sibling_taking_clients() {
+            return false;
+        }
+        // Asked before looking, so a job taken in between still wakes us.
+        self.jobs.wake_on_next_take(true);
+        let interpreters = self.options.activity.threads();
+        let leave =
+            self.queue_room
+                .leave_to_backlog(self.jobs.state(), interpreters, Instant::now());
+        if !leave {
+            self.jobs.wake_on_next_take(false);
+        }
+        leave
+    }
+
     /// Stops taking clients: their listeners stop waking this loop.
     fn pause(&mut self, pause: Pause) {
         match self.intake {
@@ -612,7 +656,7 @@ impl EventLoop {
         // listeners offers a free interpreter to new clients.
         let taking_clients = matches!(
             self.intake,
-            Intake::Open | Intake::Yielding | Intake::Paused(Pause::Busy)
+            Intake::Open | Intake::Yielding | Intake::Paused(Pause::Busy | Pause::Queued)
         ) && self.connections.len() < self.options.max_connections;
         shared.load.publish(
             taking_clients.then_some(self.connections.len()),

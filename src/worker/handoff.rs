@@ -51,6 +51,9 @@ pub struct Reply {
 pub struct JobQueue {
     state: Mutex<JobQueueState>,
     available: Condvar,
+    /// Set by the event loop while it leaves new clients in the listen
+    /// backlog until a job is taken.
+    wake_on_take: AtomicBool,
 }
 
 #[derive(Default)]
@@ -58,6 +61,15 @@ struct JobQueueState {
     jobs: VecDeque<Job>,
     idle_threads: usize,
     closed: bool,
+    /// Jobs taken by interpreter threads so far.
+    taken: u64,
+}
+
+/// How many jobs wait in a [`JobQueue`], and how many were ever taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueState {
+    pub waiting: usize,
+    pub taken: u64,
 }
 
 impl JobQueue {
@@ -76,6 +88,7 @@ impl JobQueue {
         let mut state = lock(&self.state);
         loop {
             if let Some(job) = state.jobs.pop_front() {
+                state.taken += 1;
                 return Some(job);
             }
             if state.closed {
@@ -88,6 +101,25 @@ impl JobQueue {
                 .unwrap_or_else(|e| e.into_inner());
             state.idle_threads -= 1;
         }
+    }
+
+    pub fn state(&self) -> QueueState {
+        let state = lock(&self.state);
+        QueueState {
+            waiting: state.jobs.len(),
+            taken: state.taken,
+        }
+    }
+
+    /// Asks the next thread to take a job to wake the event loop
+    /// ([`JobQueue::take_wake_request`]); `false` withdraws the request.
+    pub fn wake_on_next_take(&self, wanted: bool) {
+        self.wake_on_take.store(wanted, Ordering::SeqCst);
+    }
+
+    /// After taking a job: whether the event loop asked to be woken.
+    pub fn take_wake_request(&self) -> bool {
+        self.wake_on_take.load(Ordering::Relaxed) && self.wake_on_take.swap(false, Ordering::SeqCst)
     }
 
     /// No more jobs will come: threads finish what is queued and stop.

@@ -9,6 +9,7 @@ pub mod event_loop;
 pub mod handoff;
 pub mod output;
 pub mod pool;
+pub mod queue_room;
 pub mod reload;
 pub mod run;
 pub mod shedding;

@@ -119,6 +119,9 @@ pub fn serve_jobs(
         shared.settings.interruptible,
     );
     while let Some(job) = vm.allow_threads(|| shared.jobs.pop()) {
+        if shared.jobs.take_wake_request() {
+            shared.replies.wake();
+        }
         serve_job(host, vm, job, shared, &this_thread);
         if let Some(memory) = &shared.memory {
             check_memory(memory, shared);
