@@ -151,6 +151,41 @@ fn clients_wait_in_the_backlog_rather_than_behind_a_slow_request() {
     }
 }
 
+/// A client that has connected but sent nothing stays with the kernel until
+/// it sends (TCP_DEFER_ACCEPT). Taken before its request arrived, it added
+/// nothing to the worker's job queue, so the worker took the next one and
+/// the next: a `Connection: close` load sat in the workers' own queues
+/// instead of the listen backlog they share, and newcomers waited behind
+/// whichever worker took them.
+#[test]
+fn a_client_that_has_sent_nothing_is_not_taken_until_it_sends() {
+    let server = Server::start(&["-w", "2", "probe:application"]);
+    wait_for("two workers", || booted_pids(&server).len() == 2);
+    let addr = server.addr();
+    let mut silent: Vec<Client<std::net::TcpStream>> =
+        (0..16).map(|_| Client::new(server.connect())).collect();
+    // Connected after them and answered: a worker has accepted since.
+    let reply = common::http_get_close(addr, "t", "/pid", Duration::from_secs(10));
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert_eq!(
+        common::server_side_connections(addr),
+        0,
+        "no worker holds a client that has sent nothing"
+    );
+    for client in &mut silent {
+        client.send(b"GET /pid HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    for client in &mut silent {
+        let response = client.response(false).expect("answered once it sent");
+        assert_eq!(response.status, 200);
+    }
+    assert_eq!(
+        common::server_side_connections(addr),
+        16,
+        "each is taken once it has sent, and kept alive"
+    );
+}
+
 /// On a fresh `-w 2` server: one request that takes a second, and beside it
 /// 8 clients sending `Connection: close` requests of 2 ms for half a second.
 /// Returns the slow request's worker and each quick answer's (worker, wait).

@@ -87,6 +87,43 @@ impl std::fmt::Display for BindAddress {
     }
 }
 
+/// How long the kernel holds a connected client that has sent nothing out of
+/// the accept queue (`TCP_DEFER_ACCEPT`, tcp(7); rounded up to SYN-ACK
+/// retransmissions). After that it is accepted like any other and the
+/// header timeout applies.
+const DEFER_ACCEPT_SECONDS: libc::c_int = 1;
+
+/// Makes accept(2) return only clients that have sent their first bytes.
+///
+/// A worker decides whether to take a client from how many requests already
+/// wait for its interpreters (see `crate::worker::queue_room`). A client
+/// accepted before its request arrived adds nothing to that count, so the
+/// worker took the next one, and the next, until every client of a
+/// `Connection: close` load sat in the workers' own queues and the listen
+/// backlog (the one queue all workers share) stayed empty: `ss -ltn` showed
+/// 0 waiting while 64 were connected, and a newcomer waited 45-95 ms behind
+/// whichever worker took it (Flask `-w 2`, 2026-12-03).
+fn defer_accept_until_data(socket: &socket2::Socket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let seconds = DEFER_ACCEPT_SECONDS;
+    // SAFETY: `socket` is an open socket for the duration of the call and
+    // the option value is a live c_int whose size is passed with it.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&seconds as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// A bound, listening socket.
 #[derive(Debug)]
 pub enum Listener {
@@ -111,6 +148,7 @@ impl Listener {
                 }
                 socket.bind(&(*addr).into())?;
                 socket.listen(backlog)?;
+                defer_accept_until_data(&socket)?;
                 socket.set_nonblocking(true)?;
                 Ok(Listener::Tcp(TcpListener::from_std(socket.into())))
             }
@@ -134,6 +172,7 @@ impl Listener {
                 Ok(if is_unix {
                     Listener::Unix(UnixListener::from_std(socket.into()), None)
                 } else {
+                    defer_accept_until_data(&socket)?;
                     Listener::Tcp(TcpListener::from_std(socket.into()))
                 })
             }

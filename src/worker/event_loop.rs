@@ -191,7 +191,7 @@ impl EventLoop {
             responses: 0,
             shed_report: ShedReport::default(),
             owed_turns: Vec::new(),
-            queue_room: QueueRoom::new(Instant::now()),
+            queue_room: QueueRoom::new(),
         };
         // Its listeners are watched from here on: siblings should count it
         // before the worker reports itself booted.

@@ -665,6 +665,29 @@ pub fn accept_queue(addr: SocketAddr) -> Option<u32> {
     })
 }
 
+/// How many connections the server at `addr` has accepted and holds open
+/// (ESTABLISHED lines of /proc/net/tcp whose local end is `addr`; a client
+/// the kernel still holds for the server is not one).
+pub fn server_side_connections(addr: SocketAddr) -> usize {
+    let SocketAddr::V4(v4) = addr else {
+        return 0;
+    };
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"01")
+        })
+        .count()
+}
+
 /// Waits until the server has accepted every client waiting at `addr`.
 pub fn wait_until_accepted(addr: SocketAddr) {
     wait_for("the server to accept the waiting clients", || {
