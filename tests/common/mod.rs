@@ -641,6 +641,15 @@ pub fn wait_for(what: &str, condition: impl FnMut() -> bool) {
     );
 }
 
+/// `addr` as /proc/net/tcp writes a local or remote address.
+fn proc_net_tcp_address(addr: std::net::SocketAddrV4) -> String {
+    format!(
+        "{:08X}:{:04X}",
+        u32::from_le_bytes(addr.ip().octets()),
+        addr.port()
+    )
+}
+
 /// How many connections wait in the accept queue of the IPv4 listener at
 /// `addr` (the `rx_queue` of its LISTEN line in /proc/net/tcp): 0 once the
 /// server has accepted every client that connected.
@@ -648,11 +657,7 @@ pub fn accept_queue(addr: SocketAddr) -> Option<u32> {
     let SocketAddr::V4(v4) = addr else {
         return None;
     };
-    let local = format!(
-        "{:08X}:{:04X}",
-        u32::from_le_bytes(v4.ip().octets()),
-        v4.port()
-    );
+    let local = proc_net_tcp_address(v4);
     let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
     table.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -672,11 +677,7 @@ pub fn server_side_connections(addr: SocketAddr) -> usize {
     let SocketAddr::V4(v4) = addr else {
         return 0;
     };
-    let local = format!(
-        "{:08X}:{:04X}",
-        u32::from_le_bytes(v4.ip().octets()),
-        v4.port()
-    );
+    let local = proc_net_tcp_address(v4);
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
     table
         .lines()
