@@ -11,7 +11,8 @@ throw-away venv. Load, all bounded by the duration: four wrk processes
 (hello and Flask with 8 keep-alive connections each, 1 MB GET and 1 MB POST
 with 2 each), slow clients (every second, 10 that send their request head in
 three parts over about a second), and a new client every 100 ms whose wait
-for its first response is recorded. Every `--interval` seconds the next of
+for its first response is recorded (at real-time priority when run as root,
+see bench/run.py's measuring_client_priority). Every `--interval` seconds the next of
 HUP (new workers, the old retire), TTIN, TTOU, and SIGKILL of one worker.
 
 Printed: requests served and failed by kind (wrk counts its own errors; a
@@ -55,6 +56,7 @@ class Record:
         self.kills = []  # monotonic times of SIGKILLs
         self.counts = {}  # kind -> [served, failed near a kill, failed otherwise]
         self.newcomer_max_ms = 0.0
+        self.newcomer_prioritised = False  # see bench.measuring_client_priority
         self.failures = []  # (kind, seconds since start, reason)
 
     def outcome(self, kind, ok, started, reason=""):
@@ -82,18 +84,20 @@ def exchange(port, chunks, pause, timeout=10):
 
 def newcomers(port, stop, record, started_at):
     request = b"GET / HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n"
-    while not stop.wait(0.1):
-        started = time.monotonic()
-        try:
-            ok = exchange(port, [request], 0)
-            reason = "" if ok else "not a 200"
-        except OSError as error:
-            ok, reason = False, str(error)
-        waited = (time.monotonic() - started) * 1000
-        record.outcome("new client", ok, started, "%s at %.0f s" % (reason, started - started_at))
-        if ok:
-            with record.lock:
-                record.newcomer_max_ms = max(record.newcomer_max_ms, waited)
+    with bench.measuring_client_priority() as raised:
+        record.newcomer_prioritised = raised
+        while not stop.wait(0.1):
+            started = time.monotonic()
+            try:
+                ok = exchange(port, [request], 0)
+                reason = "" if ok else "not a 200"
+            except OSError as error:
+                ok, reason = False, str(error)
+            waited = (time.monotonic() - started) * 1000
+            record.outcome("new client", ok, started, "%s at %.0f s" % (reason, started - started_at))
+            if ok:
+                with record.lock:
+                    record.newcomer_max_ms = max(record.newcomer_max_ms, waited)
 
 
 def slow_clients(port, stop, record, started_at):
@@ -224,8 +228,9 @@ def report(record, wrks, samples, sent, seconds, server, log_path):
             kind, served, near_kill + other, near_kill, other))
     for kind, reason in record.failures[:10]:
         print("  failed away from any SIGKILL: %s: %s" % (kind, reason))
-    print("requests served: %d (%.0f/s); longest wait of a new client: %.1f ms" % (
-        total, total / seconds, record.newcomer_max_ms))
+    print("requests served: %d (%.0f/s); longest wait of a new client: %.1f ms%s" % (
+        total, total / seconds, record.newcomer_max_ms,
+        "" if record.newcomer_prioritised else " (at normal priority: includes its own wait for a CPU)"))
     if samples:
         first_seen = min(history[0][0] for history in samples.values())
         initial = [history[0][1] for history in samples.values() if history[0][0] - first_seen < 5]
