@@ -210,6 +210,29 @@ fn large_responses_arrive_whole() {
     assert!(response.body.iter().all(|&b| b == b'x'));
 }
 
+/// Each response goes out a write budget per turn of the event loop: two
+/// pipelined multi-megabyte responses on one connection, beside a second
+/// client downloading, still arrive whole, in order, and the connection
+/// then serves its next request.
+#[test]
+fn large_responses_written_over_many_turns_arrive_whole_and_in_order() {
+    let server = Server::start(&["--threads", "2", "probe:application"]);
+    let mut beside = Client::new(server.connect());
+    let mut client = Client::new(server.connect());
+    beside.send(b"GET /big?4000000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    client.send(
+        b"GET /big?3000000 HTTP/1.1\r\nHost: t\r\n\r\nGET /big?2000000 HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    for size in [3_000_000, 2_000_000] {
+        let response = client.response(false).expect("a response");
+        assert_eq!(response.body.len(), size);
+        assert!(response.body.iter().all(|&b| b == b'x'));
+    }
+    assert_eq!(beside.response(false).expect("a response").body.len(), 4_000_000);
+    client.send(b"GET /big?10 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(client.response(false).expect("the next response").body.len(), 10);
+}
+
 /// CPU ticks (user + system) a process has used, from /proc.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();

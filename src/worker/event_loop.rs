@@ -128,7 +128,7 @@ enum Pause {
     Limit { retry_at: Instant },
 }
 
-/// A connection that used up its read budget, owed another turn.
+/// A connection that used up its read or write budget, owed another turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct OwedTurn(ConnectionId);
 
@@ -464,7 +464,7 @@ impl EventLoop {
         self.remove_if_closed(slot);
     }
 
-    /// Reads on for the connections that used up their budget last turn,
+    /// Reads or writes on for the connections that used up a budget last turn,
     /// after every other ready connection had its turn.
     fn give_owed_turns(&mut self) {
         for OwedTurn(id) in std::mem::take(&mut self.owed_turns) {
@@ -474,7 +474,7 @@ impl EventLoop {
             if connection.id.generation != id.generation || !connection.wants_another_turn() {
                 continue;
             }
-            if let Some(job) = connection.resume_reading(&self.options.settings) {
+            if let Some(job) = connection.resume(&self.options.settings) {
                 self.jobs.push(job);
             }
             self.settle(id.slot);
@@ -511,6 +511,11 @@ impl EventLoop {
                 closed.push(slot);
             } else if connection.is_idle() {
                 idle += 1;
+            }
+            // An answer it had to send (a 408) may have used up its budget.
+            let owed = OwedTurn(connection.id);
+            if connection.wants_another_turn() && !self.owed_turns.contains(&owed) {
+                self.owed_turns.push(owed);
             }
         }
         if let Some(metrics) = self.metrics() {

@@ -130,13 +130,19 @@ impl WriteQueue {
         }
     }
 
-    /// The front chunks as slices for one `writev`.
-    pub fn slices(&self) -> ([IoSlice<'_>; MAX_IOVECS], usize) {
+    /// The front chunks as slices for one `writev`, `limit` bytes at most.
+    pub fn slices(&self, limit: usize) -> ([IoSlice<'_>; MAX_IOVECS], usize) {
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
         let mut count = 0;
+        let mut room = limit;
         for (index, (chunk, _)) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
+            if room == 0 {
+                break;
+            }
             let start = if index == 0 { self.offset } else { 0 };
-            slices[index] = IoSlice::new(&chunk[start..]);
+            let end = start + (chunk.len() - start).min(room);
+            slices[index] = IoSlice::new(&chunk[start..end]);
+            room -= end - start;
             count += 1;
         }
         (slices, count)
@@ -197,11 +203,25 @@ mod tests {
         queue.push(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec());
         queue.push_app(b"hello".to_vec());
         assert_eq!(queue.consume(21), 0);
-        let (slices, count) = queue.slices();
+        let (slices, count) = queue.slices(usize::MAX);
         assert_eq!(count, 2);
         assert_eq!(&*slices[0], b"\r\n\r\n" as &[u8]);
         assert_eq!(queue.consume(6), 2);
         assert_eq!(queue.consume(3), 3);
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_write_queues_slices_stop_at_the_limit_inside_a_chunk() {
+        let mut queue = WriteQueue::default();
+        queue.push(b"head:".to_vec());
+        queue.push_app(b"0123456789".to_vec());
+        queue.push_app(b"tail".to_vec());
+        queue.consume(2);
+        let (slices, count) = queue.slices(7);
+        let taken: Vec<&[u8]> = slices[..count].iter().map(|s| &**s).collect();
+        assert_eq!(taken, [b"ad:" as &[u8], b"0123"]);
+        let (_, count) = queue.slices(0);
+        assert_eq!(count, 0);
     }
 }

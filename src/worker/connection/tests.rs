@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Connection, ConnectionSettings, ProxySettings, READ_BUDGET};
+use super::{Connection, ConnectionSettings, ProxySettings, READ_BUDGET, WRITE_BUDGET};
 use crate::http::body::RequestBody;
 use crate::http::rules::{HeadRules, Leniency};
 use crate::net::listener::ConnectionStream;
@@ -246,6 +246,30 @@ fn an_idle_keep_alive_connection_closes_after_the_keep_alive_time() {
 }
 
 #[test]
+fn a_large_response_is_written_one_budget_per_turn() {
+    let mut connection = connection(vec![bytes("GET /big HTTP/1.1\r\nHost: h\r\n\r\n")]);
+    assert!(connection.on_readable(false, &settings()).is_some());
+    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n".to_vec();
+    let body = vec![b'x'; 4 * WRITE_BUDGET];
+    let mut response = head.clone();
+    response.extend_from_slice(&body);
+    assert!(connection
+        .on_reply(response, Some(ResponseEnd::KeepAlive), &settings())
+        .is_none());
+    assert_eq!(connection.stream.written.len(), WRITE_BUDGET);
+    let mut turns = 1;
+    while connection.wants_another_turn() {
+        let before = connection.stream.written.len();
+        assert!(connection.resume(&settings()).is_none());
+        assert!(connection.stream.written.len() - before <= WRITE_BUDGET);
+        turns += 1;
+    }
+    assert_eq!(turns, 5, "4 budgets of body and a head take 5 turns");
+    assert_eq!(connection.stream.written.len(), head.len() + body.len());
+    assert!(connection.is_idle(), "the connection waits for the next request");
+}
+
+#[test]
 fn a_fast_upload_is_read_one_budget_per_turn() {
     let size = 4 * READ_BUDGET;
     let head = format!("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: {size}\r\n\r\n");
@@ -262,7 +286,7 @@ fn a_fast_upload_is_read_one_budget_per_turn() {
             connection.wants_another_turn(),
             "the upload stalled after turn {turns}"
         );
-        job = connection.resume_reading(&big);
+        job = connection.resume(&big);
         assert!(connection.stream.delivered - before <= READ_BUDGET + 64 * 1024);
     }
     assert!(turns >= 3, "the whole body was read in {turns} turns");
