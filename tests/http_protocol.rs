@@ -228,9 +228,19 @@ fn large_responses_written_over_many_turns_arrive_whole_and_in_order() {
         assert_eq!(response.body.len(), size);
         assert!(response.body.iter().all(|&b| b == b'x'));
     }
-    assert_eq!(beside.response(false).expect("a response").body.len(), 4_000_000);
+    assert_eq!(
+        beside.response(false).expect("a response").body.len(),
+        4_000_000
+    );
     client.send(b"GET /big?10 HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_eq!(client.response(false).expect("the next response").body.len(), 10);
+    assert_eq!(
+        client
+            .response(false)
+            .expect("the next response")
+            .body
+            .len(),
+        10
+    );
 }
 
 /// CPU ticks (user + system) a process has used, from /proc.

@@ -253,9 +253,11 @@ fn a_large_response_is_written_one_budget_per_turn() {
     let body = vec![b'x'; 4 * WRITE_BUDGET];
     let mut response = head.clone();
     response.extend_from_slice(&body);
-    assert!(connection
-        .on_reply(response, Some(ResponseEnd::KeepAlive), &settings())
-        .is_none());
+    assert!(
+        connection
+            .on_reply(response, Some(ResponseEnd::KeepAlive), &settings())
+            .is_none()
+    );
     assert_eq!(connection.stream.written.len(), WRITE_BUDGET);
     let mut turns = 1;
     while connection.wants_another_turn() {
@@ -266,7 +268,10 @@ fn a_large_response_is_written_one_budget_per_turn() {
     }
     assert_eq!(turns, 5, "4 budgets of body and a head take 5 turns");
     assert_eq!(connection.stream.written.len(), head.len() + body.len());
-    assert!(connection.is_idle(), "the connection waits for the next request");
+    assert!(
+        connection.is_idle(),
+        "the connection waits for the next request"
+    );
 }
 
 #[test]
