@@ -503,26 +503,23 @@ impl EventLoop {
     }
 
     fn check_timeouts(&mut self, now: Instant) {
-        let mut closed = Vec::new();
+        // Closed, or owed a turn: an answer it had to send (a 408) may
+        // have used up its write budget.
+        let mut to_settle = Vec::new();
         let mut idle = 0;
         for (slot, connection) in self.connections.iter_mut() {
             connection.check_timeouts(now, &self.options.settings);
-            if connection.is_closed() {
-                closed.push(slot);
+            if connection.is_closed() || connection.wants_another_turn() {
+                to_settle.push(slot);
             } else if connection.is_idle() {
                 idle += 1;
-            }
-            // An answer it had to send (a 408) may have used up its budget.
-            let owed = OwedTurn(connection.id);
-            if connection.wants_another_turn() && !self.owed_turns.contains(&owed) {
-                self.owed_turns.push(owed);
             }
         }
         if let Some(metrics) = self.metrics() {
             metrics.set_connections_idle(idle);
         }
-        for slot in closed {
-            self.remove_if_closed(slot);
+        for slot in to_settle {
+            self.settle(slot);
         }
         self.reconsider_intake();
     }
