@@ -49,6 +49,7 @@ pub fn new_interpreter(sys_path: &[String], options: InterpreterOptions) -> Inte
         argv,
     } = options;
     settings.argv = argv.unwrap_or_else(|| vec!["ferrocorn".to_owned()]);
+    super::ssl_provider::install();
     let interpreter = InterpreterBuilder::new()
         .settings(settings)
         .init_stdlib()

@@ -5,3 +5,4 @@ pub mod hooks;
 pub mod interpreter;
 pub mod interrupt;
 pub mod native;
+pub mod ssl_provider;
