@@ -844,10 +844,13 @@ impl PyType {
             }
         }
 
-        let mros = bases
+        // C3 merges the bases' MROs and the list of bases itself, which
+        // keeps the bases in the order the class statement gives them.
+        let mut mros: Vec<Vec<PyTypeRef>> = bases
             .iter()
             .map(|base| base.mro_map_collect(|t| t.to_owned()))
             .collect();
+        mros.push(bases.to_vec());
         linearise_mro(mros)
     }
 
@@ -3516,35 +3519,24 @@ fn take_next_base(bases: &mut [Vec<PyTypeRef>]) -> Option<PyTypeRef> {
     None
 }
 
+/// The C3 merge (CPython's `mro_implementation`): `bases` holds each base's
+/// MRO followed by the list of the bases themselves.
 fn linearise_mro(mut bases: Vec<Vec<PyTypeRef>>) -> Result<Vec<PyTypeRef>, String> {
     vm_trace!("Linearise MRO: {:?}", bases);
-    // Python requires that the class direct bases are kept in the same order.
-    // This is called local precedence ordering.
-    // This means we must verify that for classes A(), B(A) we must reject C(A, B) even though this
-    // algorithm will allow the mro ordering of [C, B, A, object].
-    // To verify this, we make sure non of the direct bases are in the mro of bases after them.
-    for (i, base_mro) in bases.iter().enumerate() {
-        let base = &base_mro[0]; // MROs cannot be empty.
-        for later_mro in &bases[i + 1..] {
-            // We start at index 1 to skip direct bases.
-            // This will not catch duplicate bases, but such a thing is already tested for.
-            if later_mro[1..].iter().any(|cls| cls.is(base)) {
-                return Err(format!(
-                    "Cannot create a consistent method resolution order (MRO) for bases {}",
-                    bases.iter().map(|x| x.first().unwrap()).format(", ")
-                ));
-            }
-        }
-    }
-
+    bases.retain(|x| !x.is_empty());
     let mut result = vec![];
     while !bases.is_empty() {
         let head = take_next_base(&mut bases).ok_or_else(|| {
-            // Take the head class of each class here. Now that we have reached the problematic bases.
-            // Because this failed, we assume the lists cannot be empty.
+            // The heads left are the classes no order can place; name each once.
+            let mut heads: Vec<&PyTypeRef> = vec![];
+            for head in bases.iter().filter_map(|x| x.first()) {
+                if !heads.iter().any(|seen| seen.is(head)) {
+                    heads.push(head);
+                }
+            }
             format!(
                 "Cannot create a consistent method resolution order (MRO) for bases {}",
-                bases.iter().map(|x| x.first().unwrap()).format(", ")
+                heads.iter().format(", ")
             )
         })?;
 
@@ -3855,16 +3847,14 @@ mod tests {
         .unwrap();
 
         assert_eq!(
-            map_ids(linearise_mro(vec![
-                vec![object.clone()],
-                vec![object.clone()]
-            ])),
+            map_ids(linearise_mro(vec![vec![object.clone()], vec![object.clone()]])),
             map_ids(Ok(vec![object.clone()]))
         );
         assert_eq!(
             map_ids(linearise_mro(vec![
                 vec![a.clone(), object.clone()],
                 vec![b.clone(), object.clone()],
+                vec![a.clone(), b.clone()],
             ])),
             map_ids(Ok(vec![a, b, object]))
         );

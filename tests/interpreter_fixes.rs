@@ -1,0 +1,58 @@
+//! The RustPython fixes we carry (vendor/CHANGES.md), each shown on the
+//! Python that failed: the code runs under `ferrocorn run` and must give
+//! what CPython gives.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{BIN, scratch_dir};
+
+/// Runs `code` with `ferrocorn run -c`; its stdout, or a panic with stderr.
+fn python(code: &str) -> String {
+    let output = Command::new(BIN)
+        .args(["run", "-c", code])
+        .current_dir(scratch_dir("interpreter-fixes"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("ferrocorn run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn the_mro_is_c3_over_the_bases_and_their_order_as_cpython_computes_it() {
+    // SQLAlchemy 2.1's sql/roles.py: ColumnsClauseRole lists AllowsLambdaRole
+    // before UsesInspection, which TStringElementRole's own MRO has first;
+    // FromClauseRole then combines it with JoinTargetRole.
+    let out = python(
+        r#"
+class SQLRole: pass
+class UsesInspection: pass
+class AllowsLambdaRole: pass
+class ColumnListRole(SQLRole): pass
+class StructuralRole(SQLRole): pass
+class TStringElementRole(UsesInspection, SQLRole): pass
+class ColumnsClauseRole(TStringElementRole, AllowsLambdaRole, UsesInspection, ColumnListRole): pass
+class JoinTargetRole(AllowsLambdaRole, UsesInspection, StructuralRole): pass
+class FromClauseRole(ColumnsClauseRole, JoinTargetRole): pass
+print(" ".join(c.__name__ for c in FromClauseRole.__mro__))
+class A: pass
+class B(A): pass
+try:
+    class C(A, B): pass
+except TypeError as error:
+    print(" ".join(str(error).split()))
+"#,
+    );
+    assert_eq!(
+        out,
+        "FromClauseRole ColumnsClauseRole TStringElementRole JoinTargetRole AllowsLambdaRole \
+         UsesInspection ColumnListRole StructuralRole SQLRole object\n\
+         Cannot create a consistent method resolution order (MRO) for bases A, B\n"
+    );
+}
