@@ -56,3 +56,34 @@ except TypeError as error:
          Cannot create a consistent method resolution order (MRO) for bases A, B\n"
     );
 }
+
+#[test]
+fn slots_may_name_dict_beside_a_dict_property_and_private_names_conflict_mangled() {
+    // celery/local.py's Proxy: `__dict__` in __slots__ and a `__dict__`
+    // property in the class body, as CPython allows.
+    let out = python(
+        r#"
+class Proxy:
+    __slots__ = ('__local', '__dict__', '__weakref__')
+    def __init__(self, value):
+        object.__setattr__(self, '_Proxy__local', value)
+    @property
+    def __dict__(self):
+        return {'proxied': object.__getattribute__(self, '_Proxy__local')}
+p = Proxy(5)
+print(p.__dict__, p._Proxy__local, type(Proxy.__dict__['_Proxy__local']).__name__)
+for body in ('x = 1', '__x = 1'):
+    try:
+        exec('class Conflict:\n    __slots__ = ("x", "__x")\n    ' + body)
+        print('no conflict')
+    except ValueError as error:
+        print(error)
+"#,
+    );
+    assert_eq!(
+        out,
+        "{'proxied': 5} 5 member_descriptor\n\
+         'x' in __slots__ conflicts with class variable\n\
+         '_Conflict__x' in __slots__ conflicts with class variable\n"
+    );
+}

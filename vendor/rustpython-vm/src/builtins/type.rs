@@ -1993,16 +1993,26 @@ impl Constructor for PyType {
                     seen_weakref = true;
                 }
 
-                // __qualname__ and __classcell__ are written by the compiler
-                // and may share a name with a slot.
-                if slot_name != b"__qualname__"
-                    && slot_name != b"__classcell__"
-                    && slot_name != b"__classdictcell__"
-                    && attributes.contains_key(vm.ctx.intern_str(slot.as_wtf8()))
+                // As CPython's type_new_copy_slots: `__dict__` and
+                // `__weakref__` become descriptors, not members, so a class
+                // variable of that name is no conflict; `__qualname__` and
+                // `__classcell__` are written by the compiler. A private name
+                // is compared as the class body stored it, mangled.
+                let is_descriptor = slot_name == b"__dict__" || slot_name == b"__weakref__";
+                let compiler_written = slot_name == b"__qualname__"
+                    || slot_name == b"__classcell__"
+                    || slot_name == b"__classdictcell__";
+                let stored_name = match slot.to_str() {
+                    Some(text) => mangle_name(name.as_str(), text),
+                    None => slot.as_wtf8().to_string(),
+                };
+                if !is_descriptor
+                    && !compiler_written
+                    && attributes.contains_key(vm.ctx.intern_str(stored_name.as_str()))
                 {
                     return Err(vm.new_value_error(format!(
                         "'{}' in __slots__ conflicts with class variable",
-                        slot.as_wtf8()
+                        stored_name
                     )));
                 }
             }
