@@ -87,3 +87,26 @@ for body in ('x = 1', '__x = 1'):
          '_Conflict__x' in __slots__ conflicts with class variable\n"
     );
 }
+
+#[test]
+fn a_hash_slot_beside_eq_is_a_slot_and_eq_alone_still_clears_the_hash() {
+    // voluptuous's Schema: `__hash__` in __slots__, set per instance, and
+    // an __eq__; CPython decides `__hash__ = None` after the slots.
+    let out = python(
+        r#"
+class Schema:
+    __slots__ = ('schema', '__hash__')
+    def __init__(self, schema):
+        self.schema = schema
+        self.__hash__ = lambda: 42
+    def __eq__(self, other):
+        return self.schema == other.schema
+print(hash(Schema(1)), Schema(1) == Schema(1), type(Schema.__dict__['__hash__']).__name__)
+class Plain:
+    def __eq__(self, other):
+        return True
+print(Plain.__hash__)
+"#,
+    );
+    assert_eq!(out, "42 True member_descriptor\nNone\n");
+}

@@ -1912,13 +1912,13 @@ impl Constructor for PyType {
             }
         }
 
-        if attributes.get(identifier!(vm, __eq__)).is_some()
-            && attributes.get(identifier!(vm, __hash__)).is_none()
-        {
-            // if __eq__ exists but __hash__ doesn't, overwrite it with None so it doesn't inherit the default hash
-            // https://docs.python.org/3/reference/datamodel.html#object.__hash__
-            attributes.insert(identifier!(vm, __hash__), vm.ctx.none.clone().into());
-        }
+        // If __eq__ exists but __hash__ doesn't, __hash__ becomes None so the
+        // default hash is not inherited
+        // (https://docs.python.org/3/reference/datamodel.html#object.__hash__);
+        // as in CPython's type_ready_set_hash, a `__hash__` slot is a
+        // __hash__, so this is decided after __slots__ below.
+        let eq_without_hash = attributes.get(identifier!(vm, __eq__)).is_some()
+            && attributes.get(identifier!(vm, __hash__)).is_none();
 
         let (heaptype_slots, add_dict, add_weakref): (
             Option<PyRef<PyTuple<PyStrRef>>>,
@@ -2049,6 +2049,13 @@ impl Constructor for PyType {
         } else {
             (None, false, false)
         };
+
+        let hash_is_a_slot = heaptype_slots
+            .as_ref()
+            .is_some_and(|slots| slots.as_slice().iter().any(|s| s.as_wtf8() == "__hash__"));
+        if eq_without_hash && !hash_is_a_slot {
+            attributes.insert(identifier!(vm, __hash__), vm.ctx.none.clone().into());
+        }
 
         // FIXME: this is a temporary fix. multi bases with multiple slots will break object
         let base_member_count = bases
