@@ -22,10 +22,6 @@ settings.configure(
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ.get("DJANGO_DATABASE", os.path.join(os.path.dirname(__file__), "db.sqlite3")),
-            # RustPython 0.6's sqlite3 fails every query with detect_types set
-            # (MemoryError: string pointer is null, on a column without a
-            # declared type); Django converts the values itself without it.
-            "OPTIONS": {"detect_types": 0},
         }
     },
     TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates"}],

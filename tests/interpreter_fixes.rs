@@ -110,3 +110,31 @@ print(Plain.__hash__)
     );
     assert_eq!(out, "42 True member_descriptor\nNone\n");
 }
+
+#[test]
+fn sqlite_detect_types_converts_declared_and_named_types_and_leaves_expressions() {
+    // Django's SQLite backend connects with both flags; its first queries
+    // select expressions and PRAGMAs, which have no declared type.
+    let out = python(
+        r#"
+import sqlite3, datetime
+db = sqlite3.connect(":memory:", detect_types=sqlite3.PARSE_DECLTYPES | sqlite3.PARSE_COLNAMES)
+sqlite3.register_converter("point", lambda b: tuple(map(int, b.split(b","))))
+db.execute("CREATE TABLE t (p point, n integer, s text)")
+db.execute("INSERT INTO t VALUES ('1,2', 3, 'x'), (NULL, NULL, NULL)")
+print(db.execute("SELECT count(*), 1 + 1 FROM t").fetchone())
+print(db.execute("SELECT p, n, s FROM t ORDER BY rowid").fetchall())
+print(db.execute('SELECT s AS "s [point]" FROM t WHERE s IS NULL').fetchone())
+print(db.execute("SELECT '4,5' AS \"q [point]\"").fetchone())
+print(db.execute("PRAGMA table_info(t)").fetchone())
+"#,
+    );
+    assert_eq!(
+        out,
+        "(2, 2)\n\
+         [((1, 2), 3, 'x'), (None, None, None)]\n\
+         (None,)\n\
+         ((4, 5),)\n\
+         (0, 'p', 'point', 0, None, 0)\n"
+    );
+}

@@ -2239,8 +2239,11 @@ mod _sqlite3 {
                         continue;
                     }
                 }
-                if detect_types & PARSE_DECLTYPES != 0 {
-                    let decltype = st.column_decltype(i);
+                // SQLite declares no type for an expression column
+                // (`SELECT count(*)`): a null decltype means no converter,
+                // as in CPython's _pysqlite_build_row_cast_map.
+                let decltype = st.column_decltype(i);
+                if detect_types & PARSE_DECLTYPES != 0 && !decltype.is_null() {
                     let decltype = ptr_to_str(decltype, vm)?;
                     if let Some(decltype) = decltype.split_terminator(&[' ', '(']).next() {
                         let decltype = decltype.to_uppercase();
