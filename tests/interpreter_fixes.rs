@@ -138,3 +138,17 @@ print(db.execute("PRAGMA table_info(t)").fetchone())
          (0, 'p', 'point', 0, None, 0)\n"
     );
 }
+
+#[test]
+fn sys_version_starts_with_a_version_platform_can_split_in_three() {
+    // prometheus_client unpacks platform.python_version_tuple() in three at
+    // import; "3.14.0.alpha" gave four parts.
+    let out = python(
+        r#"
+import platform, re, sys
+print(len(platform.python_version_tuple()), platform.python_implementation())
+print(bool(re.match(r"3\.14\.\d+((a|b|rc)\d+)? ", sys.version)))
+"#,
+    );
+    assert_eq!(out, "3 RustPython\nTrue\n");
+}

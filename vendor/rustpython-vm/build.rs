@@ -150,7 +150,15 @@ fn python_version(major: usize, minor: usize, micro: usize, release: &str, seria
 
     println!("cargo:rustc-env=WINVER_CPY={major}.{minor}",);
 
-    let cpy_version = format!("{major}.{minor}.{micro}.{release}");
+    // As CPython's PY_VERSION ("3.14.0a0", "3.14.0"): platform parses
+    // sys.version into python_version_tuple()'s three parts.
+    let suffix = match release {
+        "alpha" => format!("a{serial}"),
+        "beta" => format!("b{serial}"),
+        "candidate" => format!("rc{serial}"),
+        _ => String::new(),
+    };
+    let cpy_version = format!("{major}.{minor}.{micro}{suffix}");
 
     let (left, right) = get_version(&cpy_version);
     println!("cargo:rustc-env=RUSTPYTHON_VERSION_LEFT={left}");
