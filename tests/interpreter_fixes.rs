@@ -152,3 +152,27 @@ print(bool(re.match(r"3\.14\.\d+((a|b|rc)\d+)? ", sys.version)))
     );
     assert_eq!(out, "3 RustPython\nTrue\n");
 }
+
+#[test]
+fn a_comment_after_a_keyword_argument_is_not_read_as_a_for_clause() {
+    // docutils 0.23's __init__.py: `release=True  # True for official
+    // releases` before the call's closing parenthesis.
+    let out = python(
+        r#"
+info = dict(
+    serial=0,  # pre-release number (0 for final releases)
+    release=True  # True for official releases and pre-releases
+    )
+print(info)
+try:
+    compile("f(a=x for x in y)", "s", "exec")
+except SyntaxError as error:
+    print(error.msg)
+"#,
+    );
+    assert_eq!(
+        out,
+        "{'serial': 0, 'release': True}\n\
+         invalid syntax. Maybe you meant '==' or ':=' instead of '='?\n"
+    );
+}

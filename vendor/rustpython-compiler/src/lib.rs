@@ -2103,6 +2103,13 @@ fn unparenthesized_comprehension(bytes: &[u8], mut index: usize) -> bool {
     let mut level = 0usize;
     while index < bytes.len() {
         match bytes[index] {
+            // A comment's words are no `for` clause (docutils' `release=True
+            // # True for official releases`).
+            b'#' => {
+                while index < bytes.len() && bytes[index] != b'\n' {
+                    index += 1;
+                }
+            }
             b'\'' | b'"' => index = skip_quoted_string(bytes, index),
             b'(' | b'[' | b'{' => {
                 level += 1;
