@@ -176,3 +176,21 @@ except SyntaxError as error:
          invalid syntax. Maybe you meant '==' or ':=' instead of '='?\n"
     );
 }
+
+#[test]
+fn a_nested_class_with_a_conditional_annotation_compiles() {
+    // SQLAlchemy 2.1's orm/relationships.py: RelationshipProperty.Comparator
+    // annotates attributes under an `if`.
+    let out = python(
+        r#"
+class Outer:
+    class Inner:
+        if True:
+            x: int = 1
+        else:
+            y: str
+print(Outer.Inner.x, Outer.Inner.__annotations__)
+"#,
+    );
+    assert_eq!(out, "1 {'x': <class 'int'>}\n");
+}

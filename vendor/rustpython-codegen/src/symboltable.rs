@@ -886,6 +886,13 @@ impl SymbolTableAnalyzer {
                         self.found_in_inner_scope(sub_tables, &symbol.name, st_typ)
                             .unwrap_or(SymbolScope::Local)
                     }
+                } else if st_typ == CompilerScope::Class
+                    && symbol.name.as_str() == "__conditional_annotations__"
+                {
+                    // A class's conditional annotations are kept in its own
+                    // implicit cell (see codegen's get_ref_type), never in an
+                    // enclosing class's, as for a class at module level.
+                    SymbolScope::GlobalImplicit
                 } else if let Some(scope) = class_entry
                     .and_then(|class_symbols| class_symbols.get(&symbol.name))
                     .and_then(|class_sym| {
