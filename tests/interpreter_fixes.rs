@@ -194,3 +194,16 @@ print(Outer.Inner.x, Outer.Inner.__annotations__)
     );
     assert_eq!(out, "1 {'x': <class 'int'>}\n");
 }
+
+#[test]
+fn a_lambda_value_before_a_generator_key_in_a_dict_display_compiles() {
+    // zope.interface's test_collections.py: lambdas as values beside a
+    // `type(i for i in ...)` key in one dict display.
+    let out = python(
+        r#"
+table = {memoryview: lambda: "view", type(i for i in range(1)): lambda: "gen"}
+print(sorted(f() for f in table.values()))
+"#,
+    );
+    assert_eq!(out, "['gen', 'view']\n");
+}

@@ -2231,12 +2231,14 @@ impl SymbolTableBuilder {
                     self.scan_expression(value, ExpressionContext::Load)?;
                 }
                 Expr::Dict(ExprDict { items, .. }) => {
+                    // In the order codegen compiles them (key, value, key,
+                    // value...): child scopes are matched to their code by
+                    // position, so a lambda value before a generator key
+                    // must be scanned first.
                     for item in items {
                         if let Some(key) = &item.key {
                             self.scan_expression(key, context)?;
                         }
-                    }
-                    for item in items {
                         self.scan_expression(&item.value, context)?;
                     }
                 }
