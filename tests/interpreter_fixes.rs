@@ -207,3 +207,27 @@ print(sorted(f() for f in table.values()))
     );
     assert_eq!(out, "['gen', 'view']\n");
 }
+
+#[test]
+fn ctypes_takes_a_cfunctype_callback_where_argtypes_name_its_type() {
+    // psycopg's pure-Python libpq binding passes a CFUNCTYPE notice
+    // receiver to a function whose argtypes name that type; here libc's
+    // qsort calls back into Python through such an argument.
+    let out = python(
+        r#"
+import ctypes
+libc = ctypes.CDLL("libc.so.6")
+COMPARE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int))
+libc.qsort.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, COMPARE]
+libc.qsort.restype = None
+values = (ctypes.c_int * 5)(5, 1, 4, 2, 3)
+calls = []
+def compare(a, b):
+    calls.append(1)
+    return a[0] - b[0]
+libc.qsort(values, len(values), ctypes.sizeof(ctypes.c_int), COMPARE(compare))
+print(list(values), len(calls) > 0)
+"#,
+    );
+    assert_eq!(out, "[1, 2, 3, 4, 5] True\n");
+}

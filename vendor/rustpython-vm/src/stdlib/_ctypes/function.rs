@@ -73,6 +73,11 @@ fn convert_to_pointer(value: &PyObject, vm: &VirtualMachine) -> PyResult<CArgVal
         return Ok(CArgValue::pointer(ptr.get_ptr_value()));
     }
 
+    // 3b. PyCFuncPtr -> the function's address
+    if let Some(function) = value.downcast_ref::<PyCFuncPtr>() {
+        return Ok(CArgValue::pointer(function.get_func_ptr()));
+    }
+
     // 4. PyCStructure -> buffer address
     if let Some(struct_obj) = value.downcast_ref::<PyCStructure>() {
         let addr = struct_obj.0.buffer.read().as_ptr() as usize;
@@ -214,6 +219,7 @@ impl ArgumentType for PyTypeRef {
         // type must carry a known _type_ code; anything else is unsupported.
         let type_code = if self.fast_issubclass(CArgObject::static_type())
             || self.fast_issubclass(PyCPointer::static_type())
+            || self.fast_issubclass(PyCFuncPtr::static_type())
             || self.fast_issubclass(PyCStructure::static_type())
             || self.fast_issubclass(PyCUnion::static_type())
         {
@@ -252,6 +258,12 @@ impl ArgumentType for PyTypeRef {
         // None -> NULL pointer
         if vm.is_none(&converted) {
             return Ok((CArgValue::pointer(0), None));
+        }
+
+        // A function pointer type (CFUNCTYPE) passes the address of the
+        // function, as CPython's PyCFuncPtr_paramfunc does.
+        if let Some(function) = converted.downcast_ref::<PyCFuncPtr>() {
+            return Ok((CArgValue::pointer(function.get_func_ptr()), Some(converted.clone())));
         }
 
         // For pointer types (POINTER(T)), we need to pass the pointer VALUE stored in buffer
@@ -333,6 +345,27 @@ impl Initializer for PyCFuncPtrType {
 
 #[pyclass(flags(IMMUTABLETYPE), with(Initializer))]
 impl PyCFuncPtrType {
+    /// CPython's CDataType_from_param for function pointer types: an
+    /// instance of the type (a callback made with CFUNCTYPE), None for a
+    /// NULL function pointer, or an object's `_as_parameter_`.
+    #[pymethod]
+    fn from_param(zelf: PyObjectRef, value: PyObjectRef, vm: &VirtualMachine) -> PyResult {
+        let cls = zelf
+            .downcast::<PyType>()
+            .map_err(|_| vm.new_type_error("from_param: expected a type"))?;
+        if vm.is_none(&value) || value.is_instance(cls.as_object(), vm)? {
+            return Ok(value);
+        }
+        if let Ok(as_parameter) = value.get_attr("_as_parameter_", vm) {
+            return Self::from_param(cls.as_object().to_owned(), as_parameter, vm);
+        }
+        Err(vm.new_type_error(format!(
+            "expected {} instance instead of {}",
+            cls.name(),
+            value.class().name()
+        )))
+    }
+
     #[pygetset(name = "__pointer_type__")]
     fn pointer_type(zelf: PyTypeRef, vm: &VirtualMachine) -> PyResult {
         super::base::pointer_type_get(&zelf, vm)
@@ -1792,6 +1825,26 @@ fn ffi_to_python(
     vm: &VirtualMachine,
 ) -> PyObjectRef {
     let type_code = ty.type_code(vm);
+    // A pointer, structure or union argument: an instance of its type
+    // holding a copy of the argument's bytes, as CPython's
+    // _CallPythonObject builds it (it came as None).
+    if type_code.is_none()
+        && let Some(size) = ty.stg_info_opt().map(|stg| stg.size)
+        && size > 0
+    {
+        // SAFETY: libffi passes a pointer to each argument's storage, which
+        // holds a value of the argument's ctypes type: `size` bytes.
+        let bytes = unsafe {
+            core::slice::from_raw_parts((*args.add(index)).cast::<u8>(), size).to_vec()
+        };
+        if let Ok(copy) = ty
+            .as_object()
+            .get_attr("from_buffer_copy", vm)
+            .and_then(|from_buffer_copy| from_buffer_copy.call((vm.ctx.new_bytes(bytes),), vm))
+        {
+            return copy;
+        }
+    }
     let raw_value: PyObjectRef = match unsafe {
         rustpython_host_env::ctypes::callback_arg_value_at(type_code.as_deref(), args, index)
     } {
