@@ -231,3 +231,26 @@ print(list(values), len(calls) > 0)
     );
     assert_eq!(out, "[1, 2, 3, 4, 5] True\n");
 }
+
+#[test]
+fn a_ctypes_argument_that_does_not_convert_raises_argument_error_naming_it() {
+    let out = python(
+        r#"
+import ctypes
+libc = ctypes.CDLL("libc.so.6")
+libc.abs.argtypes = [ctypes.c_int]
+COMPARE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+libc.qsort.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, COMPARE]
+for call in (lambda: libc.abs("x"), lambda: libc.qsort(None, 0, 4, "not a function")):
+    try:
+        call()
+    except ctypes.ArgumentError as error:
+        print(error)
+"#,
+    );
+    assert_eq!(
+        out,
+        "argument 1: TypeError: wrong type\n\
+         argument 4: TypeError: expected CFunctionType instance instead of str\n"
+    );
+}

@@ -1229,6 +1229,30 @@ fn build_callargs_no_argtypes(
     Ok((arguments, Vec::new()))
 }
 
+/// A failed conversion of argument `position` (1-based), raised as CPython
+/// raises it: `ctypes.ArgumentError("argument 4: TypeError: ...")`.
+fn argument_error(
+    position: usize,
+    error: crate::builtins::PyBaseExceptionRef,
+    vm: &VirtualMachine,
+) -> crate::builtins::PyBaseExceptionRef {
+    let Some(class) = vm
+        .import("_ctypes", 0)
+        .and_then(|module| module.get_attr("ArgumentError", vm))
+        .ok()
+        .and_then(|class| class.downcast::<PyType>().ok())
+    else {
+        return error;
+    };
+    let message = error
+        .as_object()
+        .str(vm)
+        .map(|text| text.as_wtf8().to_string())
+        .unwrap_or_default();
+    let described = format!("argument {position}: {}: {message}", error.class().name());
+    vm.new_exception_msg(class, described.into())
+}
+
 /// Build callargs for regular function with argtypes (no paramflags)
 fn build_callargs_simple(
     args: &FuncArgs,
@@ -1243,7 +1267,9 @@ fn build_callargs_simple(
             let arg_type = arg_types
                 .get(n)
                 .ok_or_else(|| vm.new_type_error("argument amount mismatch"))?;
-            let (value, keep) = arg_type.convert_object(arg.clone(), vm)?;
+            let (value, keep) = arg_type
+                .convert_object(arg.clone(), vm)
+                .map_err(|error| argument_error(n + 1, error, vm))?;
             Ok(Argument { value, keep })
         })
         .collect::<PyResult<Vec<_>>>()?;
@@ -1306,7 +1332,9 @@ fn build_callargs_with_paramflags(
                 // IN|OUT: track for return
                 out_buffers.push((param_idx, arg.clone()));
             }
-            let (value, keep) = arg_type.convert_object(arg, vm)?;
+            let (value, keep) = arg_type
+                .convert_object(arg, vm)
+                .map_err(|error| argument_error(param_idx + 1, error, vm))?;
             arguments.push(Argument { value, keep });
         }
     }
@@ -1340,7 +1368,9 @@ fn build_callargs(
             let arg_type = arg_types
                 .get(n)
                 .ok_or_else(|| vm.new_type_error("argument amount mismatch"))?;
-            let (value, keep) = arg_type.convert_object(arg.clone(), vm)?;
+            let (value, keep) = arg_type
+                .convert_object(arg.clone(), vm)
+                .map_err(|error| argument_error(n + 2, error, vm))?;
             arguments.push(Argument { value, keep });
         }
         Ok((arguments, Vec::new()))
