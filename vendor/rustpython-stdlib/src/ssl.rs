@@ -252,11 +252,11 @@ mod _ssl {
 
     // `ssl.py` still requires OpenSSL-shaped numeric compatibility fields even
     // for non-OpenSSL TLS providers. Keep them in the supported 3.x ABI range,
-    // but report the actual rustls/AWS-LC backend in the human-readable string.
+    // but name rustls (whose provider the embedder chooses) in the string.
     #[pyattr]
     const OPENSSL_VERSION_NUMBER: i32 = 0x30300000;
     #[pyattr]
-    const OPENSSL_VERSION: &str = "OpenSSL 3.3.0-compatible (AWS-LC/rustls 0.23)";
+    const OPENSSL_VERSION: &str = "OpenSSL 3.3.0-compatible (rustls 0.23)";
     #[pyattr]
     const OPENSSL_VERSION_INFO: (i32, i32, i32, i32, i32) = (3, 3, 0, 0, 15);
     #[pyattr]

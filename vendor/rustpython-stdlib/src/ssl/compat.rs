@@ -47,6 +47,41 @@ const SSL_R_NO_SHARED_CIPHER: i32 = 193;
 
 use rustpython_host_env::ssl::x509::rustls_cert_error_to_verify_info;
 
+/// The verify code and message CPython's `_ssl` gives: a certificate for
+/// another name is `Hostname mismatch, certificate is not valid for
+/// 'NAME'.` (62), or `IP address mismatch` (64), as OpenSSL reports it.
+fn verify_info(cert_err: &rustls::CertificateError) -> (i32, String) {
+    use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+    use rustls::pki_types::ServerName;
+    use rustpython_host_env::ssl::x509::{
+        X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH,
+    };
+    match cert_err {
+        NotValidForNameContext { expected: ServerName::IpAddress(ip), .. } => (
+            X509_V_ERR_IP_ADDRESS_MISMATCH,
+            format!(
+                "IP address mismatch, certificate is not valid for '{}'.",
+                std::net::IpAddr::from(*ip)
+            ),
+        ),
+        NotValidForNameContext { expected, .. } => (
+            X509_V_ERR_HOSTNAME_MISMATCH,
+            format!(
+                "Hostname mismatch, certificate is not valid for '{}'.",
+                expected.to_str()
+            ),
+        ),
+        NotValidForName => (
+            X509_V_ERR_HOSTNAME_MISMATCH,
+            "Hostname mismatch, certificate is not valid for the name asked for.".to_owned(),
+        ),
+        other => {
+            let (code, message) = rustls_cert_error_to_verify_info(other);
+            (code, message.to_owned())
+        }
+    }
+}
+
 /// Create SSLCertVerificationError with proper attributes
 ///
 /// Matches CPython's _ssl.c fill_and_set_sslerror() behavior.
@@ -59,7 +94,7 @@ pub(super) fn create_ssl_cert_verification_error(
     vm: &VirtualMachine,
     cert_err: &rustls::CertificateError,
 ) -> PyResult<PyBaseExceptionRef> {
-    let (verify_code, verify_message) = rustls_cert_error_to_verify_info(cert_err);
+    let (verify_code, verify_message) = verify_info(cert_err);
 
     let msg =
         format!("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {verify_message}",);
