@@ -62,7 +62,21 @@ pub const SYSTEM_READABLE: &[&str] = &[
     "/etc/mime.types",
     "/dev/urandom",
     "/dev/random",
+    // The host's certificate store, which `ssl.create_default_context()`
+    // trusts (public certificates; the roots rustls-native-certs reads,
+    // and the Debian/Ubuntu targets of /etc/ssl/certs' links).
+    "/etc/ssl/certs",
+    "/etc/ssl/cert.pem",
+    "/etc/pki/tls/certs",
+    "/etc/pki/ca-trust/extracted",
+    "/etc/ca-certificates",
+    "/usr/share/ca-certificates",
+    "/usr/local/share/ca-certificates",
 ];
+
+/// Variables naming a certificate store (`ssl`'s `SSL_CERT_FILE` and
+/// `SSL_CERT_DIR`): when the app sees one, it may read what it names.
+const CERTIFICATE_STORE_VARIABLES: &[&str] = &["SSL_CERT_FILE", "SSL_CERT_DIR"];
 
 /// Devices the app may write as well as read.
 const SYSTEM_DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full"];
@@ -137,6 +151,22 @@ impl Policy {
                 .iter()
                 .filter_map(|pair| pair.split_once('=').map(|(key, _)| key.to_owned())),
         );
+        read.extend(CERTIFICATE_STORE_VARIABLES.iter().filter_map(|name| {
+            let given = config.raw_env.iter().find_map(|pair| {
+                pair.split_once('=')
+                    .filter(|(key, _)| key == name)
+                    .map(|(_, value)| PathBuf::from(value))
+            });
+            let inherited = || {
+                config
+                    .allow_env
+                    .iter()
+                    .any(|kept| kept == name)
+                    .then(|| std::env::var_os(name).map(PathBuf::from))
+                    .flatten()
+            };
+            given.or_else(inherited)
+        }));
         Policy {
             read,
             write,
@@ -349,6 +379,19 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn a_certificate_store_named_by_a_variable_the_app_sees_is_readable() {
+        let tmp = Path::new("/tmp/private");
+        let given = config(&["--sandbox", "-e", "SSL_CERT_FILE=/srv/ca/bundle.pem"]);
+        let policy = Policy::new(&given, &[], tmp);
+        assert!(policy.read.contains(&PathBuf::from("/srv/ca/bundle.pem")));
+        assert!(policy.read.contains(&PathBuf::from("/etc/ssl/certs")));
+        // Another variable's value opens nothing.
+        let other = config(&["--sandbox", "-e", "DATA=/srv/ca/bundle.pem"]);
+        let policy = Policy::new(&other, &[], tmp);
+        assert!(!policy.read.contains(&PathBuf::from("/srv/ca/bundle.pem")));
     }
 
     #[test]
