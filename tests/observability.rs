@@ -10,6 +10,7 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::pki::Pki;
 use common::{BIN, Client, Server, TIMEOUT, scratch_dir, wait_until};
 
 const APP: &str = "observed:application";
@@ -357,37 +358,10 @@ fn the_endpoint_answers_while_every_worker_is_stopped_and_the_app_cannot_reach_i
 
 #[test]
 fn failed_tls_handshakes_are_counted() {
-    let dir = scratch_dir("metrics-tls");
-    let made = Command::new("openssl")
-        .current_dir(&dir)
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .output()
-        .expect("openssl(1)");
-    assert!(made.status.success());
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    let (server, metrics) = start(&[
-        "--certfile",
-        cert.to_str().unwrap(),
-        "--keyfile",
-        key.to_str().unwrap(),
-    ]);
+    let pki = Pki::new("metrics-tls");
+    let args = pki.server_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (server, metrics) = start(&args);
     let failures = || scrape(metrics).get("ferrocorn_tls_handshake_failures_total");
     assert_eq!(failures(), 0.0);
     // A handshake record with garbage in it, then plain HTTP.
