@@ -162,7 +162,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="compat-") as work:
         os.chmod(work, 0o755)  # the database servers run as their own users
         with services.all_services(work, binary) as env:
-            env = dict(os.environ, **env)
+            env = dict(os.environ, **env, COMPAT_FERROCORN=binary, COMPAT_SITE=str(site))
             pytest_args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "console_output_style=classic", "."]
             # -S: the baseline sees the pinned wheels only, not the packages
             # this CPython has installed (pip's setuptools would hide a gap).

@@ -5,8 +5,12 @@ compares between CPython and ferrocorn."""
 
 import json
 import os
+import sys
 
 import pytest
+
+# compat/services.py: a test that starts a server of its own uses its helpers.
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def pytest_configure(config):

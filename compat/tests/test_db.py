@@ -289,3 +289,67 @@ def test_sqlparse():
 
     assert sqlparse.split("select 1; select 2;") == ["select 1;", "select 2;"]
     assert sqlparse.format("select a from b", keyword_case="upper") == "SELECT a FROM b"
+
+
+FLASK_SQLALCHEMY_APP = """
+import os, ssl
+from flask import Flask, jsonify, request
+from flask_sqlalchemy import SQLAlchemy
+
+app = Flask(__name__)
+app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
+app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+    "connect_args": {"ssl_context": ssl.create_default_context(cafile=os.environ["DATABASE_CA"])}}
+db = SQLAlchemy(app)
+
+class Note(db.Model):
+    __tablename__ = os.environ["NOTES_TABLE"]
+    id = db.Column(db.Integer, primary_key=True)
+    text = db.Column(db.String(200), nullable=False)
+
+with app.app_context():
+    db.create_all()
+
+@app.post("/notes")
+def add():
+    db.session.add(Note(text=request.get_json()["text"]))
+    db.session.commit()
+    return jsonify(count=db.session.query(Note).count()), 201
+
+@app.get("/notes")
+def notes():
+    return jsonify([n.text for n in db.session.execute(db.select(Note).order_by(Note.id)).scalars()])
+"""
+
+
+@pk("flask-sqlalchemy", "flask", "sqlalchemy", "pg8000")
+def test_flask_sqlalchemy_postgres_served(postgres, tmp_path):
+    """A Flask + SQLAlchemy 2.1 + pg8000 app served by ferrocorn (2 workers) against PostgreSQL over TLS"""
+    import os
+    import subprocess
+    import urllib.request
+
+    from services import free_port, wait_for_port  # compat/services.py
+
+    (tmp_path / "notes_app.py").write_text(FLASK_SQLALCHEMY_APP)
+    port, table = free_port(), _table()
+    env = dict(os.environ, NOTES_TABLE=table, DATABASE_CA=postgres["cafile"],
+               DATABASE_URL="postgresql+pg8000://{user}:{password}@{host}:{port}/{database}".format(**postgres))
+    server = subprocess.Popen(
+        [os.environ["COMPAT_FERROCORN"], "-b", f"127.0.0.1:{port}", "-w", "2", "--chdir", str(tmp_path),
+         "--pythonpath", os.environ["COMPAT_SITE"], "notes_app:app"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, server, "ferrocorn")
+        url = f"http://127.0.0.1:{port}/notes"
+        for text in ("first", "second"):
+            request = urllib.request.Request(url, data=json.dumps({"text": text}).encode(),
+                                             headers={"Content-Type": "application/json"}, method="POST")
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert response.status == 201
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert json.load(response) == ["first", "second"]
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=30)
+    assert server.returncode in (0, -15), errors.decode()[-2000:]
