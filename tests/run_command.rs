@@ -166,12 +166,12 @@ fn output_is_flushed_at_exit() {
 
 #[test]
 fn a_missing_part_of_the_standard_library_is_named_in_one_line() {
-    let output = run(&["-c", "import needs_ssl"]);
+    let output = run(&["-c", "import needs_tkinter"]);
     assert_eq!(output.status.code(), Some(1));
     let text = stderr(&output);
     assert!(
         text.lines().last().unwrap_or("").starts_with(
-            "ferrocorn run: error: the code needs module '_ssl', a part of the standard library this ferrocorn build does not include"
+            "ferrocorn run: error: the code needs module '_tkinter', a part of the standard library this ferrocorn build does not include"
         ),
         "{text}"
     );

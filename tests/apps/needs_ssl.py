@@ -1,5 +1,0 @@
-import ssl  # noqa: F401
-
-
-def application(environ, start_response):
-    return []
