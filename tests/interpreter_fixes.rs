@@ -254,3 +254,34 @@ for call in (lambda: libc.abs("x"), lambda: libc.qsort(None, 0, 4, "not a functi
          argument 4: TypeError: expected CFunctionType instance instead of str\n"
     );
 }
+
+#[test]
+fn pwd_finds_no_entry_rather_than_failing_where_there_is_no_passwd_file() {
+    // An empty root (a FROM scratch image) has no /etc/passwd: CPython's
+    // pwd raises KeyError, which os.path.expanduser (and so zoneinfo's
+    // import, through sysconfig) relies on; RustPython raised OSError.
+    let root = scratch_dir("pwd-empty-root");
+    std::fs::copy(BIN, root.join("ferrocorn")).unwrap();
+    let output = Command::new("/usr/sbin/chroot")
+        .env_clear()
+        .arg(&root)
+        .args(["/ferrocorn", "run", "-c"])
+        .arg(
+            "import os, pwd\n\
+             try:\n    pwd.getpwuid(os.getuid())\nexcept KeyError as error:\n    print('KeyError', error)\n\
+             print(os.path.expanduser('~x') == '~x')",
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("chroot");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "KeyError 'getpwuid(): uid not found: 0'\nTrue\n"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}

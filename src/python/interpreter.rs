@@ -50,7 +50,7 @@ pub fn new_interpreter(sys_path: &[String], options: InterpreterOptions) -> Inte
     } = options;
     settings.argv = argv.unwrap_or_else(|| vec!["ferrocorn".to_owned()]);
     super::ssl_provider::install();
-    let interpreter = InterpreterBuilder::new()
+    InterpreterBuilder::new()
         .settings(settings)
         .init_stdlib()
         .add_frozen_modules(rustpython_vm::py_freeze!(dir = "../../pylib"))
@@ -71,13 +71,7 @@ pub fn new_interpreter(sys_path: &[String], options: InterpreterOptions) -> Inte
                 vm.set_user_signal_channel(receiver);
             }
         })
-        .interpreter();
-    // See pylib/ferrocorn/compat.py; without it an app only meets the
-    // differences it lists, so a failure here is not fatal.
-    interpreter.enter(|vm| {
-        let _ = vm.import("ferrocorn.compat", 0);
-    });
-    interpreter
+        .interpreter()
 }
 
 /// Stack for interpreter threads: RustPython derives its recursion limit

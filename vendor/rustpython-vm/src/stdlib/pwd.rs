@@ -7,7 +7,6 @@ mod pwd {
     use crate::{
         PyResult, VirtualMachine,
         builtins::{PyIntRef, PyUtf8StrRef},
-        convert::IntoPyException,
         exceptions,
         types::PyStructSequence,
     };
@@ -70,11 +69,16 @@ mod pwd {
     #[pyfunction]
     fn getpwuid(uidobj: PyIntRef, vm: &VirtualMachine) -> PyResult<PasswdData> {
         let uid_t = libc::uid_t::try_from(uidobj.as_bigint()).ok();
-        let user = uid_t
-            .map(host_pwd::getpwuid)
-            .transpose()
-            .map_err(|err| err.into_pyexception(vm))?
-            .flatten();
+        // As CPython's pwd: only running out of memory is an error; a lookup
+        // that fails otherwise (an empty root has no /etc/passwd) finds no
+        // entry, the KeyError os.path.expanduser relies on.
+        let user = match uid_t.map(host_pwd::getpwuid) {
+            Some(Ok(user)) => user,
+            Some(Err(err)) if err.raw_os_error() == Some(libc::ENOMEM) => {
+                return Err(vm.new_memory_error("getpwuid(): out of memory"));
+            }
+            _ => None,
+        };
         let user = user.ok_or_else(|| {
             vm.new_key_error(
                 vm.ctx
