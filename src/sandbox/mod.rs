@@ -78,6 +78,25 @@ pub const SYSTEM_READABLE: &[&str] = &[
 /// `SSL_CERT_DIR`): when the app sees one, it may read what it names.
 const CERTIFICATE_STORE_VARIABLES: &[&str] = &["SSL_CERT_FILE", "SSL_CERT_DIR"];
 
+/// The value of the environment variable `name` in a sandboxed app: given
+/// with `-e`, or this process's own when `--allow-env` keeps it.
+fn value_the_app_sees(config: &Config, name: &str) -> Option<std::ffi::OsString> {
+    let given = config.raw_env.iter().find_map(|pair| {
+        pair.split_once('=')
+            .filter(|(key, _)| *key == name)
+            .map(|(_, value)| value.into())
+    });
+    let kept = || {
+        config
+            .allow_env
+            .iter()
+            .any(|kept| kept == name)
+            .then(|| std::env::var_os(name))
+            .flatten()
+    };
+    given.or_else(kept)
+}
+
 /// Devices the app may write as well as read.
 const SYSTEM_DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full"];
 
@@ -151,22 +170,12 @@ impl Policy {
                 .iter()
                 .filter_map(|pair| pair.split_once('=').map(|(key, _)| key.to_owned())),
         );
-        read.extend(CERTIFICATE_STORE_VARIABLES.iter().filter_map(|name| {
-            let given = config.raw_env.iter().find_map(|pair| {
-                pair.split_once('=')
-                    .filter(|(key, _)| key == name)
-                    .map(|(_, value)| PathBuf::from(value))
-            });
-            let inherited = || {
-                config
-                    .allow_env
-                    .iter()
-                    .any(|kept| kept == name)
-                    .then(|| std::env::var_os(name).map(PathBuf::from))
-                    .flatten()
-            };
-            given.or_else(inherited)
-        }));
+        read.extend(
+            CERTIFICATE_STORE_VARIABLES
+                .iter()
+                .filter_map(|name| value_the_app_sees(config, name))
+                .map(PathBuf::from),
+        );
         Policy {
             read,
             write,
