@@ -147,13 +147,11 @@ pub fn supplementary_groups(
     let mut groups = vec![gid];
     for line in text.lines().filter(|line| !line.starts_with('#')) {
         let fields: Vec<&str> = line.split(':').collect();
-        if let [_, _, id, members] = fields.as_slice() {
-            if members.split(',').any(|m| m.trim() == user) {
-                if let Ok(id) = id.parse() {
+        if let [_, _, id, members] = fields.as_slice()
+            && members.split(',').any(|m| m.trim() == user)
+                && let Ok(id) = id.parse() {
                     groups.push(id);
                 }
-            }
-        }
     }
     groups.sort_unstable();
     groups.dedup();
@@ -196,16 +194,14 @@ pub fn switch_user(uid: Option<u32>, gid: Option<u32>, groups: Option<&[u32]>) -
         {
             return Err(io::Error::last_os_error());
         }
-        if let Some(gid) = gid {
-            if libc::setgid(gid) != 0 {
+        if let Some(gid) = gid
+            && libc::setgid(gid) != 0 {
                 return Err(io::Error::last_os_error());
             }
-        }
-        if let Some(uid) = uid {
-            if libc::setuid(uid) != 0 {
+        if let Some(uid) = uid
+            && libc::setuid(uid) != 0 {
                 return Err(io::Error::last_os_error());
             }
-        }
     }
     Ok(())
 }

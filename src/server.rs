@@ -58,10 +58,7 @@ pub fn serve(config: &Config) -> Result<(), ServerError> {
     if let Some(path) = &config.pidfile {
         process::write_pidfile(path).map_err(ServerError::PidFile)?;
     }
-    let mut arbiter = match Arbiter::new(config.clone(), listeners, tls, hooks) {
-        Ok(arbiter) => arbiter,
-        Err(error) => return Err(error),
-    };
+    let mut arbiter = Arbiter::new(config.clone(), listeners, tls, hooks)?;
     let result = arbiter.run();
     arbiter.clean_up(config.pidfile.as_ref());
     if result.is_ok() {

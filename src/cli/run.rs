@@ -65,7 +65,9 @@ enum Target {
 }
 
 /// The options before what to run, what to run, and the words after it.
-fn split(words: Vec<OsString>) -> Result<(Vec<OsString>, Option<Target>, Vec<String>), String> {
+type Split = (Vec<OsString>, Option<Target>, Vec<String>);
+
+fn split(words: Vec<OsString>) -> Result<Split, String> {
     let mut options = Vec::new();
     let mut words = words.into_iter();
     let text = |word: OsString| {
@@ -249,9 +251,7 @@ fn execute(
             code.min(255) as u8
         }
         _ => {
-            crate::log::to_stderr(&format!(
-                "ferrocorn run: error: the interpreter thread could not run"
-            ));
+            crate::log::to_stderr("ferrocorn run: error: the interpreter thread could not run");
             EXIT_FAILURE
         }
     }

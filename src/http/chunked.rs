@@ -211,7 +211,7 @@ fn parse_size_line(line: &[u8]) -> Result<u64, ParseError> {
             .ok_or(ParseError::ChunkSize)?;
     }
     let rest = &line[digits..];
-    if rest.iter().any(|&b| b == b'\r') {
+    if rest.contains(&b'\r') {
         return Err(ParseError::ChunkExtension);
     }
     // Whitespace is allowed only before a ";" (BWS in RFC 9112 §7.1.1).

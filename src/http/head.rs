@@ -114,11 +114,10 @@ impl HeadScanner {
                 if pending.len() > limit + 1 {
                     return Err(self.too_long());
                 }
-                if let Some(cr) = memchr::memchr(b'\r', pending) {
-                    if cr + 1 < pending.len() {
+                if let Some(cr) = memchr::memchr(b'\r', pending)
+                    && cr + 1 < pending.len() {
                         return Err(ParseError::BareLineEnding);
                     }
-                }
                 return Ok(None);
             };
             let lf = self.scanned + offset;

@@ -8,18 +8,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use mio::event::Event;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use super::accept_wakeup;
 use super::activity::{Activity, new_clients_should_wait};
+use super::admission::{self, Admission, Facts, Intake, Pause};
 use super::connection::{Connection, ConnectionSettings};
 use super::handoff::{ConnectionId, JobQueue, Reply, ReplyQueue};
 use super::queue_room::QueueRoom;
 use super::reload::FileWatcher;
 use super::shedding::{self, Choice, ShedReport};
 use crate::log;
-use crate::net::listener::Listener;
+use crate::net::listener::{Listener, Stream};
+use crate::net::peer::ConnectionInfo;
 use crate::scoreboard::SharedSlot;
 use crate::scoreboard::counters::{SelfRetirement, WorkerMetrics};
 use crate::scoreboard::heartbeat::now_ms;
@@ -36,14 +39,6 @@ const TICK: Duration = Duration::from_secs(1);
 /// How often while stopping gracefully: idle connections close after
 /// [`super::connection::IDLE_AT_SHUTDOWN`], not a tick or two later.
 const STOPPING_TICK: Duration = Duration::from_millis(50);
-/// How soon a worker leaving new clients to a sibling looks at the counts
-/// again when nothing else wakes it.
-const REBALANCE: Duration = Duration::from_millis(5);
-/// How long a worker out of file descriptors (EMFILE, ENFILE) stops
-/// accepting, unless a connection of its own closes first. A listener is
-/// level-triggered: retrying at once would spin a core.
-const DESCRIPTOR_PAUSE: Duration = Duration::from_millis(250);
-
 /// Signals a worker acts on (TERM, ABRT, INT/QUIT, USR1) or ignores (the others,
 /// meant for the arbiter, whose default action would kill the worker).
 const WORKER_SIGNALS: [libc::c_int; 9] = [
@@ -96,57 +91,96 @@ pub enum StopSource {
     Flag(Arc<AtomicBool>),
 }
 
-/// Whether the worker takes new clients, and if not, why: the one place
-/// that says whether its listeners are watched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Intake {
-    /// Watching the listeners.
-    Open,
-    /// Listeners unwatched: a sibling worker holds clearly fewer
-    /// connections (see [`crate::scoreboard::load_board`]).
-    Yielding,
-    /// Listeners unwatched until the pause's reason is gone.
-    Paused(Pause),
-    /// Stopping, or nothing to listen on: never again.
-    Stopped,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pause {
-    /// Every interpreter is busy (see [`new_clients_should_wait`]).
-    Busy,
-    /// A request already waits for each interpreter: new clients stay in
-    /// the listen backlog (see [`EventLoop::leave_to_backlog`]) until a
-    /// thread takes a job, which wakes the loop, or the queue has stayed
-    /// full while moving (see [`QueueRoom`]).
-    Queued,
-    /// Accept failed for want of file descriptors, at `since`: until a
-    /// connection closes or [`DESCRIPTOR_PAUSE`] has passed.
-    Descriptors { since: Instant },
-    /// At `--worker-connections` with nothing to shed yet: look again at
-    /// `retry_at`, or when a connection closes.
-    Limit { retry_at: Instant },
-}
-
 /// A connection that used up its read or write budget, owed another turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct OwedTurn(ConnectionId);
 
+
+/// A listening socket and the server name and port its clients are told.
+struct NamedListener {
+    listener: Listener,
+    name: (Arc<str>, Arc<str>),
+}
+
 pub struct EventLoop {
     poll: Poll,
-    listeners: Vec<(Listener, (Arc<str>, Arc<str>))>,
+    listeners: Vec<NamedListener>,
     connections: Slab<Connection>,
     jobs: Arc<JobQueue>,
     replies: Arc<ReplyQueue>,
     signals: Option<SignalPipe>,
     options: LoopOptions,
     intake: Intake,
+    /// Since when the loop has been stopping gracefully.
+    stopping: Option<Instant>,
     next_generation: u64,
     responses: u64,
     shed_report: ShedReport,
     /// Connections to read from again before the loop waits for events.
     owed_turns: Vec<OwedTurn>,
     queue_room: QueueRoom,
+}
+
+/// What the admission rule reads, borrowed from the loop.
+struct LoopFacts<'a> {
+    connections: &'a Slab<Connection>,
+    options: &'a LoopOptions,
+    jobs: &'a JobQueue,
+    queue_room: &'a mut QueueRoom,
+}
+
+impl Facts for LoopFacts<'_> {
+    fn connections(&self) -> usize {
+        self.connections.len()
+    }
+
+    fn max_connections(&self) -> usize {
+        self.options.max_connections
+    }
+
+    /// See [`new_clients_should_wait`].
+    fn interpreters_unavailable(&self) -> bool {
+        new_clients_should_wait(self.options.activity.all_busy_since_ms(), now_ms(), || {
+            self.options
+                .shared
+                .is_some_and(|shared| shared.load.sibling_has_free_interpreter())
+        })
+    }
+
+    fn shed_choice(&self, now: Instant) -> Choice {
+        let costs = self
+            .connections
+            .iter()
+            .map(|(slot, connection)| (slot, connection.shedding_cost()));
+        shedding::choose(costs, now)
+    }
+
+    /// One queue for the whole server (see [`QueueRoom`]): only while a
+    /// sibling takes clients too.
+    fn queue_full(&mut self, now: Instant) -> bool {
+        let Some(shared) = self.options.shared else {
+            return false;
+        };
+        if !shared.load.has_sibling_taking_clients() {
+            return false;
+        }
+        // Asked before looking, so a job taken in between still wakes us.
+        self.jobs.wake_on_next_take(true);
+        let interpreters = self.options.activity.threads();
+        let full = self
+            .queue_room
+            .leave_to_backlog(self.jobs.state(), interpreters, now);
+        if !full {
+            self.jobs.wake_on_next_take(false);
+        }
+        full
+    }
+
+    fn sibling_holds_fewer(&self) -> bool {
+        self.options
+            .shared
+            .is_some_and(|shared| shared.load.should_yield(self.connections.len(), now_ms()))
+    }
 }
 
 impl EventLoop {
@@ -169,9 +203,9 @@ impl EventLoop {
         };
         let mut named = Vec::with_capacity(listeners.len());
         for (index, listener) in listeners.into_iter().enumerate() {
-            accept_wakeup::watch(&poll, listener.as_raw_fd(), Token(LISTENER_BASE - index))?;
+            accept_wakeup::watch(&poll, listener.as_raw_fd(), listener_token(index))?;
             let name = listener.server_name_port();
-            named.push((listener, name));
+            named.push(NamedListener { listener, name });
         }
         let intake = if named.is_empty() {
             Intake::Stopped
@@ -187,6 +221,7 @@ impl EventLoop {
             signals,
             options,
             intake,
+            stopping: None,
             next_generation: 0,
             responses: 0,
             shed_report: ShedReport::default(),
@@ -195,7 +230,7 @@ impl EventLoop {
         };
         // Its listeners are watched from here on: siblings should count it
         // before the worker reports itself booted.
-        event_loop.balance();
+        event_loop.publish_load();
         Ok(event_loop)
     }
 
@@ -204,81 +239,18 @@ impl EventLoop {
         let mut events = Events::with_capacity(1024);
         let mut replies = Vec::new();
         let mut last_tick = Instant::now();
-        let mut stopping: Option<Instant> = None;
         loop {
-            self.balance();
-            let tick = if stopping.is_some() {
-                STOPPING_TICK
-            } else {
-                TICK
-            };
-            let mut timeout = tick.saturating_sub(last_tick.elapsed());
-            let now = Instant::now();
-            match self.intake {
-                Intake::Yielding => timeout = timeout.min(REBALANCE),
-                Intake::Paused(Pause::Descriptors { since }) => {
-                    timeout = timeout.min(DESCRIPTOR_PAUSE.saturating_sub(since.elapsed()));
-                }
-                // Once passed, the retry only widens `may_resume`: the other
-                // reasons to pause have wake-ups of their own (no zero timeout).
-                Intake::Paused(Pause::Limit { retry_at }) if retry_at > now => {
-                    timeout = timeout.min(retry_at - now);
-                }
-                // Until the queue moves, a thread taking a job wakes the loop.
-                Intake::Paused(Pause::Queued) => {
-                    if let Some(end) = self.queue_room.patience_ends(self.jobs.state()) {
-                        timeout = timeout.min(end.saturating_duration_since(now));
-                    }
-                }
-                _ => {}
-            }
-            if !self.owed_turns.is_empty() {
-                timeout = Duration::ZERO;
-            }
-            if let Err(error) = self.poll.poll(&mut events, Some(timeout)) {
-                if error.kind() != io::ErrorKind::Interrupted {
-                    return Err(error);
-                }
+            self.reconsider_intake();
+            self.publish_load();
+            let timeout = self.poll_timeout(last_tick, Instant::now());
+            if let Err(error) = self.poll.poll(&mut events, Some(timeout))
+                && error.kind() != io::ErrorKind::Interrupted
+            {
+                return Err(error);
             }
             for event in events.iter() {
-                match event.token() {
-                    WAKER => {}
-                    SIGNALS => {
-                        let received = self.signals.as_mut().map(SignalPipe::drain);
-                        for signal in received.unwrap_or_default() {
-                            match signal {
-                                libc::SIGTERM => self.stop_gracefully(
-                                    &mut stopping,
-                                    "Worker received SIGTERM",
-                                    None,
-                                ),
-                                libc::SIGINT | libc::SIGQUIT => {
-                                    log::info(&format!(
-                                        "Worker received signal {signal}: exiting now"
-                                    ));
-                                    return Ok(Stop::Immediate);
-                                }
-                                libc::SIGABRT => {
-                                    log::critical(&format!(
-                                        "Worker timed out (pid: {}): exiting now",
-                                        std::process::id()
-                                    ));
-                                    return Ok(Stop::Abort);
-                                }
-                                libc::SIGUSR1 => log::reopen(),
-                                _ => {}
-                            }
-                        }
-                    }
-                    Token(t) if t > LISTENER_BASE - self.listeners.len() && t <= LISTENER_BASE => {
-                        self.accept(LISTENER_BASE - t);
-                    }
-                    Token(slot) => self.on_connection_event(
-                        slot,
-                        event.is_readable(),
-                        event.is_read_closed(),
-                        event.is_writable(),
-                    ),
+                if let Some(stop) = self.on_event(event) {
+                    return Ok(stop);
                 }
             }
             self.give_owed_turns();
@@ -286,47 +258,142 @@ impl EventLoop {
             for reply in replies.drain(..) {
                 self.on_reply(reply);
             }
-            self.reconsider_intake();
-            if let StopSource::Flag(flag) = &self.options.stop_source {
-                if flag.load(Ordering::SeqCst) {
-                    self.stop_gracefully(&mut stopping, "Stop requested", None);
-                }
-            }
-            if let Some((kind, reason)) = self.options.activity.retire_reason() {
-                self.stop_gracefully(&mut stopping, &reason, Some(kind));
-            }
-            let max = self.options.max_requests;
-            if max > 0 && self.responses >= max {
-                let reason = format!("Autorestarting worker after {} requests", self.responses);
-                self.stop_gracefully(&mut stopping, &reason, Some(SelfRetirement::MaxRequests));
-            }
-            if last_tick.elapsed() >= tick {
+            self.look_for_reasons_to_stop();
+            if last_tick.elapsed() >= self.tick() {
                 last_tick = Instant::now();
-                self.check_timeouts(last_tick);
-                if let Some(shared) = &self.options.shared {
-                    shared.beat.beat(self.options.activity.progress_ms());
-                }
-                let changed = self.options.watcher.as_ref().and_then(FileWatcher::changed);
-                if let Some(path) = changed {
-                    let reason = format!("Worker reloading: {} modified", path.display());
-                    self.stop_gracefully(&mut stopping, &reason, Some(SelfRetirement::CodeChanged));
-                }
+                self.on_tick(last_tick);
             }
-            if let Some(since) = stopping {
-                if self.connections.is_empty() {
-                    return Ok(Stop::Graceful);
-                }
-                if since.elapsed() > self.options.graceful_timeout {
-                    log::warning(&format!(
-                        "graceful timeout: closing {} connections still busy",
-                        self.connections.len()
-                    ));
-                    return Ok(Stop::Graceful);
-                }
+            if let Some(stop) = self.graceful_stop_over() {
+                return Ok(stop);
             }
         }
     }
 
+    /// How often timeouts are checked.
+    fn tick(&self) -> Duration {
+        match self.stopping {
+            Some(_) => STOPPING_TICK,
+            None => TICK,
+        }
+    }
+
+    /// How long the poll may wait: until the next tick, or sooner when the
+    /// intake should be looked at again or a connection is owed a turn.
+    fn poll_timeout(&self, last_tick: Instant, now: Instant) -> Duration {
+        if !self.owed_turns.is_empty() {
+            return Duration::ZERO;
+        }
+        let tick_due = last_tick + self.tick();
+        let patience = || self.queue_room.patience_ends(self.jobs.state());
+        let until = admission::next_look(self.intake, now, patience)
+            .map_or(tick_due, |look| look.min(tick_due));
+        until.saturating_duration_since(now)
+    }
+
+    fn on_event(&mut self, event: &Event) -> Option<Stop> {
+        match event.token() {
+            WAKER => None,
+            SIGNALS => self.on_signals(),
+            token => {
+                match self.listener_index(token) {
+                    Some(index) => self.accept(index),
+                    None => self.on_connection_event(
+                        token.0,
+                        event.is_readable(),
+                        event.is_read_closed(),
+                        event.is_writable(),
+                    ),
+                }
+                None
+            }
+        }
+    }
+
+    fn on_signals(&mut self) -> Option<Stop> {
+        let received = self.signals.as_mut().map(SignalPipe::drain);
+        for signal in received.unwrap_or_default() {
+            match signal {
+                libc::SIGTERM => self.stop_gracefully("Worker received SIGTERM", None),
+                libc::SIGINT | libc::SIGQUIT => {
+                    log::info(&format!("Worker received signal {signal}: exiting now"));
+                    return Some(Stop::Immediate);
+                }
+                libc::SIGABRT => {
+                    log::critical(&format!(
+                        "Worker timed out (pid: {}): exiting now",
+                        std::process::id()
+                    ));
+                    return Some(Stop::Abort);
+                }
+                libc::SIGUSR1 => log::reopen(),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// A stop flag set, a reason the worker found to retire, or its
+    /// `--max-requests` reached.
+    fn look_for_reasons_to_stop(&mut self) {
+        if let StopSource::Flag(flag) = &self.options.stop_source
+            && flag.load(Ordering::SeqCst)
+        {
+            self.stop_gracefully("Stop requested", None);
+        }
+        if let Some((kind, reason)) = self.options.activity.retire_reason() {
+            self.stop_gracefully(&reason, Some(kind));
+        }
+        let max = self.options.max_requests;
+        if max > 0 && self.responses >= max {
+            let reason = format!("Autorestarting worker after {} requests", self.responses);
+            self.stop_gracefully(&reason, Some(SelfRetirement::MaxRequests));
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        self.check_timeouts(now);
+        if let Some(shared) = &self.options.shared {
+            shared.beat.beat(self.options.activity.progress_ms());
+        }
+        let changed = self.options.watcher.as_ref().and_then(FileWatcher::changed);
+        if let Some(path) = changed {
+            let reason = format!("Worker reloading: {} modified", path.display());
+            self.stop_gracefully(&reason, Some(SelfRetirement::CodeChanged));
+        }
+    }
+
+    /// Stopping gracefully: done once no connection is left, or the
+    /// graceful timeout has passed.
+    fn graceful_stop_over(&self) -> Option<Stop> {
+        let since = self.stopping?;
+        if self.connections.is_empty() {
+            return Some(Stop::Graceful);
+        }
+        if since.elapsed() > self.options.graceful_timeout {
+            log::warning(&format!(
+                "graceful timeout: closing {} connections still busy",
+                self.connections.len()
+            ));
+            return Some(Stop::Graceful);
+        }
+        None
+    }
+
+    fn listener_index(&self, token: Token) -> Option<usize> {
+        let index = LISTENER_BASE.checked_sub(token.0)?;
+        (index < self.listeners.len()).then_some(index)
+    }
+
+    fn facts(&mut self) -> LoopFacts<'_> {
+        LoopFacts {
+            connections: &self.connections,
+            options: &self.options,
+            jobs: &self.jobs,
+            queue_room: &mut self.queue_room,
+        }
+    }
+
+    /// Takes clients waiting on listener `index`, as the admission rule says.
     fn accept(&mut self, index: usize) {
         // The listener is level-triggered: clients left waiting wake this
         // loop (or another worker's) again, so a wake-up takes a few only
@@ -335,98 +402,86 @@ impl EventLoop {
             if self.intake != Intake::Open {
                 return;
             }
-            if self.interpreters_unavailable() {
-                self.pause(Pause::Busy);
+            let shed = match admission::admit(&mut self.facts(), Instant::now()) {
+                Admission::Take { shed } => shed,
+                Admission::Pause(pause) => return self.set_intake(Intake::Paused(pause)),
+                Admission::Yield => return self.set_intake(Intake::Yielding),
+            };
+            if !self.accept_one(index, shed) {
                 return;
-            }
-            let mut make_room = None;
-            if self.connections.len() >= self.options.max_connections {
-                let retry_at = match self.choose_connection_to_shed() {
-                    Choice::Shed(slot) => {
-                        make_room = Some(slot);
-                        None
-                    }
-                    Choice::RetryAt(at) => Some(at),
-                    Choice::Nothing => Some(Instant::now() + shedding::GRACE),
-                };
-                if let Some(retry_at) = retry_at {
-                    // Paused until then, or until a connection closes; the
-                    // kernel queues new clients in the listen backlog.
-                    self.pause(Pause::Limit { retry_at });
-                    return;
-                }
-            }
-            if self.leave_to_backlog() {
-                self.pause(Pause::Queued);
-                return;
-            }
-            if self.sibling_holds_fewer() {
-                self.yield_to_siblings();
-                return;
-            }
-            let (listener, name) = &self.listeners[index];
-            match listener.accept(name) {
-                Ok((stream, mut info)) => {
-                    let mut stream = match &self.options.tls {
-                        Some(config) => match stream.with_tls(config) {
-                            Ok(stream) => stream,
-                            Err(error) => {
-                                log::error(&format!("cannot start TLS on a connection: {error}"));
-                                continue;
-                            }
-                        },
-                        None => stream,
-                    };
-                    info.https = stream.is_tls();
-                    // A client was waiting: only now is a connection shed for it.
-                    if let Some(slot) = make_room {
-                        self.shed(slot);
-                    }
-                    let entry = self.connections.vacant_entry();
-                    let slot = entry.key();
-                    let registered = self.poll.registry().register(
-                        &mut stream,
-                        Token(slot),
-                        Interest::READABLE | Interest::WRITABLE,
-                    );
-                    if let Err(error) = registered {
-                        log::error(&format!("cannot register a connection: {error}"));
-                        continue;
-                    }
-                    self.next_generation += 1;
-                    let id = ConnectionId {
-                        slot,
-                        generation: self.next_generation,
-                    };
-                    entry.insert(Connection::new(stream, id, info, &self.options.settings));
-                    if let Some(metrics) = self.metrics() {
-                        metrics.accepted();
-                        metrics.set_connections_open(self.connections.len());
-                    }
-                    // A request already sent is queued now, so that the
-                    // next turn of this loop sees it in the job queue.
-                    self.on_connection_event(slot, true, false, false);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    log::error(&format!(
-                        "accept failed: {e}: not accepting for {} ms or until a connection closes",
-                        DESCRIPTOR_PAUSE.as_millis()
-                    ));
-                    self.pause(Pause::Descriptors {
-                        since: Instant::now(),
-                    });
-                    return;
-                }
-                Err(e) => {
-                    // Another failure (a client that reset before accept):
-                    // log and retry on the next event or tick.
-                    log::error(&format!("accept failed: {e}"));
-                    return;
-                }
             }
         }
+    }
+
+    /// Accepts one client; whether another may be waiting.
+    fn accept_one(&mut self, index: usize, shed: Option<usize>) -> bool {
+        let NamedListener { listener, name } = &self.listeners[index];
+        match listener.accept(name) {
+            Ok((stream, info)) => {
+                self.take(stream, info, shed);
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                log::error(&format!(
+                    "accept failed: {e}: not accepting for {} ms or until a connection closes",
+                    admission::DESCRIPTOR_PAUSE.as_millis()
+                ));
+                let since = Instant::now();
+                self.set_intake(Intake::Paused(Pause::Descriptors { since }));
+                false
+            }
+            Err(e) => {
+                // Another failure (a client that reset before accept):
+                // log and retry on the next event or tick.
+                log::error(&format!("accept failed: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Starts serving an accepted client, after shedding `shed` for it.
+    fn take(&mut self, stream: Stream, mut info: ConnectionInfo, shed: Option<usize>) {
+        let mut stream = match &self.options.tls {
+            Some(config) => match stream.with_tls(config) {
+                Ok(stream) => stream,
+                Err(error) => {
+                    log::error(&format!("cannot start TLS on a connection: {error}"));
+                    return;
+                }
+            },
+            None => stream,
+        };
+        info.https = stream.is_tls();
+        // A client was waiting: only now is a connection shed for it.
+        if let Some(slot) = shed {
+            self.shed(slot);
+        }
+        let entry = self.connections.vacant_entry();
+        let slot = entry.key();
+        let registered = self.poll.registry().register(
+            &mut stream,
+            Token(slot),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        if let Err(error) = registered {
+            log::error(&format!("cannot register a connection: {error}"));
+            return;
+        }
+        self.next_generation += 1;
+        let id = ConnectionId {
+            slot,
+            generation: self.next_generation,
+        };
+        entry.insert(Connection::new(stream, id, info, &self.options.settings));
+        if let Some(metrics) = self.metrics() {
+            metrics.accepted();
+            metrics.set_connections_open(self.connections.len());
+        }
+        // A request already sent is queued now, so that the next turn of
+        // this loop sees it in the job queue.
+        self.on_connection_event(slot, true, false, false);
     }
 
     fn on_connection_event(
@@ -442,10 +497,11 @@ impl EventLoop {
         if writable {
             connection.on_writable();
         }
-        if readable && !connection.is_closed() {
-            if let Some(job) = connection.on_readable(read_closed, &self.options.settings) {
-                self.jobs.push(job);
-            }
+        if readable
+            && !connection.is_closed()
+            && let Some(job) = connection.on_readable(read_closed, &self.options.settings)
+        {
+            self.jobs.push(job);
         }
         self.settle(slot);
     }
@@ -521,7 +577,6 @@ impl EventLoop {
         for slot in to_settle {
             self.settle(slot);
         }
-        self.reconsider_intake();
     }
 
     fn remove_if_closed(&mut self, slot: usize) {
@@ -540,37 +595,35 @@ impl EventLoop {
         if let Some(metrics) = self.metrics() {
             metrics.set_connections_open(self.connections.len());
         }
-        if let Intake::Paused(Pause::Descriptors { .. }) = self.intake {
-            self.intake = Intake::Paused(Pause::Busy);
-        }
-        self.reconsider_intake();
+        self.set_intake(admission::after_connection_closed(self.intake));
     }
 
-    /// Takes clients again once the reason to pause is gone.
+    /// Takes clients again once the reason to pause (or to yield) is gone.
     fn reconsider_intake(&mut self) {
-        let Intake::Paused(pause) = self.intake else {
-            return;
-        };
         let now = Instant::now();
-        let (waited, retry_due) = match pause {
-            Pause::Busy => (true, false),
-            Pause::Queued => (!self.leave_to_backlog(), false),
-            Pause::Descriptors { since } => (now.duration_since(since) >= DESCRIPTOR_PAUSE, false),
-            Pause::Limit { retry_at } => (true, now >= retry_at),
+        let resume = match self.intake {
+            Intake::Paused(pause) => admission::may_resume(pause, &mut self.facts(), now),
+            Intake::Yielding => admission::may_stop_yielding(&self.facts()),
+            Intake::Open | Intake::Stopped => false,
         };
-        let room = self.connections.len() < self.options.max_connections || retry_due;
-        if waited && room && !self.interpreters_unavailable() {
-            self.intake = Intake::Open;
-            self.watch_listeners();
+        if resume {
+            self.set_intake(Intake::Open);
         }
     }
 
-    fn choose_connection_to_shed(&self) -> Choice {
-        let costs = self
-            .connections
-            .iter()
-            .map(|(slot, connection)| (slot, connection.shedding_cost()));
-        shedding::choose(costs, Instant::now())
+    /// The one place the intake changes: listeners are watched exactly
+    /// while it is open, and a stopped intake stays stopped.
+    fn set_intake(&mut self, next: Intake) {
+        let was = self.intake;
+        if was == Intake::Stopped || was == next {
+            return;
+        }
+        self.intake = next;
+        match (was == Intake::Open, next == Intake::Open) {
+            (true, false) => self.unwatch_listeners(),
+            (false, true) => self.watch_listeners(),
+            _ => {}
+        }
     }
 
     /// Closes a connection for a client waiting at the limit.
@@ -590,107 +643,36 @@ impl EventLoop {
         self.remove_if_closed(slot);
     }
 
-    /// See [`new_clients_should_wait`].
-    fn interpreters_unavailable(&self) -> bool {
-        new_clients_should_wait(self.options.activity.all_busy_since_ms(), now_ms(), || {
-            self.options
-                .shared
-                .is_some_and(|shared| shared.load.sibling_has_free_interpreter())
-        })
-    }
-
-    /// Whether new clients should stay in the listen backlog, one queue for
-    /// the whole server (see [`QueueRoom`]): only while a sibling takes
-    /// clients too.
-    fn leave_to_backlog(&mut self) -> bool {
-        let Some(shared) = self.options.shared else {
-            return false;
-        };
-        if !shared.load.has_sibling_taking_clients() {
-            return false;
-        }
-        // Asked before looking, so a job taken in between still wakes us.
-        self.jobs.wake_on_next_take(true);
-        let interpreters = self.options.activity.threads();
-        let leave =
-            self.queue_room
-                .leave_to_backlog(self.jobs.state(), interpreters, Instant::now());
-        if !leave {
-            self.jobs.wake_on_next_take(false);
-        }
-        leave
-    }
-
-    /// Stops taking clients: their listeners stop waking this loop.
-    fn pause(&mut self, pause: Pause) {
-        match self.intake {
-            Intake::Open => self.unwatch_listeners(),
-            Intake::Yielding | Intake::Paused(_) => {}
-            Intake::Stopped => return,
-        }
-        self.intake = Intake::Paused(pause);
-    }
-
-    fn sibling_holds_fewer(&self) -> bool {
-        self.options
-            .shared
-            .is_some_and(|shared| shared.load.should_yield(self.connections.len(), now_ms()))
-    }
-
-    /// Leaves new clients to the siblings still watching the listeners.
-    fn yield_to_siblings(&mut self) {
-        if self.intake == Intake::Open {
-            self.intake = Intake::Yielding;
-            self.unwatch_listeners();
-        }
-    }
-
-    /// Publishes this worker's connection count, and watches the listeners
-    /// again once no sibling holds clearly fewer.
-    fn balance(&mut self) {
+    /// Publishes this worker's connection count and whether it takes clients.
+    fn publish_load(&mut self) {
         let Some(shared) = self.options.shared else {
             return;
         };
-        // Paused for its descriptors or its limit, or stopping, a worker
-        // takes no clients; yielding, or waiting for a free interpreter, it
-        // does once the counts even out or one frees, so it still counts
-        // (see crate::scoreboard::load_board). Only one watching its
-        // listeners offers a free interpreter to new clients.
-        let taking_clients = matches!(
-            self.intake,
-            Intake::Open | Intake::Yielding | Intake::Paused(Pause::Busy | Pause::Queued)
-        ) && self.connections.len() < self.options.max_connections;
+        let intake = self.intake;
+        let taking_clients = admission::counts_as_taking(intake, &self.facts());
         shared.load.publish(
             taking_clients.then_some(self.connections.len()),
-            self.intake == Intake::Open,
+            intake == Intake::Open,
             self.options.activity.all_busy_since_ms(),
         );
-        if self.intake == Intake::Yielding && !self.sibling_holds_fewer() {
-            self.intake = Intake::Open;
-            self.watch_listeners();
-        }
     }
 
     fn unwatch_listeners(&self) {
-        for (listener, _) in &self.listeners {
-            accept_wakeup::unwatch(&self.poll, listener.as_raw_fd());
+        for named in &self.listeners {
+            accept_wakeup::unwatch(&self.poll, named.listener.as_raw_fd());
         }
     }
 
-    /// Watches the listeners and takes the clients already waiting.
-    fn watch_listeners(&mut self) {
-        for (index, (listener, _)) in self.listeners.iter().enumerate() {
-            let token = Token(LISTENER_BASE - index);
-            if let Err(error) = accept_wakeup::watch(&self.poll, listener.as_raw_fd(), token) {
+    /// Watches the listeners: the clients already waiting wake the next poll.
+    fn watch_listeners(&self) {
+        for (index, named) in self.listeners.iter().enumerate() {
+            let fd = named.listener.as_raw_fd();
+            if let Err(error) = accept_wakeup::watch(&self.poll, fd, listener_token(index)) {
                 log::error(&format!("cannot watch a listener again: {error}"));
             }
         }
-        for index in 0..self.listeners.len() {
-            self.accept(index);
-        }
     }
 
-    /// Starts a graceful stop once; `stopping` records when.
     /// The worker's counters, when the arbiter keeps them.
     fn metrics(&self) -> Option<WorkerMetrics> {
         self.options.shared.and_then(|slot| slot.metrics)
@@ -698,31 +680,25 @@ impl EventLoop {
 
     /// Stops taking clients and exits once the requests in flight are done;
     /// `own_reason` when the worker decided to (not told by a signal).
-    fn stop_gracefully(
-        &mut self,
-        stopping: &mut Option<Instant>,
-        reason: &str,
-        own_reason: Option<SelfRetirement>,
-    ) {
+    fn stop_gracefully(&mut self, reason: &str, own_reason: Option<SelfRetirement>) {
         if let (Some(metrics), Some(own)) = (self.metrics(), own_reason) {
             metrics.retiring(own);
         }
-        if stopping.is_none() {
+        if self.stopping.is_none() {
             log::info(&format!(
                 "{reason}: finishing requests in flight, then exiting"
             ));
-            *stopping = Some(Instant::now());
+            self.stopping = Some(Instant::now());
             self.begin_graceful_stop();
         }
     }
 
     fn begin_graceful_stop(&mut self) {
-        self.intake = Intake::Stopped;
         // The listening sockets stay open in the arbiter and the other
         // workers; this worker only stops taking connections from them.
-        for (listener, _) in self.listeners.drain(..) {
-            accept_wakeup::unwatch(&self.poll, listener.as_raw_fd());
-        }
+        self.unwatch_listeners();
+        self.intake = Intake::Stopped;
+        self.listeners.clear();
         let slots: Vec<usize> = self.connections.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
             if let Some(connection) = self.connections.get_mut(slot) {
@@ -735,4 +711,8 @@ impl EventLoop {
     pub fn connection_count(&self) -> usize {
         self.connections.len()
     }
+}
+
+fn listener_token(index: usize) -> Token {
+    Token(LISTENER_BASE - index)
 }

@@ -3,6 +3,7 @@
 
 pub mod accept_wakeup;
 pub mod activity;
+pub mod admission;
 pub mod connection;
 pub mod deadline;
 pub mod event_loop;

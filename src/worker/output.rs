@@ -160,15 +160,14 @@ impl ResponseSink for ResponseOutput {
         if complete && self.framing == Some(ResponseFraming::Chunked) {
             self.pending.extend_from_slice(LAST_CHUNK);
         }
-        if let Some(ResponseFraming::Length(length)) = self.framing {
-            if self.body_sent < length {
+        if let Some(ResponseFraming::Length(length)) = self.framing
+            && self.body_sent < length {
                 crate::log::warning(&format!(
                     "response body ended after {} of {} bytes (Content-Length); closing the connection",
                     self.body_sent, length
                 ));
                 self.keep_alive = false;
             }
-        }
         let end = if complete && self.keep_alive {
             ResponseEnd::KeepAlive
         } else {

@@ -506,8 +506,8 @@ fn boot_started(
     if let Some(memory) = &memory {
         // A limit the booted app already exceeds would replace every worker
         // after its first request.
-        if let Ok(resident) = memory.resident.bytes() {
-            if resident > memory.bytes {
+        if let Ok(resident) = memory.resident.bytes()
+            && resident > memory.bytes {
                 log::error(&format!(
                     "--max-worker-memory {} MB is below what the booted app takes ({} MB resident)",
                     memory.bytes >> 20,
@@ -515,7 +515,6 @@ fn boot_started(
                 ));
                 return Err(EXIT_BOOT_ERROR);
             }
-        }
     }
     if let Some(beat) = &beat {
         beat.mark_booted();

@@ -231,11 +231,10 @@ pub fn module_files(vm: &VirtualMachine) -> Vec<PathBuf> {
         let values = vm.call_method(&modules, "values", ())?;
         let mut files = Vec::new();
         for module in values.try_to_value::<Vec<PyObjectRef>>(vm)? {
-            if let Ok(Some(file)) = vm.get_attribute_opt(&module, "__file__") {
-                if let Ok(text) = file.str(vm) {
+            if let Ok(Some(file)) = vm.get_attribute_opt(&module, "__file__")
+                && let Ok(text) = file.str(vm) {
                     files.push(text.to_string_lossy().into_owned());
                 }
-            }
         }
         Ok(files)
     })();
