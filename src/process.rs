@@ -149,9 +149,10 @@ pub fn supplementary_groups(
         let fields: Vec<&str> = line.split(':').collect();
         if let [_, _, id, members] = fields.as_slice()
             && members.split(',').any(|m| m.trim() == user)
-                && let Ok(id) = id.parse() {
-                    groups.push(id);
-                }
+            && let Ok(id) = id.parse()
+        {
+            groups.push(id);
+        }
     }
     groups.sort_unstable();
     groups.dedup();
@@ -195,13 +196,15 @@ pub fn switch_user(uid: Option<u32>, gid: Option<u32>, groups: Option<&[u32]>) -
             return Err(io::Error::last_os_error());
         }
         if let Some(gid) = gid
-            && libc::setgid(gid) != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            && libc::setgid(gid) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
         if let Some(uid) = uid
-            && libc::setuid(uid) != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            && libc::setuid(uid) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
     }
     Ok(())
 }

@@ -115,9 +115,10 @@ impl HeadScanner {
                     return Err(self.too_long());
                 }
                 if let Some(cr) = memchr::memchr(b'\r', pending)
-                    && cr + 1 < pending.len() {
-                        return Err(ParseError::BareLineEnding);
-                    }
+                    && cr + 1 < pending.len()
+                {
+                    return Err(ParseError::BareLineEnding);
+                }
                 return Ok(None);
             };
             let lf = self.scanned + offset;

@@ -192,9 +192,10 @@ fn serve_orders(
         let signal_fd = preload.signals.as_ref().map(SignalPipe::raw_fd);
         vm.allow_threads(|| wait_readable(&preload.channel, signal_fd, timeout));
         if let Some(signals) = &mut preload.signals
-            && !signals.drain().is_empty() {
-                log::reopen();
-            }
+            && !signals.drain().is_empty()
+        {
+            log::reopen();
+        }
         if let Some(changed) = watcher.as_ref().and_then(|w| w.changed()) {
             let path = changed.display().to_string();
             let _ = messages::send(&preload.channel, &Report::CodeChanged { path }.encode());

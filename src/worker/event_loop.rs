@@ -95,7 +95,6 @@ pub enum StopSource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct OwedTurn(ConnectionId);
 
-
 /// A listening socket and the server name and port its clients are told.
 struct NamedListener {
     listener: Listener,

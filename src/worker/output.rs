@@ -161,13 +161,14 @@ impl ResponseSink for ResponseOutput {
             self.pending.extend_from_slice(LAST_CHUNK);
         }
         if let Some(ResponseFraming::Length(length)) = self.framing
-            && self.body_sent < length {
-                crate::log::warning(&format!(
-                    "response body ended after {} of {} bytes (Content-Length); closing the connection",
-                    self.body_sent, length
-                ));
-                self.keep_alive = false;
-            }
+            && self.body_sent < length
+        {
+            crate::log::warning(&format!(
+                "response body ended after {} of {} bytes (Content-Length); closing the connection",
+                self.body_sent, length
+            ));
+            self.keep_alive = false;
+        }
         let end = if complete && self.keep_alive {
             ResponseEnd::KeepAlive
         } else {

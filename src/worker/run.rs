@@ -507,14 +507,15 @@ fn boot_started(
         // A limit the booted app already exceeds would replace every worker
         // after its first request.
         if let Ok(resident) = memory.resident.bytes()
-            && resident > memory.bytes {
-                log::error(&format!(
-                    "--max-worker-memory {} MB is below what the booted app takes ({} MB resident)",
-                    memory.bytes >> 20,
-                    resident >> 20
-                ));
-                return Err(EXIT_BOOT_ERROR);
-            }
+            && resident > memory.bytes
+        {
+            log::error(&format!(
+                "--max-worker-memory {} MB is below what the booted app takes ({} MB resident)",
+                memory.bytes >> 20,
+                resident >> 20
+            ));
+            return Err(EXIT_BOOT_ERROR);
+        }
     }
     if let Some(beat) = &beat {
         beat.mark_booted();

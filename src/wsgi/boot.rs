@@ -232,9 +232,10 @@ pub fn module_files(vm: &VirtualMachine) -> Vec<PathBuf> {
         let mut files = Vec::new();
         for module in values.try_to_value::<Vec<PyObjectRef>>(vm)? {
             if let Ok(Some(file)) = vm.get_attribute_opt(&module, "__file__")
-                && let Ok(text) = file.str(vm) {
-                    files.push(text.to_string_lossy().into_owned());
-                }
+                && let Ok(text) = file.str(vm)
+            {
+                files.push(text.to_string_lossy().into_owned());
+            }
         }
         Ok(files)
     })();

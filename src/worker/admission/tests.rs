@@ -81,7 +81,9 @@ fn at_the_limit_the_oldest_idle_connection_past_its_grace_makes_room() {
         max_connections: 3,
         costs: vec![
             None,
-            Some(SheddingCost::Idle { since: start + ms(100) }),
+            Some(SheddingCost::Idle {
+                since: start + ms(100),
+            }),
             Some(SheddingCost::Idle { since: start }),
         ],
         ..worker()
@@ -100,7 +102,10 @@ fn at_the_limit_a_connection_within_its_grace_sets_the_retry() {
         ..worker()
     };
     let retry_at = since + shedding::GRACE;
-    assert_eq!(admit(&mut fake, now), Admission::Pause(Pause::Limit { retry_at }));
+    assert_eq!(
+        admit(&mut fake, now),
+        Admission::Pause(Pause::Limit { retry_at })
+    );
 }
 
 #[test]
@@ -113,7 +118,10 @@ fn at_the_limit_with_every_request_in_progress_the_worker_looks_again_after_the_
         ..worker()
     };
     let retry_at = now + shedding::GRACE;
-    assert_eq!(admit(&mut fake, now), Admission::Pause(Pause::Limit { retry_at }));
+    assert_eq!(
+        admit(&mut fake, now),
+        Admission::Pause(Pause::Limit { retry_at })
+    );
 }
 
 #[test]
@@ -137,11 +145,17 @@ fn a_descriptor_pause_lasts_its_time_unless_a_connection_closes() {
     let since = Instant::now();
     let pause = Pause::Descriptors { since };
     let mut fake = worker();
-    assert!(!may_resume(pause, &mut fake, since + DESCRIPTOR_PAUSE - ms(1)));
+    assert!(!may_resume(
+        pause,
+        &mut fake,
+        since + DESCRIPTOR_PAUSE - ms(1)
+    ));
     assert!(may_resume(pause, &mut fake, since + DESCRIPTOR_PAUSE));
     let closed = after_connection_closed(Intake::Paused(pause));
     assert_eq!(closed, Intake::Paused(Pause::Busy));
-    let Intake::Paused(busy) = closed else { unreachable!() };
+    let Intake::Paused(busy) = closed else {
+        unreachable!()
+    };
     assert!(may_resume(busy, &mut fake, since + ms(1)));
 }
 
@@ -175,7 +189,9 @@ fn no_pause_ends_while_the_interpreters_are_unavailable() {
     for pause in [
         Pause::Busy,
         Pause::Queued,
-        Pause::Descriptors { since: now - ms(1000) },
+        Pause::Descriptors {
+            since: now - ms(1000),
+        },
         Pause::Limit { retry_at: now },
     ] {
         assert!(!may_resume(pause, &mut fake, now), "{pause:?}");
@@ -202,9 +218,17 @@ fn siblings_count_a_worker_as_taking_clients_only_while_it_could() {
         connections: 10,
         ..worker()
     };
-    for intake in [Intake::Open, Intake::Yielding, Intake::Paused(Pause::Busy), Intake::Paused(Pause::Queued)] {
+    for intake in [
+        Intake::Open,
+        Intake::Yielding,
+        Intake::Paused(Pause::Busy),
+        Intake::Paused(Pause::Queued),
+    ] {
         assert!(counts_as_taking(intake, &fake), "{intake:?}");
-        assert!(!counts_as_taking(intake, &at_limit), "{intake:?} at the limit");
+        assert!(
+            !counts_as_taking(intake, &at_limit),
+            "{intake:?} at the limit"
+        );
     }
     for intake in [
         Intake::Stopped,
@@ -230,8 +254,14 @@ fn the_loop_looks_again_when_a_pause_can_end_by_itself() {
     let patience = || Some(now + ms(7));
     assert_eq!(next_look(Intake::Open, now, patience), None);
     assert_eq!(next_look(Intake::Paused(Pause::Busy), now, patience), None);
-    assert_eq!(next_look(Intake::Yielding, now, || None), Some(now + REBALANCE));
-    assert_eq!(next_look(Intake::Paused(Pause::Queued), now, patience), patience());
+    assert_eq!(
+        next_look(Intake::Yielding, now, || None),
+        Some(now + REBALANCE)
+    );
+    assert_eq!(
+        next_look(Intake::Paused(Pause::Queued), now, patience),
+        patience()
+    );
     assert_eq!(next_look(Intake::Paused(Pause::Queued), now, || None), None);
     let since = now - ms(100);
     assert_eq!(
@@ -239,7 +269,17 @@ fn the_loop_looks_again_when_a_pause_can_end_by_itself() {
         Some(since + DESCRIPTOR_PAUSE)
     );
     let retry_at = now + ms(30);
-    assert_eq!(next_look(Intake::Paused(Pause::Limit { retry_at }), now, || None), Some(retry_at));
+    assert_eq!(
+        next_look(Intake::Paused(Pause::Limit { retry_at }), now, || None),
+        Some(retry_at)
+    );
     // A retry already due is `may_resume`'s business, not a zero wait.
-    assert_eq!(next_look(Intake::Paused(Pause::Limit { retry_at }), retry_at + ms(1), || None), None);
+    assert_eq!(
+        next_look(
+            Intake::Paused(Pause::Limit { retry_at }),
+            retry_at + ms(1),
+            || None
+        ),
+        None
+    );
 }
