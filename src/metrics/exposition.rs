@@ -10,7 +10,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::lifecycle::{ExitReason, Lifecycle};
 use crate::scoreboard::counters::{
-    DURATION_BOUNDS_US, METHODS, REJECT_STATUSES, STATUS_CLASSES, Totals,
+    DURATION_BOUNDS_US, FAILURE_KINDS, METHODS, REJECT_STATUSES, STATUS_CLASSES, Totals,
 };
 
 /// The Content-Type of [`encode`]'s text.
@@ -84,118 +84,139 @@ pub fn encode(scrape: Scrape) -> String {
 
 impl Collector for Scrape {
     fn encode(&self, mut out: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let totals = &self.totals;
-        {
-            let mut family = out.encode_descriptor(
-                "ferrocorn_requests",
-                "Requests the app answered, by method and status class.",
-                None,
-                MetricType::Counter,
-            )?;
-            for (m, method) in METHODS.iter().enumerate() {
-                for (c, class) in STATUS_CLASSES.iter().enumerate() {
-                    let labels = [("method", *method), ("status_class", *class)];
-                    ConstCounter::new(totals.requests(m, c))
-                        .encode(family.encode_family(&labels)?)?;
-                }
+        encode_requests(&self.totals, &mut out)?;
+        encode_connections(&self.totals, &mut out)?;
+        self.encode_workers(&mut out)?;
+        self.encode_backlogs(&mut out)
+    }
+}
+
+type Encoded = Result<(), std::fmt::Error>;
+
+fn encode_requests(totals: &Totals, out: &mut DescriptorEncoder) -> Encoded {
+    {
+        let mut family = out.encode_descriptor(
+            "ferrocorn_requests",
+            "Requests the app answered, by method and status class.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (m, method) in METHODS.iter().enumerate() {
+            for (c, class) in STATUS_CLASSES.iter().enumerate() {
+                let labels = [("method", *method), ("status_class", *class)];
+                ConstCounter::new(totals.requests(m, c)).encode(family.encode_family(&labels)?)?;
             }
         }
-        {
-            let seconds = Unit::Seconds;
-            let mut histogram = out.encode_descriptor(
-                "ferrocorn_request_duration",
-                "Time from a request's last byte received to the app's answer sent on.",
-                Some(&seconds),
-                MetricType::Histogram,
-            )?;
-            let buckets = totals.duration_buckets();
-            let bounds = DURATION_BOUNDS_US
-                .iter()
-                .map(|&us| us as f64 / 1e6)
-                .chain([f64::MAX]);
-            let pairs: Vec<(f64, u64)> = bounds.zip(buckets.iter().copied()).collect();
-            histogram.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                totals.duration_sum().as_secs_f64(),
-                buckets.iter().fold(0u64, |sum, &n| sum.saturating_add(n)),
-                &pairs,
-                None,
-            )?;
-        }
-        {
-            let mut family = out.encode_descriptor(
+    }
+    {
+        let seconds = Unit::Seconds;
+        let mut histogram = out.encode_descriptor(
+            "ferrocorn_request_duration",
+            "Time from a request's last byte received to the app's answer sent on.",
+            Some(&seconds),
+            MetricType::Histogram,
+        )?;
+        let buckets = totals.duration_buckets();
+        let bounds = DURATION_BOUNDS_US
+            .iter()
+            .map(|&us| us as f64 / 1e6)
+            .chain([f64::MAX]);
+        let pairs: Vec<(f64, u64)> = bounds.zip(buckets.iter().copied()).collect();
+        histogram.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            totals.duration_sum().as_secs_f64(),
+            buckets.iter().fold(0u64, |sum, &n| sum.saturating_add(n)),
+            &pairs,
+            None,
+        )?;
+    }
+    {
+        let mut family = out.encode_descriptor(
                 "ferrocorn_requests_rejected",
                 "Requests the server answered itself (malformed, too large, too slow), by status; the app never saw them.",
                 None,
                 MetricType::Counter,
             )?;
-            for (index, status) in REJECT_STATUSES.iter().enumerate() {
-                let label = match status {
-                    0 => "other".to_owned(),
-                    s => s.to_string(),
-                };
-                ConstCounter::new(totals.rejected(index))
-                    .encode(family.encode_family(&[("status", label)])?)?;
-            }
+        for (index, status) in REJECT_STATUSES.iter().enumerate() {
+            let label = match status {
+                0 => "other".to_owned(),
+                s => s.to_string(),
+            };
+            ConstCounter::new(totals.rejected(index))
+                .encode(family.encode_family(&[("status", label)])?)?;
         }
-        gauge(
-            &mut out,
-            "ferrocorn_requests_in_flight",
-            "Requests received and not yet answered by the app (queued or running).",
-            totals.in_flight,
-        )?;
-        gauge(
-            &mut out,
-            "ferrocorn_connections_open",
-            "Client connections the workers hold.",
-            totals.connections_open,
-        )?;
-        gauge(
-            &mut out,
-            "ferrocorn_connections_idle",
-            "Client connections waiting between requests (keep-alive), sampled each second.",
-            totals.connections_idle,
-        )?;
-        counter(
-            &mut out,
-            "ferrocorn_connections_accepted",
-            "Client connections accepted.",
-            None,
-            totals.accepted(),
-        )?;
-        counter(
-            &mut out,
-            "ferrocorn_connections_shed",
-            "Idle or barely started connections closed to make room at --worker-connections.",
-            None,
-            totals.shed(),
-        )?;
-        counter(
-            &mut out,
-            "ferrocorn_received",
-            "Bytes read from clients (after TLS decryption).",
-            Some(Unit::Bytes),
-            totals.bytes_received(),
-        )?;
-        counter(
-            &mut out,
-            "ferrocorn_sent",
-            "Bytes written to clients (before TLS encryption).",
-            Some(Unit::Bytes),
-            totals.bytes_sent(),
-        )?;
-        counter(
-            &mut out,
-            "ferrocorn_tls_handshake_failures",
-            "TLS handshakes that failed or timed out.",
-            None,
-            totals.tls_handshake_failures(),
-        )?;
-        self.encode_workers(&mut out)
     }
+    {
+        let mut family = out.encode_descriptor(
+                "ferrocorn_request_failures",
+                "The app's requests that failed, by kind: the app raised, --request-timeout cut it, it broke the WSGI contract, or the server panicked.",
+                None,
+                MetricType::Counter,
+            )?;
+        for (index, kind) in FAILURE_KINDS.iter().enumerate() {
+            ConstCounter::new(totals.failures(index))
+                .encode(family.encode_family(&[("kind", *kind)])?)?;
+        }
+    }
+    gauge(
+        out,
+        "ferrocorn_requests_in_flight",
+        "Requests received and not yet answered by the app (queued or running).",
+        totals.in_flight,
+    )
+}
+
+fn encode_connections(totals: &Totals, out: &mut DescriptorEncoder) -> Encoded {
+    gauge(
+        out,
+        "ferrocorn_connections_open",
+        "Client connections the workers hold.",
+        totals.connections_open,
+    )?;
+    gauge(
+        out,
+        "ferrocorn_connections_idle",
+        "Client connections waiting between requests (keep-alive), sampled each second.",
+        totals.connections_idle,
+    )?;
+    counter(
+        out,
+        "ferrocorn_connections_accepted",
+        "Client connections accepted.",
+        None,
+        totals.accepted(),
+    )?;
+    counter(
+        out,
+        "ferrocorn_connections_shed",
+        "Idle or barely started connections closed to make room at --worker-connections.",
+        None,
+        totals.shed(),
+    )?;
+    counter(
+        out,
+        "ferrocorn_received",
+        "Bytes read from clients (after TLS decryption).",
+        Some(Unit::Bytes),
+        totals.bytes_received(),
+    )?;
+    counter(
+        out,
+        "ferrocorn_sent",
+        "Bytes written to clients (before TLS encryption).",
+        Some(Unit::Bytes),
+        totals.bytes_sent(),
+    )?;
+    counter(
+        out,
+        "ferrocorn_tls_handshake_failures",
+        "TLS handshakes that failed or timed out.",
+        None,
+        totals.tls_handshake_failures(),
+    )
 }
 
 impl Scrape {
-    fn encode_workers(&self, out: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode_workers(&self, out: &mut DescriptorEncoder) -> Encoded {
         counter(
             out,
             "ferrocorn_worker_boots",
@@ -240,6 +261,10 @@ impl Scrape {
             "1 while /readyz answers 200.",
             u64::from(self.ready),
         )?;
+        self.encode_memory(out)
+    }
+
+    fn encode_memory(&self, out: &mut DescriptorEncoder) -> Encoded {
         {
             let bytes = Unit::Bytes;
             let mut family = out.encode_descriptor(
@@ -258,7 +283,12 @@ impl Scrape {
                 }
             }
         }
-        let backlog_gauges: [(&str, &str, fn(&BacklogSample) -> u64); 2] = [
+        Ok(())
+    }
+
+    fn encode_backlogs(&self, out: &mut DescriptorEncoder) -> Encoded {
+        type Value = fn(&BacklogSample) -> u64;
+        let backlog_gauges: [(&str, &str, Value); 2] = [
             (
                 "ferrocorn_listen_backlog",
                 "Connections the kernel completed that no worker has accepted yet.",
@@ -284,12 +314,7 @@ impl Scrape {
     }
 }
 
-fn gauge(
-    out: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: u64,
-) -> Result<(), std::fmt::Error> {
+fn gauge(out: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Encoded {
     let metric = ConstGauge::new(value);
     metric.encode(out.encode_descriptor(name, help, None, metric.metric_type())?)
 }
@@ -300,7 +325,7 @@ fn counter(
     help: &str,
     unit: Option<Unit>,
     value: u64,
-) -> Result<(), std::fmt::Error> {
+) -> Encoded {
     let metric = ConstCounter::new(value);
     metric.encode(out.encode_descriptor(name, help, unit.as_ref(), metric.metric_type())?)
 }
@@ -315,6 +340,7 @@ mod tests {
         board.start(0);
         let worker = board.worker(0);
         worker.answered("POST", 201, std::time::Duration::from_millis(3));
+        worker.failed("timeout");
         worker.sent(42);
         let mut lifecycle = Lifecycle::default();
         lifecycle.booted();
@@ -357,6 +383,8 @@ mod tests {
             "ferrocorn_worker_resident_memory_bytes{worker=\"0\",pid=\"77\"} 4096",
             "ferrocorn_listen_backlog{listener=\"127.0.0.1:8000\"} 2",
             "ferrocorn_requests_rejected_total{status=\"431\"} 0",
+            "ferrocorn_request_failures_total{kind=\"timeout\"} 1",
+            "ferrocorn_request_failures_total{kind=\"panic\"} 0",
             "ferrocorn_ready 1",
         ] {
             assert!(

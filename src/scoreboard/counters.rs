@@ -25,6 +25,8 @@ pub const DURATION_BOUNDS_US: [u64; 14] = [
 /// The statuses the server itself answers requests with (malformed, too
 /// large, too slow); 0 stands for any other.
 pub const REJECT_STATUSES: [u16; 11] = [400, 403, 408, 413, 414, 417, 431, 500, 501, 505, 0];
+/// Why the app's requests failed (see `crate::wsgi::outcome::FailureKind`).
+pub const FAILURE_KINDS: [&str; 4] = ["app_error", "timeout", "contract", "panic"];
 
 /// Word offsets in a slot. Counters first (added to the arbiter's totals
 /// when a worker ends), then the values that describe a live worker only.
@@ -44,8 +46,9 @@ mod word {
     pub const REQUESTS: usize = (TLS_HANDSHAKE_FAILURES + 1).div_ceil(8) * 8;
     pub const DURATION_BUCKETS: usize = REQUESTS + METHODS.len() * STATUS_CLASSES.len();
     pub const DURATION_SUM_US: usize = DURATION_BUCKETS + DURATION_BOUNDS_US.len() + 1;
+    pub const FAILURES: usize = DURATION_SUM_US + 1;
     /// One past the last counter.
-    pub const COUNTERS: usize = DURATION_SUM_US + 1;
+    pub const COUNTERS: usize = FAILURES + FAILURE_KINDS.len();
     // Live values: the event loop's, then (a line of its own) the threads'.
     pub const DISPATCHED: usize = COUNTERS.div_ceil(8) * 8;
     pub const CONNECTIONS_OPEN: usize = DISPATCHED + 1;
@@ -120,6 +123,11 @@ impl Totals {
 
     pub fn duration_sum(&self) -> Duration {
         Duration::from_micros(self.words[word::DURATION_SUM_US])
+    }
+
+    /// The app's requests that failed with `FAILURE_KINDS[index]`.
+    pub fn failures(&self, index: usize) -> u64 {
+        self.words[word::FAILURES + index]
     }
 
     /// Requests the server answered itself with `REJECT_STATUSES[index]`.
@@ -270,6 +278,13 @@ impl WorkerMetrics {
         self.add(word::DURATION_SUM_US, micros);
         // Last: a scrape that sees the request finished sees it counted.
         self.slot.words[word::FINISHED].fetch_add(1, Ordering::Release);
+    }
+
+    /// One of the app's requests failed, for a reason in [`FAILURE_KINDS`].
+    pub fn failed(&self, kind: &str) {
+        if let Some(index) = FAILURE_KINDS.iter().position(|k| *k == kind) {
+            self.add(word::FAILURES + index, 1);
+        }
     }
 
     /// The server answered a request itself with `status` (malformed, too

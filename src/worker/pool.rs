@@ -186,14 +186,18 @@ fn serve_job(
         serving_thread.clone(),
         context,
     );
-    let status = host.serve(vm, &head, body, &info, Box::new(output));
+    let outcome = host.serve(vm, &head, body, &info, Box::new(output));
     serving_thread.end(seq);
     let statsd = statsd::client();
     if shared.metrics.is_none() && statsd.is_none() {
         return;
     }
     let elapsed = received.elapsed();
+    let status = outcome.status_code();
     if let Some(metrics) = &shared.metrics {
+        if let Some(failure) = outcome.failure() {
+            metrics.failed(failure.label());
+        }
         metrics.answered(head.method(), status, elapsed);
     }
     if let Some(client) = statsd {

@@ -13,6 +13,7 @@ use rustpython_vm::{AsObject, PyObjectRef, PyPayload, VirtualMachine};
 use super::environ::{EnvironBuilder, EnvironSettings};
 use super::error_stream::ErrorStream;
 use super::input::Input;
+use super::outcome::{self, Delivery, FailureKind, RequestOutcome};
 use super::request_hooks::RequestHooks;
 use super::sink::ResponseSink;
 use super::start_response::{self, ResponseInProgress};
@@ -80,7 +81,7 @@ impl WsgiHost {
         self.request_hooks = Some(hooks);
     }
 
-    /// Serves one request into `output`; returns the status sent. Never
+    /// Serves one request into `output`; returns what became of it. Never
     /// panics outward: a panic in our code is logged and answered with 500
     /// (or a cut-short response).
     pub fn serve(
@@ -90,7 +91,7 @@ impl WsgiHost {
         body: RequestBody,
         info: &ConnectionInfo,
         output: Box<dyn ResponseSink>,
-    ) -> u16 {
+    ) -> RequestOutcome {
         let started = Instant::now();
         start_response::begin(ResponseInProgress {
             headers: None,
@@ -99,7 +100,7 @@ impl WsgiHost {
         });
         // Kept for post_request: the request object and the environ.
         let mut hooked: Option<(PyObjectRef, PyObjectRef)> = None;
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let environ: PyObjectRef = self
                 .environ
                 .build(vm, head, body, info)
@@ -113,112 +114,40 @@ impl WsgiHost {
             self.run(vm, environ)
         }));
         let Some(mut response) = start_response::end() else {
-            return 500;
+            return RequestOutcome::lost(started.elapsed());
         };
-        let request_line = || {
-            format!(
-                "{} {}",
-                head.method(),
-                String::from_utf8_lossy(head.target_bytes())
-            )
-        };
-        // Whether the request failed, and what to log for it besides its violations.
-        let mut failure_status = 500;
-        let (failed, failure_log) = match outcome {
-            Ok(Ok(())) => (false, None),
-            Ok(Err(Failure::Python(exception))) if is_request_timeout(vm, &exception) => {
-                failure_status = 503;
-                (
-                    true,
-                    Some(format!(
-                        "Request timed out (--request-timeout): {}\n{}",
-                        request_line(),
-                        format_exception(vm, &exception)
-                    )),
-                )
-            }
-            Ok(Err(Failure::Python(exception))) => (
-                true,
-                Some(format!(
-                    "Error handling request {}\n{}",
-                    request_line(),
-                    format_exception(vm, &exception)
-                )),
-            ),
-            Ok(Err(Failure::Contract(rule))) => {
-                response.violations.push(rule);
-                (true, None)
-            }
-            Err(panic) => (
-                true,
-                Some(format!(
-                    "panic while handling a request: {}",
-                    panic_message(&panic)
-                )),
-            ),
-        };
+        let failure = failure_of(vm, head, result, &mut response.violations);
         for violation in &response.violations {
             log::error(&format!(
                 "WSGI violation in {}: {violation}",
-                request_line()
+                request_line(head)
             ));
         }
-        response.output.violations(&response.violations);
-        if let Some(message) = failure_log {
-            log::exception(&message);
+        if let Some((_, Some(message))) = &failure {
+            log::exception(message);
         }
-        if !failed {
-            response.output.finish(vm, true);
-        } else if response.output.pushed_anything() {
-            response.output.finish(vm, false);
-        } else {
-            response.headers = None;
-            let detail = match failure_status {
-                503 => "The request took longer than the server allows.",
-                _ => "The server could not complete the request.",
-            };
-            response.output.fail(vm, failure_status, detail);
-        }
-        let status = match &response.headers {
-            Some(headers) if !failed || response.output.pushed_anything() => {
-                headers.status.as_str()
-            }
-            _ if failure_status == 503 => "503 Service Unavailable",
-            _ => "500 Internal Server Error",
-        };
-        // start_response checked the status begins with three digits.
-        let status_code = status.get(..3).and_then(|c| c.parse().ok()).unwrap_or(500);
-        if let Some(format) = &self.access_format {
-            let no_headers = Vec::new();
-            let record = AccessRecord {
-                remote_addr: &info.remote_addr,
-                head,
-                status,
-                response_headers: response
-                    .headers
-                    .as_ref()
-                    .map_or(&no_headers, |h| &h.headers),
-                body_bytes: response.output.body_sent(),
-                finished: UtcTime::now(),
-                duration: started.elapsed(),
-            };
-            log::access(&format.render(&record));
-        }
+        let outcome = deliver(vm, response, failure.map(|(kind, _)| kind), started);
+        self.log_access(head, info, &outcome);
         if let (Some(hooks), Some((request, environ))) = (&self.request_hooks, &hooked) {
-            let (status, headers) = match &response.headers {
-                Some(h) if !failed => (h.status.as_str(), h.headers.as_slice()),
-                _ => ("500 Internal Server Error", &[][..]),
-            };
-            hooks.post_request(
-                vm,
-                request,
-                environ,
-                status,
-                headers,
-                response.output.body_sent(),
-            );
+            hooks.post_request(vm, request, environ, &outcome);
         }
-        status_code
+        outcome
+    }
+
+    fn log_access(&self, head: &RequestHead, info: &ConnectionInfo, outcome: &RequestOutcome) {
+        let Some(format) = &self.access_format else {
+            return;
+        };
+        let record = AccessRecord {
+            remote_addr: &info.remote_addr,
+            head,
+            status: &outcome.status,
+            response_headers: &outcome.headers,
+            body_bytes: outcome.body_bytes,
+            finished: UtcTime::now(),
+            duration: outcome.duration,
+        };
+        log::access(&format.render(&record));
     }
 
     /// Calls the app and sends its body; the result's `close()` is called
@@ -314,6 +243,100 @@ impl WsgiHost {
         })
         .unwrap_or(Ok(false))
     }
+}
+
+fn request_line(head: &RequestHead) -> String {
+    format!(
+        "{} {}",
+        head.method(),
+        String::from_utf8_lossy(head.target_bytes())
+    )
+}
+
+/// The kind of failure a run ended in, if any, and the message to log for
+/// it besides its violations (a broken contract is one of those).
+fn failure_of(
+    vm: &VirtualMachine,
+    head: &RequestHead,
+    result: std::thread::Result<Result<(), Failure>>,
+    violations: &mut Vec<String>,
+) -> Option<(FailureKind, Option<String>)> {
+    match result {
+        Ok(Ok(())) => None,
+        Ok(Err(Failure::Python(exception))) if is_request_timeout(vm, &exception) => Some((
+            FailureKind::Timeout,
+            Some(format!(
+                "Request timed out (--request-timeout): {}\n{}",
+                request_line(head),
+                format_exception(vm, &exception)
+            )),
+        )),
+        Ok(Err(Failure::Python(exception))) => Some((
+            FailureKind::AppError,
+            Some(format!(
+                "Error handling request {}\n{}",
+                request_line(head),
+                format_exception(vm, &exception)
+            )),
+        )),
+        Ok(Err(Failure::Contract(rule))) => {
+            violations.push(rule);
+            Some((FailureKind::Contract, None))
+        }
+        Err(panic) => Some((
+            FailureKind::Panic,
+            Some(format!(
+                "panic while handling a request: {}",
+                panic_message(&panic)
+            )),
+        )),
+    }
+}
+
+/// Ends the response as the failure allows, and says what was sent.
+fn deliver(
+    vm: &VirtualMachine,
+    response: ResponseInProgress,
+    failure: Option<FailureKind>,
+    started: Instant,
+) -> RequestOutcome {
+    let ResponseInProgress {
+        headers,
+        mut output,
+        violations,
+    } = response;
+    output.violations(&violations);
+    let delivery = outcome::delivery(failure, output.pushed_anything());
+    let (status, headers) = match (delivery, headers) {
+        (Delivery::Fallback(kind), _) => {
+            let (status, detail) = kind.fallback();
+            output.fail(vm, fallback_code(status), detail);
+            (status.to_owned(), Vec::new())
+        }
+        (Delivery::Complete | Delivery::CutShort(_), headers) => {
+            output.finish(vm, delivery == Delivery::Complete);
+            match headers {
+                Some(headers) => (headers.status, headers.headers),
+                // Not reached: a response without start_response is a
+                // contract failure, and nothing of it was pushed.
+                None => (FailureKind::Contract.fallback().0.to_owned(), Vec::new()),
+            }
+        }
+    };
+    RequestOutcome {
+        status,
+        headers,
+        body_bytes: output.body_sent(),
+        duration: started.elapsed(),
+        delivery,
+    }
+}
+
+fn fallback_code(status: &str) -> u16 {
+    status
+        .get(..3)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(500)
 }
 
 fn body_bytes(item: &PyObjectRef) -> Result<&rustpython_vm::Py<PyBytes>, Failure> {

@@ -7,6 +7,7 @@ pub mod environ;
 pub mod error_stream;
 pub mod headers;
 pub mod input;
+pub mod outcome;
 pub mod request_hooks;
 pub mod sink;
 pub mod start_response;

@@ -11,6 +11,7 @@ use crate::python::app::{LoadError, exception_message, import_module};
 use crate::python::hooks::{HookSource, load_hooks};
 
 use super::environ::latin1;
+use super::outcome::RequestOutcome;
 
 /// The hooks and the `worker` object of one interpreter.
 pub struct RequestHooks {
@@ -103,20 +104,20 @@ impl RequestHooks {
         }
     }
 
-    /// Calls `post_request(worker, req, environ, resp)`.
+    /// Calls `post_request(worker, req, environ, resp)`, `resp` describing
+    /// what was sent.
     pub fn post_request(
         &self,
         vm: &VirtualMachine,
         request: &PyObjectRef,
         environ: &PyObjectRef,
-        status: &str,
-        headers: &[(String, Vec<u8>)],
-        sent: u64,
+        outcome: &RequestOutcome,
     ) {
         if !self.post {
             return;
         }
-        let headers: Vec<PyObjectRef> = headers
+        let headers: Vec<PyObjectRef> = outcome
+            .headers
             .iter()
             .map(|(name, value)| {
                 vm.ctx
@@ -127,9 +128,14 @@ impl RequestHooks {
                     .into()
             })
             .collect();
-        let response = self
-            .response_class
-            .call((vm.ctx.new_str(status), vm.ctx.new_list(headers), sent), vm);
+        let response = self.response_class.call(
+            (
+                vm.ctx.new_str(outcome.status.as_str()),
+                vm.ctx.new_list(headers),
+                outcome.body_bytes,
+            ),
+            vm,
+        );
         match response {
             Ok(response) => self.call(
                 vm,
