@@ -4,6 +4,7 @@
 //! TTIN/TTOU, stopping gracefully on TERM. It never runs Python requests.
 
 mod observability;
+mod plan;
 mod preloaders;
 
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ use crate::scoreboard::load_board::LoadBoard;
 use crate::signals::SignalPipe;
 use crate::startup::ServerError;
 use crate::worker::run::{EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR, WorkerSpec, run_worker};
+use plan::{BOOT_BACKOFF, MAX_BOOT_FAILURES, WorkerView};
 
 /// Signals the arbiter handles (Gunicorn's table, see README).
 const ARBITER_SIGNALS: [libc::c_int; 9] = [
@@ -44,17 +46,6 @@ const ARBITER_SIGNALS: [libc::c_int; 9] = [
 ];
 /// How long the arbiter sleeps between checks when no signal arrives.
 const TICK: Duration = Duration::from_millis(250);
-/// Extra time a retiring worker gets past the graceful timeout before SIGKILL.
-const KILL_GRACE: Duration = Duration::from_secs(2);
-/// How long a timed-out worker has between SIGABRT and SIGKILL.
-const ABORT_GRACE: Duration = Duration::from_secs(1);
-/// Workers that may die before booting in a row (for any reason: a crash, a
-/// signal, a write to a closed stderr) before the arbiter stops, as
-/// Gunicorn stops on a boot error instead of forking in a loop.
-const MAX_BOOT_FAILURES: u32 = 5;
-/// The wait before the replacement of the first of them; it doubles each time.
-const BOOT_BACKOFF: Duration = Duration::from_millis(250);
-
 struct Worker {
     slot: usize,
     generation: u64,
@@ -349,7 +340,6 @@ impl Arbiter {
             if let Some(halt) = self.reap() {
                 return halt;
             }
-            self.kill_silent_workers();
             self.retire_oversized_workers();
             self.manage_workers();
             self.report_worker_count();
@@ -394,12 +384,9 @@ impl Arbiter {
                 }
                 continue;
             }
-            let Some(worker) = self.workers.remove(&pid) else {
+            let Some((worker, booted)) = self.worker_ended(pid, status) else {
                 continue;
             };
-            self.load_board.vacate(worker.slot);
-            self.record_exit(&worker, Some(status));
-            let booted = self.heartbeats.booted(worker.slot);
             let code = process::exit_code(status);
             if !booted {
                 if let Some(code @ (EXIT_BOOT_ERROR | EXIT_APP_LOAD_ERROR)) = code {
@@ -411,14 +398,12 @@ impl Arbiter {
                     });
                 }
                 if worker.retiring.is_none() {
-                    self.hook("child_exit", vec![Self::worker_facts(pid, worker.age)]);
                     if let Some(halt) = self.boot_failed(pid, status) {
                         return Some(halt);
                     }
                     continue;
                 }
             }
-            self.hook("child_exit", vec![Self::worker_facts(pid, worker.age)]);
             let how = process::describe_exit(status);
             if worker.retiring.is_some() || code == Some(0) {
                 log::info(&format!("Worker (pid:{pid}) {how}"));
@@ -429,19 +414,30 @@ impl Arbiter {
         None
     }
 
+    /// The one path for a reaped worker: its load slot freed, its exit
+    /// counted, the `child_exit` hook called. Returns it and whether it had
+    /// booted; `None` if `pid` was not a worker.
+    fn worker_ended(&mut self, pid: libc::pid_t, status: libc::c_int) -> Option<(Worker, bool)> {
+        let worker = self.workers.remove(&pid)?;
+        let booted = self.heartbeats.booted(worker.slot);
+        self.load_board.vacate(worker.slot);
+        self.record_exit(&worker, Some(status));
+        self.hook("child_exit", vec![Self::worker_facts(pid, worker.age)]);
+        Some((worker, booted))
+    }
+
     /// A worker died before it booted: wait longer before the next one, and
     /// stop after [`MAX_BOOT_FAILURES`] in a row.
     fn boot_failed(&mut self, pid: libc::pid_t, status: libc::c_int) -> Option<Halt> {
         self.boot_failures += 1;
         let how = process::describe_exit(status);
-        if self.boot_failures >= MAX_BOOT_FAILURES {
+        let Some(delay) = plan::boot_backoff(self.boot_failures) else {
             log::error(&format!(
                 "Worker (pid:{pid}) {how} before it booted ({} in a row)",
                 self.boot_failures
             ));
             return Some(Halt::RepeatedBootFailure);
-        }
-        let delay = BOOT_BACKOFF * 2u32.pow(self.boot_failures - 1);
+        };
         log::error(&format!(
             "Worker (pid:{pid}) {how} before it booted ({} of {MAX_BOOT_FAILURES} in a row); starting another in {} ms",
             self.boot_failures,
@@ -449,31 +445,6 @@ impl Arbiter {
         ));
         self.next_spawn = Some(Instant::now() + delay);
         None
-    }
-
-    /// Gunicorn's "WORKER TIMEOUT": no heartbeat for `--timeout` seconds.
-    fn kill_silent_workers(&mut self) {
-        if self.config.timeout == 0 {
-            return;
-        }
-        let limit_ms = self.config.timeout * 1000;
-        for (&pid, worker) in &mut self.workers {
-            // As Gunicorn: SIGABRT first (the worker's loop runs the
-            // worker_abort hook and exits), SIGKILL if it is still there.
-            if let Some(since) = worker.aborted {
-                if since.elapsed() > ABORT_GRACE {
-                    process::send_signal(pid, libc::SIGKILL);
-                }
-            } else if worker.retiring.is_none()
-                && self.heartbeats.silence_ms(worker.slot) > limit_ms
-            {
-                log::critical(&format!("WORKER TIMEOUT (pid:{pid})"));
-                process::send_signal(pid, libc::SIGABRT);
-                worker.stop_cause = Some(ExitReason::Timeout);
-                worker.aborted = Some(Instant::now());
-                worker.retiring = Some(Instant::now());
-            }
-        }
     }
 
     /// `--max-worker-memory` with `--preload --sandbox`: a worker forked
@@ -505,89 +476,82 @@ impl Arbiter {
         }
     }
 
-    /// Starts and retires workers until the current generation has `target`.
+    /// Starts, retires, aborts and kills workers as [`plan::plan`] says.
     fn manage_workers(&mut self) {
         let now = Instant::now();
-        let mut current: Vec<(libc::pid_t, Instant, bool)> = self
+        let views: Vec<WorkerView> = self
             .workers
             .iter()
-            .filter(|(_, w)| w.generation == self.generation && w.retiring.is_none())
-            .map(|(&pid, w)| (pid, w.started, self.heartbeats.booted(w.slot)))
+            .map(|(&pid, w)| WorkerView {
+                pid,
+                generation: w.generation,
+                started: w.started,
+                booted: self.heartbeats.booted(w.slot),
+                retiring: w.retiring,
+                aborted: w.aborted,
+                silence: Duration::from_millis(self.heartbeats.silence_ms(w.slot)),
+            })
             .collect();
-        current.sort_by_key(|&(_, started, _)| started);
-        let booted = current.iter().filter(|w| w.2).count();
-        if booted > 0 {
+        let snapshot = plan::Snapshot {
+            workers: &views,
+            generation: self.generation,
+            target: self.target,
+            pending_forks: self.preloaders.pending_of(self.generation),
+            preload: self
+                .config
+                .preload
+                .then(|| self.preloaders.state(self.generation)),
+            next_spawn: self.next_spawn,
+            timeout: Duration::from_secs(self.config.timeout),
+            graceful_timeout: Duration::from_secs(self.config.graceful_timeout),
+        };
+        let plan = plan::plan(&snapshot, now);
+        self.carry_out(plan, now);
+    }
+
+    fn carry_out(&mut self, plan: plan::Plan, now: Instant) {
+        if plan.booted {
             self.boot_failures = 0;
         }
-        let preloaded = self.config.preload;
-        let pending = self.preloaders.pending_of(self.generation);
-        let starting = current.len() + pending;
-        let may_spawn = self.next_spawn.is_none_or(|at| now >= at)
-            && (!preloaded || self.preloaded_app_ready());
-        if starting > self.target {
-            let excess = (starting - self.target).min(current.len());
-            for &(pid, _, _) in &current[..excess] {
-                self.retire(pid, now, ExitReason::ScaleDown);
-            }
-        } else if starting < self.target {
-            // Until one worker of a generation has booted, start no more:
-            // a broken app then fails once, with one error, not N times.
-            // A preloaded app has loaded already.
-            let missing = if booted == 0 && !preloaded {
-                usize::from(current.is_empty())
-            } else {
-                self.target - starting
-            };
-            if may_spawn {
-                self.next_spawn = None;
-                for _ in 0..missing {
-                    self.spawn_worker();
-                }
-            }
+        for pid in plan.abort {
+            // As Gunicorn: SIGABRT first (the worker's loop runs the
+            // worker_abort hook and exits), SIGKILL if it is still there.
+            log::critical(&format!("WORKER TIMEOUT (pid:{pid})"));
+            self.stop(pid, now, ExitReason::Timeout, libc::SIGABRT);
         }
-        if booted >= self.target {
-            let old: Vec<libc::pid_t> = self
-                .workers
-                .iter()
-                .filter(|(_, w)| w.generation < self.generation && w.retiring.is_none())
-                .map(|(&pid, _)| pid)
-                .collect();
-            for pid in old {
-                self.retire(pid, now, ExitReason::Reload);
-            }
+        for (pid, cause) in plan.retire {
+            self.retire(pid, now, cause);
         }
-        if preloaded {
+        if plan.start_preloader {
+            self.start_preloader();
+        }
+        if plan.clear_backoff {
+            self.next_spawn = None;
+        }
+        for _ in 0..plan.spawn {
+            self.spawn_worker();
+        }
+        if self.config.preload {
             self.tidy_preloaders();
         }
-        let overdue = Duration::from_secs(self.config.graceful_timeout) + KILL_GRACE;
-        for (&pid, worker) in &self.workers {
-            if worker
-                .retiring
-                .is_some_and(|since| now.duration_since(since) > overdue)
-            {
-                process::send_signal(pid, libc::SIGKILL);
-            }
+        for pid in plan.kill {
+            process::send_signal(pid, libc::SIGKILL);
         }
     }
 
     fn retire(&mut self, pid: libc::pid_t, now: Instant, cause: ExitReason) {
+        self.stop(pid, now, cause, libc::SIGTERM);
+    }
+
+    /// Tells a worker to stop with `signal` (TERM, or ABRT for a timeout).
+    fn stop(&mut self, pid: libc::pid_t, now: Instant, cause: ExitReason, signal: libc::c_int) {
         if let Some(worker) = self.workers.get_mut(&pid) {
             worker.retiring = Some(now);
             worker.stop_cause = Some(cause);
-            process::send_signal(pid, libc::SIGTERM);
-        }
-    }
-
-    /// With `--preload`: whether the current generation's app is loaded
-    /// (starting its preloading process if there is none).
-    fn preloaded_app_ready(&mut self) -> bool {
-        match self.preloaders.state(self.generation) {
-            preloaders::PreloadState::Ready => true,
-            preloaders::PreloadState::Loading => false,
-            preloaders::PreloadState::Missing => {
-                self.start_preloader();
-                false
+            if signal == libc::SIGABRT {
+                worker.aborted = Some(now);
             }
+            process::send_signal(pid, signal);
         }
     }
 
@@ -749,9 +713,7 @@ impl Arbiter {
                 }
             }
             while let Some((pid, status)) = process::reap() {
-                if let Some(worker) = self.workers.remove(&pid) {
-                    self.record_exit(&worker, Some(status));
-                    self.hook("child_exit", vec![Self::worker_facts(pid, worker.age)]);
+                if self.worker_ended(pid, status).is_some() {
                     log::info(&format!(
                         "Worker (pid:{pid}) {}",
                         process::describe_exit(status)
@@ -761,12 +723,13 @@ impl Arbiter {
         }
         self.signal_all(libc::SIGKILL);
         while !self.workers.is_empty() {
+            let mut status = 0;
             // SAFETY: blocking waitpid for our own children, valid out-pointer.
-            let pid = unsafe { libc::waitpid(-1, std::ptr::null_mut(), 0) };
+            let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
             if pid <= 0 {
                 break;
             }
-            self.workers.remove(&pid);
+            self.worker_ended(pid, status);
         }
     }
 

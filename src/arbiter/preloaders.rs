@@ -12,7 +12,8 @@ use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Arbiter, BOOT_BACKOFF, Halt, MAX_BOOT_FAILURES, Worker};
+use super::plan::{BOOT_BACKOFF, MAX_BOOT_FAILURES, PreloadState};
+use super::{Arbiter, Halt, Worker};
 use crate::log;
 use crate::preload::messages::{self, ForkOrder, Report};
 use crate::preload::{Preload, WorkerTemplate, run_preloader};
@@ -60,13 +61,6 @@ pub(super) struct Preloaders {
     /// Some preloading process has loaded the app (after that a failed
     /// import no longer stops the server).
     ever_ready: bool,
-}
-
-/// Where the current generation's preloading process stands.
-pub(super) enum PreloadState {
-    Ready,
-    Loading,
-    Missing,
 }
 
 impl Preloaders {
