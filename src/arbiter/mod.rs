@@ -451,10 +451,12 @@ impl Arbiter {
     /// from the confined preloading process cannot open its own `/proc`
     /// entry, so the arbiter reads its resident size and retires it.
     fn retire_oversized_workers(&mut self) {
-        if !(self.config.preload && self.config.sandbox && self.config.max_worker_memory > 0) {
+        let Some(limit) = self.config.worker_memory_limit() else {
+            return;
+        };
+        if !(self.config.preload && self.config.sandbox) {
             return;
         }
-        let limit = self.config.max_worker_memory.saturating_mul(1 << 20);
         let oversized: Vec<(libc::pid_t, u64)> = self
             .workers
             .iter()
@@ -594,7 +596,7 @@ impl Arbiter {
             };
             let spec = WorkerSpec {
                 listeners,
-                shared: Some(SharedSlot {
+                slot: Some(SharedSlot {
                     beat: self.heartbeats.worker(slot),
                     load: self.load_board.worker(slot),
                     metrics: self.metrics.as_ref().map(|board| board.worker(slot)),

@@ -525,6 +525,11 @@ pub(crate) fn command_for_bundles() -> clap::Command {
 }
 
 impl Config {
+    /// `--max-worker-memory` in bytes; `None` without a limit.
+    pub fn worker_memory_limit(&self) -> Option<u64> {
+        (self.max_worker_memory > 0).then(|| self.max_worker_memory.saturating_mul(1 << 20))
+    }
+
     /// The defaults for serving `app` (`MODULE:NAME`), as if it were the only
     /// command-line argument; `WEB_CONCURRENCY` is not consulted (the other
     /// variables the command reads, `FORWARDED_ALLOW_IPS` and `SCRIPT_NAME`,

@@ -140,10 +140,7 @@ impl Server {
                 config,
                 settings,
                 listening,
-                None,
-                0,
                 StopSource::Flag(stop_requested.clone()),
-                None,
             )
             .map_err(|error| match error {
                 WorkerError::AppLoad(error) => ServerError::AppLoad(error),

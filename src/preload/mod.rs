@@ -75,7 +75,7 @@ pub fn run_preloader(config: &Config, preload: Preload) -> i32 {
     let hook_source = config.hook_source();
     // The workers inherit the ceiling (RLIMIT_DATA), set before the import.
     if let Err(error) = set_memory_ceiling(config) {
-        log::error(&format!("--max-worker-memory: {error}"));
+        log::error(&format!("{error}"));
         return EXIT_BOOT_ERROR;
     }
     if config.sandbox {
@@ -274,7 +274,7 @@ fn become_worker(
     };
     let spec = WorkerSpec {
         listeners,
-        shared: template.slots.get(order.slot).copied(),
+        slot: template.slots.get(order.slot).copied(),
         max_requests: order.max_requests,
         multiprocess: order.num_workers > 1,
         age: order.age,

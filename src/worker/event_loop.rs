@@ -70,7 +70,7 @@ pub struct LoopOptions {
     pub max_connections: usize,
     pub graceful_timeout: Duration,
     /// This worker's heartbeat and load slots (a worker process of an arbiter).
-    pub shared: Option<SharedSlot>,
+    pub slot: Option<SharedSlot>,
     pub activity: Arc<Activity>,
     /// Responses after which the worker retires (0: never).
     pub max_requests: u64,
@@ -141,7 +141,7 @@ impl Facts for LoopFacts<'_> {
     fn interpreters_unavailable(&self) -> bool {
         new_clients_should_wait(self.options.activity.all_busy_since_ms(), now_ms(), || {
             self.options
-                .shared
+                .slot
                 .is_some_and(|shared| shared.load.sibling_has_free_interpreter())
         })
     }
@@ -157,7 +157,7 @@ impl Facts for LoopFacts<'_> {
     /// One queue for the whole server (see [`QueueRoom`]): only while a
     /// sibling takes clients too.
     fn queue_full(&mut self, now: Instant) -> bool {
-        let Some(shared) = self.options.shared else {
+        let Some(shared) = self.options.slot else {
             return false;
         };
         if !shared.load.has_sibling_taking_clients() {
@@ -177,7 +177,7 @@ impl Facts for LoopFacts<'_> {
 
     fn sibling_holds_fewer(&self) -> bool {
         self.options
-            .shared
+            .slot
             .is_some_and(|shared| shared.load.should_yield(self.connections.len(), now_ms()))
     }
 }
@@ -351,7 +351,7 @@ impl EventLoop {
 
     fn on_tick(&mut self, now: Instant) {
         self.check_timeouts(now);
-        if let Some(shared) = &self.options.shared {
+        if let Some(shared) = &self.options.slot {
             shared.beat.beat(self.options.activity.progress_ms());
         }
         let changed = self.options.watcher.as_ref().and_then(FileWatcher::changed);
@@ -644,7 +644,7 @@ impl EventLoop {
 
     /// Publishes this worker's connection count and whether it takes clients.
     fn publish_load(&mut self) {
-        let Some(shared) = self.options.shared else {
+        let Some(shared) = self.options.slot else {
             return;
         };
         let intake = self.intake;
@@ -674,7 +674,7 @@ impl EventLoop {
 
     /// The worker's counters, when the arbiter keeps them.
     fn metrics(&self) -> Option<WorkerMetrics> {
-        self.options.shared.and_then(|slot| slot.metrics)
+        self.options.slot.and_then(|slot| slot.metrics)
     }
 
     /// Stops taking clients and exits once the requests in flight are done;

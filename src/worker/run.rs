@@ -34,7 +34,8 @@ pub const EXIT_APP_LOAD_ERROR: i32 = 4;
 /// What a worker process gets from the arbiter.
 pub struct WorkerSpec {
     pub listeners: Vec<Listener>,
-    pub shared: Option<SharedSlot>,
+    /// Its slots in the arbiter's shared memory (heartbeat, load, metrics).
+    pub slot: Option<SharedSlot>,
     pub max_requests: u64,
     pub multiprocess: bool,
     /// Workers the arbiter started before this one (the hooks' `worker.age`).
@@ -85,61 +86,52 @@ pub struct BootedWorker {
     _deadlines: Option<DeadlineWatcher>,
 }
 
-/// Starts the interpreter threads (each loads the app) and sets up the loop.
+/// Starts the interpreter threads (each loads the app) and sets up the loop
+/// (a library server thread, see [`crate::embed::Server`]).
 pub fn boot_worker(
     config: &Config,
     settings: HostSettings,
     listening: Listening,
-    shared: Option<SharedSlot>,
-    max_requests: u64,
     stop_source: StopSource,
-    memory: Option<Arc<MemoryLimit>>,
 ) -> Result<BootedWorker, WorkerError> {
-    let boot = Boot {
+    let spec = Boot {
         settings,
         listening,
-        shared,
-        max_requests,
+        slot: None,
+        max_requests: 0,
         stop_source,
-        memory,
+        memory: None,
     };
-    boot_with(config, boot, start_interpreters)
+    boot(config, spec, InterpreterStart::Fresh)
 }
 
 /// What a worker boots with.
 struct Boot {
     settings: HostSettings,
     listening: Listening,
-    shared: Option<SharedSlot>,
+    /// Its slots in the arbiter's shared memory (a worker process).
+    slot: Option<SharedSlot>,
     max_requests: u64,
     stop_source: StopSource,
     memory: Option<Arc<MemoryLimit>>,
 }
 
-/// In a worker forked from the preloading process: the interpreters beyond
-/// the inherited one, and the loop (which does not watch files: the
-/// preloading process does, for `--reload`).
-fn boot_beside_preloaded(config: &Config, boot: Boot) -> Result<BootedWorker, WorkerError> {
-    boot_with(config, boot, |config, shared| {
-        let pool =
-            InterpreterPool::start_beside_preloaded(config.threads as usize, shared.clone())?;
-        Ok(Interpreters {
-            shared,
-            pool,
-            watcher: None,
-        })
-    })
+/// How a worker gets its interpreters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InterpreterStart {
+    /// Each interpreter thread imports the app.
+    Fresh,
+    /// Forked from the preloading process: the interpreters beyond the
+    /// inherited one, and no file watcher (the preloading process watches
+    /// for `--reload`).
+    BesidePreloaded,
 }
 
-fn boot_with(
-    config: &Config,
-    boot: Boot,
-    start: impl FnOnce(&Config, PoolShared) -> Result<Interpreters, LoadError>,
-) -> Result<BootedWorker, WorkerError> {
+fn boot(config: &Config, boot: Boot, start: InterpreterStart) -> Result<BootedWorker, WorkerError> {
     let Boot {
         settings,
         listening,
-        shared,
+        slot,
         max_requests,
         stop_source,
         memory,
@@ -158,13 +150,13 @@ fn boot_with(
         activity: Arc::new(Activity::new(threads)),
         interrupters: Arc::new(Interrupters::new(threads)),
         memory,
-        metrics: shared.and_then(|slot| slot.metrics),
+        metrics: slot.and_then(|slot| slot.metrics),
     };
     let Interpreters {
-        shared: pool_shared,
+        pool_shared,
         pool,
         watcher,
-    } = start(config, pool_shared).map_err(WorkerError::AppLoad)?;
+    } = start_interpreters(config, pool_shared, start).map_err(WorkerError::AppLoad)?;
     let deadlines = match config.request_timeout > 0.0 {
         true => Some(watch_deadlines(config, &pool_shared).map_err(WorkerError::EventLoop)?),
         false => None,
@@ -176,12 +168,12 @@ fn boot_with(
         ..
     } = pool_shared.clone();
     let mut connection_settings = ConnectionSettings::from_config(config);
-    connection_settings.metrics = shared.and_then(|slot| slot.metrics);
+    connection_settings.metrics = slot.and_then(|slot| slot.metrics);
     let options = LoopOptions {
         settings: connection_settings,
         max_connections: config.worker_connections as usize,
         graceful_timeout: Duration::from_secs(config.graceful_timeout),
-        shared,
+        slot,
         activity: activity.clone(),
         max_requests,
         stop_source,
@@ -228,12 +220,25 @@ fn watch_deadlines(config: &Config, shared: &PoolShared) -> std::io::Result<Dead
 /// `--reload` fallback's), and the `--reload` watcher that retires the
 /// worker when a source file changes.
 struct Interpreters {
-    shared: PoolShared,
+    pool_shared: PoolShared,
     pool: InterpreterPool,
     watcher: Option<FileWatcher>,
 }
 
-fn start_interpreters(config: &Config, shared: PoolShared) -> Result<Interpreters, LoadError> {
+fn start_interpreters(
+    config: &Config,
+    shared: PoolShared,
+    how: InterpreterStart,
+) -> Result<Interpreters, LoadError> {
+    if how == InterpreterStart::BesidePreloaded {
+        let pool =
+            InterpreterPool::start_beside_preloaded(config.threads as usize, shared.clone())?;
+        return Ok(Interpreters {
+            pool_shared: shared,
+            pool,
+            watcher: None,
+        });
+    }
     let start = |shared: &PoolShared| {
         let started = InterpreterPool::start(config.threads as usize, shared.clone());
         if started.is_err() {
@@ -252,7 +257,7 @@ fn start_interpreters(config: &Config, shared: PoolShared) -> Result<Interpreter
                 watcher
             });
             Ok(Interpreters {
-                shared,
+                pool_shared: shared,
                 pool,
                 watcher,
             })
@@ -282,7 +287,7 @@ fn start_interpreters(config: &Config, shared: PoolShared) -> Result<Interpreter
                 watcher.len()
             ));
             Ok(Interpreters {
-                shared: fallback,
+                pool_shared: fallback,
                 pool,
                 watcher: Some(watcher),
             })
@@ -353,45 +358,10 @@ impl BootedWorker {
     }
 }
 
-/// Runs a worker process until it is told to stop; returns its exit code.
+/// Runs a worker process forked by the arbiter until it is told to stop;
+/// returns its exit code.
 pub fn run_worker(config: &Config, spec: WorkerSpec) -> i32 {
-    log::info(&format!("Booting worker with pid: {}", std::process::id()));
-    let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
-    let mut settings = HostSettings::from_config(config, spec.multiprocess, &working_dir);
-    settings.worker_age = spec.age;
-    // Read before the sandbox cuts the environment (PYTHONPATH) and /proc.
-    let hook_source = config.hook_source();
-    let memory = match memory_limit(config) {
-        Ok(memory) => memory,
-        Err(error) => {
-            log::error(&format!("--max-worker-memory: {error}"));
-            return EXIT_BOOT_ERROR;
-        }
-    };
-    if config.sandbox {
-        let Some(tmp) = &spec.private_tmp else {
-            log::error("--sandbox: the worker has no private temporary directory");
-            return EXIT_BOOT_ERROR;
-        };
-        // SAFETY: a freshly forked worker has one thread until the hooks
-        // and interpreter threads start below.
-        settings = match unsafe { settings.confine_process(config, tmp) } {
-            Ok(settings) => settings,
-            Err(error) => {
-                log::error(&format!("{error}"));
-                return EXIT_BOOT_ERROR;
-            }
-        };
-    }
-    let started = Started {
-        settings,
-        hook_source,
-        memory,
-    };
-    match boot_started(config, spec, started, false) {
-        Ok((worker, finish)) => finish(worker.run()),
-        Err(code) => code,
-    }
+    run_child(config, spec, Origin::Fresh)
 }
 
 /// The interpreter a worker forked from the preloading process inherits,
@@ -406,178 +376,236 @@ pub struct Preloaded<'a> {
 }
 
 /// Runs a worker forked from the preloading process (already confined
-/// with it under `--sandbox`) until it is told to stop; never returns.
+/// with it under `--sandbox`) until it is told to stop.
 pub fn run_preloaded_worker(config: &Config, spec: WorkerSpec, preloaded: Preloaded) -> i32 {
-    log::info(&format!(
-        "Booting worker with pid: {} (forked from the preloaded app)",
-        std::process::id()
-    ));
-    let mut settings = preloaded.settings.clone();
-    settings.worker_age = spec.age;
-    settings.environ.multiprocess = spec.multiprocess;
-    if config.sandbox {
-        // Before any thread starts: they inherit the filter.
-        if let Err(error) = crate::sandbox::deny_new_processes(config) {
-            log::error(&format!("{error}"));
-            return EXIT_BOOT_ERROR;
-        }
+    run_child(config, spec, Origin::Preloaded(preloaded))
+}
+
+/// Where a worker process comes from.
+enum Origin<'a> {
+    /// Forked by the arbiter: it imports the app itself.
+    Fresh,
+    /// Forked from the preloading process, with the app's interpreter.
+    Preloaded(Preloaded<'a>),
+}
+
+/// The one path of a worker process: confined, limits set, hooks,
+/// interpreters, loop, exit code.
+fn run_child(config: &Config, spec: WorkerSpec, origin: Origin) -> i32 {
+    let pid = std::process::id();
+    match origin {
+        Origin::Fresh => log::info(&format!("Booting worker with pid: {pid}")),
+        Origin::Preloaded(_) => log::info(&format!(
+            "Booting worker with pid: {pid} (forked from the preloaded app)"
+        )),
     }
-    // Under --sandbox /proc is closed already; the arbiter then watches
-    // the resident size instead (it can read /proc/PID/statm).
-    let memory = match config.max_worker_memory {
-        0 => None,
-        _ => ResidentMemory::open().ok().map(|resident| {
-            Arc::new(MemoryLimit {
-                resident,
-                bytes: config.max_worker_memory.saturating_mul(1 << 20),
-            })
+    let prepared = match prepare(config, &spec, &origin) {
+        Ok(prepared) => prepared,
+        Err(code) => return code,
+    };
+    let booted = match &origin {
+        Origin::Fresh => boot_child(config, spec, prepared, InterpreterStart::Fresh),
+        // Detached from the inherited interpreter while the others boot: a
+        // collection in theirs stops every attached thread, this one included.
+        Origin::Preloaded(preloaded) => preloaded.vm.allow_threads(|| {
+            boot_child(config, spec, prepared, InterpreterStart::BesidePreloaded)
         }),
     };
-    let started = Started {
-        settings,
-        hook_source: preloaded.hook_source.clone(),
-        memory,
+    let (worker, finish) = match booted {
+        Ok(booted) => booted,
+        Err(code) => return code,
     };
-    // Detached from the inherited interpreter while the others boot: a
-    // collection in theirs stops every attached thread, this one included.
-    match preloaded
-        .vm
-        .allow_threads(|| boot_started(config, spec, started, true))
-    {
-        Ok((worker, finish)) => worker.run_beside_preloaded(&preloaded, finish),
-        Err(code) => code,
+    match origin {
+        Origin::Fresh => finish(worker.run()),
+        Origin::Preloaded(preloaded) => worker.run_beside_preloaded(&preloaded, finish),
     }
+}
+
+/// A worker process confined and its limits set: ready to boot.
+struct Prepared {
+    settings: HostSettings,
+    hook_source: Option<HookSource>,
+    memory: Option<Arc<MemoryLimit>>,
+}
+
+/// Confines the process (`--sandbox`) and sets its limits; `Err` with the
+/// exit code when it cannot.
+fn prepare(config: &Config, spec: &WorkerSpec, origin: &Origin) -> Result<Prepared, i32> {
+    let boot_error = |error: &dyn fmt::Display| {
+        log::error(&format!("{error}"));
+        EXIT_BOOT_ERROR
+    };
+    let mut prepared = match origin {
+        Origin::Fresh => {
+            let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
+            let settings = HostSettings::from_config(config, spec.multiprocess, &working_dir);
+            Prepared {
+                settings,
+                // Read before the sandbox cuts the environment (PYTHONPATH) and /proc.
+                hook_source: config.hook_source(),
+                memory: memory_limit(config).map_err(|e| boot_error(&e))?,
+            }
+        }
+        Origin::Preloaded(preloaded) => {
+            let mut settings = preloaded.settings.clone();
+            settings.environ.multiprocess = spec.multiprocess;
+            Prepared {
+                settings,
+                hook_source: preloaded.hook_source.clone(),
+                // The preloading process set the ceiling; under --sandbox
+                // /proc is closed already, and the arbiter watches the
+                // resident size instead (it can read /proc/PID/statm).
+                memory: resident_limit(config).ok().flatten(),
+            }
+        }
+    };
+    prepared.settings.worker_age = spec.age;
+    if !config.sandbox {
+        return Ok(prepared);
+    }
+    match origin {
+        Origin::Fresh => {
+            let Some(tmp) = &spec.private_tmp else {
+                return Err(boot_error(
+                    &"--sandbox: the worker has no private temporary directory",
+                ));
+            };
+            // SAFETY: a freshly forked worker has one thread until the hooks
+            // and interpreter threads start.
+            prepared.settings = unsafe { prepared.settings.confine_process(config, tmp) }
+                .map_err(|e| boot_error(&e))?;
+        }
+        // Confined with the preloading process; before any thread starts
+        // (they inherit the filter), no new processes.
+        Origin::Preloaded(_) => {
+            crate::sandbox::deny_new_processes(config).map_err(|e| boot_error(&e))?;
+        }
+    }
+    Ok(prepared)
 }
 
 /// What a booted worker runs once its loop has stopped: the exit hooks,
 /// then its exit code.
 type Finish = Box<dyn FnOnce(std::io::Result<Stop>) -> i32 + Send>;
 
-/// A worker process ready to boot: confined, its limits set.
-struct Started {
-    settings: HostSettings,
-    hook_source: Option<HookSource>,
-    memory: Option<Arc<MemoryLimit>>,
-}
-
-/// Boots a started worker: its hooks, interpreters and loop; `Err` with
+/// Boots a prepared worker: its hooks, interpreters and loop; `Err` with
 /// the exit code when it cannot.
-fn boot_started(
+fn boot_child(
     config: &Config,
     spec: WorkerSpec,
-    started: Started,
-    preloaded: bool,
+    prepared: Prepared,
+    start: InterpreterStart,
 ) -> Result<(BootedWorker, Finish), i32> {
-    let Started {
+    let Prepared {
         settings,
         hook_source,
         memory,
-    } = started;
+    } = prepared;
     let hooks = WorkerHooks::start(hook_source, config, &spec);
     hooks.call("post_fork", true);
-    let shared = spec.shared;
-    let beat = shared.map(|slot| slot.beat);
-    let boot = Boot {
+    let slot = spec.slot;
+    let listening = Listening {
+        listeners: spec.listeners,
+        tls: spec.tls,
+    };
+    let boot_spec = Boot {
         settings,
-        listening: Listening {
-            listeners: spec.listeners,
-            tls: spec.tls,
-        },
-        shared,
+        listening,
+        slot,
         max_requests: spec.max_requests,
         stop_source: StopSource::Signals,
         memory: memory.clone(),
     };
-    let booted = match preloaded {
-        true => boot_beside_preloaded(config, boot),
-        false => boot_with(config, boot, start_interpreters),
-    };
-    let worker = match booted {
-        Ok(worker) => worker,
-        Err(WorkerError::AppLoad(error)) => {
+    let worker = boot(config, boot_spec, start).map_err(|error| match error {
+        WorkerError::AppLoad(error) => {
             report_load_error(&error);
-            return Err(load_error_exit_code(&error));
+            load_error_exit_code(&error)
         }
-        Err(error) => {
+        error => {
             log::error(&format!("worker {error}"));
-            return Err(EXIT_BOOT_ERROR);
+            EXIT_BOOT_ERROR
         }
-    };
+    })?;
     if let Some(memory) = &memory {
-        // A limit the booted app already exceeds would replace every worker
-        // after its first request.
-        if let Ok(resident) = memory.resident.bytes()
-            && resident > memory.bytes
-        {
+        check_booted_size(memory)?;
+    }
+    if let Some(slot) = &slot {
+        slot.beat.mark_booted();
+    }
+    log::info(&format!("Booted worker with pid: {}", std::process::id()));
+    hooks.call("post_worker_init", false);
+    let finish: Finish = Box::new(move |stop| hooks.finish(stop));
+    Ok((worker, finish))
+}
+
+/// A limit the booted app already exceeds would replace every worker after
+/// its first request.
+fn check_booted_size(memory: &MemoryLimit) -> Result<(), i32> {
+    match memory.resident.bytes() {
+        Ok(resident) if resident > memory.bytes => {
             log::error(&format!(
                 "--max-worker-memory {} MB is below what the booted app takes ({} MB resident)",
                 memory.bytes >> 20,
                 resident >> 20
             ));
-            return Err(EXIT_BOOT_ERROR);
+            Err(EXIT_BOOT_ERROR)
         }
+        _ => Ok(()),
     }
-    if let Some(beat) = &beat {
-        beat.mark_booted();
-    }
-    log::info(&format!("Booted worker with pid: {}", std::process::id()));
-    hooks.call("post_worker_init", false);
-    let finish: Finish = Box::new(move |stop: std::io::Result<Stop>| {
-        let code = match stop {
-            Err(error) => {
-                log::error(&format!("worker event loop failed: {error}"));
-                1
-            }
-            Ok(Stop::Immediate) => {
-                hooks.call("worker_int", false);
-                0
-            }
-            Ok(Stop::Abort) => {
-                hooks.call("worker_abort", false);
-                1
-            }
-            Ok(Stop::Graceful) => 0,
-        };
-        log::info(&format!("Worker exiting (pid: {})", std::process::id()));
-        hooks.call("worker_exit", true);
-        code
-    });
-    Ok((worker, finish))
 }
 
 /// `--max-worker-memory`: the kernel's ceiling (see [`set_memory_ceiling`])
 /// and the reader of the resident size, opened while `/proc` is reachable.
-fn memory_limit(config: &Config) -> std::io::Result<Option<Arc<MemoryLimit>>> {
-    if config.max_worker_memory == 0 {
-        return Ok(None);
-    }
+fn memory_limit(config: &Config) -> Result<Option<Arc<MemoryLimit>>, MemorySettingError> {
     set_memory_ceiling(config)?;
-    Ok(Some(Arc::new(MemoryLimit {
-        resident: ResidentMemory::open()?,
-        bytes: config.max_worker_memory.saturating_mul(1 << 20),
-    })))
+    resident_limit(config).map_err(MemorySettingError)
+}
+
+/// `--max-worker-memory`: the reader of the resident size, with the limit.
+fn resident_limit(config: &Config) -> std::io::Result<Option<Arc<MemoryLimit>>> {
+    let Some(bytes) = config.worker_memory_limit() else {
+        return Ok(None);
+    };
+    let resident = ResidentMemory::open()?;
+    Ok(Some(Arc::new(MemoryLimit { resident, bytes })))
+}
+
+/// `--max-worker-memory` could not be put in place.
+#[derive(Debug)]
+pub struct MemorySettingError(pub std::io::Error);
+
+impl fmt::Display for MemorySettingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "--max-worker-memory: {}", self.0)
+    }
+}
+
+impl std::error::Error for MemorySettingError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
 }
 
 /// `--max-worker-memory`: RLIMIT_DATA at twice the limit, set before the
 /// app is imported (nothing without the setting).
-pub fn set_memory_ceiling(config: &Config) -> std::io::Result<()> {
-    if config.max_worker_memory == 0 {
+pub fn set_memory_ceiling(config: &Config) -> Result<(), MemorySettingError> {
+    let Some(bytes) = config.worker_memory_limit() else {
         return Ok(());
-    }
-    let bytes = config.max_worker_memory.saturating_mul(1 << 20);
+    };
     let ceiling = bytes.saturating_mul(2);
     // What the worker holds before importing the app, plus the stacks of
     // its interpreter threads (the ceiling counts them whole).
-    let needed = data_in_use()? + (config.threads as u64 + 1) * INTERPRETER_STACK as u64;
+    let needed = data_in_use().map_err(MemorySettingError)?
+        + (config.threads as u64 + 1) * INTERPRETER_STACK as u64;
     if needed >= ceiling {
-        return Err(std::io::Error::other(format!(
+        return Err(MemorySettingError(std::io::Error::other(format!(
             "{} MB leaves a ceiling of {} MB of data, and the worker needs {} MB before the app is even imported",
             config.max_worker_memory,
             ceiling >> 20,
             needed >> 20
-        )));
+        ))));
     }
-    set_data_ceiling(ceiling)
+    set_data_ceiling(ceiling).map_err(MemorySettingError)
 }
 
 /// The configuration file's worker hooks, run on a thread of this worker.
@@ -603,6 +631,28 @@ impl WorkerHooks {
                 age: spec.age,
             },
         }
+    }
+
+    /// After the loop stopped: the hooks for how it stopped, then the exit code.
+    fn finish(&self, stop: std::io::Result<Stop>) -> i32 {
+        let code = match stop {
+            Err(error) => {
+                log::error(&format!("worker event loop failed: {error}"));
+                1
+            }
+            Ok(Stop::Immediate) => {
+                self.call("worker_int", false);
+                0
+            }
+            Ok(Stop::Abort) => {
+                self.call("worker_abort", false);
+                1
+            }
+            Ok(Stop::Graceful) => 0,
+        };
+        log::info(&format!("Worker exiting (pid: {})", std::process::id()));
+        self.call("worker_exit", true);
+        code
     }
 
     /// Calls `name(worker)`, or `name(server, worker)` as Gunicorn does for
