@@ -247,7 +247,15 @@ fn a_killed_worker_is_replaced_within_a_second() {
 #[test]
 fn a_stuck_worker_is_killed_while_another_keeps_answering() {
     let marker = scratch_dir("stuck-worker").join("started");
-    let server = Server::start(&["-w", "2", "--timeout", "2", "probe:application"]);
+    let server = Server::start(&[
+        "-w",
+        "2",
+        "--timeout",
+        "2",
+        "--metrics-bind",
+        "127.0.0.1:0",
+        "probe:application",
+    ]);
     wait_for("two workers", || booted_pids(&server).len() == 2);
     let stuck = std::thread::spawn({
         let addr = server.addr();
@@ -265,10 +273,7 @@ fn a_stuck_worker_is_killed_while_another_keeps_answering() {
         }
     });
     wait_for_file(&marker, &["started"]);
-    // A worker whose interpreters have all been busy for 25 ms leaves new
-    // clients to its siblings (STALL_MS, src/scoreboard/load_board.rs);
-    // nothing outside the server shows that moment.
-    std::thread::sleep(Duration::from_millis(100));
+    common::wait_for_a_stalled_worker(&server);
     let load = Load::start(&server, 2);
     wait_for("the timeout", || server.log().contains("WORKER TIMEOUT"));
     wait_for("a replacement", || booted_pids(&server).len() == 3);

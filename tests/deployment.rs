@@ -83,6 +83,8 @@ fn nginx_serves_static_files_and_proxies_the_rest_to_a_unix_socket() {
         "0o000",
         "-b",
         &bind,
+        "--access-logfile",
+        "-",
         "probe:application",
     ]);
 
@@ -128,7 +130,18 @@ fn nginx_serves_static_files_and_proxies_the_rest_to_a_unix_socket() {
         "{proxied}"
     );
     assert!(proxied.contains("\"HTTP_HOST\": \"app.test\""), "{proxied}");
-    assert!(!server.log().contains("/static/hello.txt"));
+    // The proxied request is logged; the static one, made before it, never
+    // reached ferrocorn.
+    assert!(
+        server.wait_for_log("\"GET /environ HTTP/1."),
+        "{}",
+        server.log()
+    );
+    assert!(
+        !server.log().contains("/static/hello.txt"),
+        "{}",
+        server.log()
+    );
 }
 
 /// One GET through nginx: the answering worker's pid, or None on failure.

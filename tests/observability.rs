@@ -26,13 +26,7 @@ fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> (Server, SocketAddr) {
     all.extend_from_slice(args);
     all.push(APP);
     let server = Server::start_with(&common::apps_dir(), &all, env);
-    let log = server.log();
-    let endpoint = log
-        .lines()
-        .find_map(|l| l.split("Metrics and health at: http://").nth(1))
-        .and_then(|rest| rest.strip_suffix("/metrics"))
-        .and_then(|address| address.parse().ok())
-        .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"));
+    let endpoint = server.metrics_address();
     assert!(
         wait_until(TIMEOUT, || probe(endpoint, "/readyz").0 == 200),
         "never ready:\n{}",

@@ -36,18 +36,6 @@ fn try_get(server: &Server, path: &str) -> Option<String> {
 }
 
 /// The arbiter's `/metrics` page (empty if it cannot be read).
-fn metrics_page(address: std::net::SocketAddr) -> String {
-    let read = || -> std::io::Result<String> {
-        let mut stream = std::net::TcpStream::connect_timeout(&address, TIMEOUT)?;
-        stream.set_read_timeout(Some(TIMEOUT))?;
-        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\n\r\n")?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text)?;
-        Ok(text)
-    };
-    read().unwrap_or_default()
-}
-
 fn try_answer(server: &Server) -> Option<Answer> {
     let body = try_get(server, "/")?;
     let mut answer = Answer {
@@ -316,12 +304,7 @@ fn the_timeout_still_kills_a_stuck_preloaded_worker() {
         &["-w", "2", "--timeout", "2", "--metrics-bind", "127.0.0.1:0"],
     );
     wait(&server, || booted_pids(&server).len() == 2);
-    let metrics: std::net::SocketAddr = server
-        .log()
-        .lines()
-        .find_map(|l| l.split("Metrics and health at: http://").nth(1))
-        .and_then(|rest| rest.strip_suffix("/metrics")?.parse().ok())
-        .expect("the metrics address");
+    let metrics = server.metrics_address();
     let stuck = std::thread::spawn({
         let addr = server.addr();
         move || {
@@ -331,12 +314,9 @@ fn the_timeout_still_kills_a_stuck_preloaded_worker() {
         }
     });
     wait(&server, || {
-        metrics_page(metrics).contains("ferrocorn_requests_in_flight 1")
+        common::metrics_page(metrics).contains("ferrocorn_requests_in_flight 1")
     });
-    // A worker whose interpreters have all been busy for 25 ms leaves new
-    // clients to its siblings (STALL_MS, src/scoreboard/load_board.rs);
-    // nothing outside the server shows that moment.
-    std::thread::sleep(Duration::from_millis(100));
+    common::wait_for_a_stalled_worker(&server);
     let load = Load::start(&server, 2);
     assert!(server.wait_for_log("WORKER TIMEOUT"), "{}", server.log());
     wait(&server, || booted_pids(&server).len() == 3);

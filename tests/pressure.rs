@@ -156,7 +156,7 @@ fn a_new_client_goes_to_a_free_worker_while_the_other_is_stuck_on_a_request() {
     let log = scratch_dir("stuck-worker").join("calls");
     let server = Server::start_with(
         &common::apps_dir(),
-        &["-w", "2", "probe"],
+        &["-w", "2", "--metrics-bind", "127.0.0.1:0", "probe"],
         &[("PROBE_LOG", log.to_str().unwrap())],
     );
     assert!(server.wait_for_log("Booted worker with pid"));
@@ -175,8 +175,8 @@ fn a_new_client_goes_to_a_free_worker_while_the_other_is_stuck_on_a_request() {
         common::wait_until(TIMEOUT, called),
         "the app was not called"
     );
-    // ...for longer than a worker may hold new clients behind it (25 ms).
-    std::thread::sleep(Duration::from_millis(100));
+    // ...for longer than a worker may hold new clients behind it.
+    common::wait_for_a_stalled_worker(&server);
     // Each newcomer is answered by the other worker while that request still
     // runs. When the kernel woke only the stuck worker, which declined, the
     // newcomer waited in the backlog until the sleep was over.

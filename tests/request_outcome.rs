@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
-use common::{Client, Server, TIMEOUT, http_get_close, scratch_dir, wait_for_file, wait_until};
+use common::{
+    Client, Server, TIMEOUT, metric, metrics_page, scratch_dir, wait_for_file, wait_until,
+};
 
 const APP: &str = r#"
 def application(environ, start_response):
@@ -47,22 +47,6 @@ const CASES: [(&str, u16, &str); 5] = [
     ("/cut-timeout", 200, "11"),
 ];
 
-fn metrics_address(server: &Server) -> SocketAddr {
-    let log = server.log();
-    log.lines()
-        .find_map(|l| l.split("Metrics and health at: http://").nth(1))
-        .and_then(|rest| rest.strip_suffix("/metrics"))
-        .and_then(|address| address.parse().ok())
-        .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"))
-}
-
-fn sample(metrics: &str, series: &str) -> Option<String> {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map(str::to_owned)
-}
-
 #[test]
 fn the_access_log_post_request_and_metrics_agree_on_every_outcome() {
     let dir = scratch_dir("request-outcome");
@@ -83,7 +67,7 @@ fn the_access_log_post_request_and_metrics_agree_on_every_outcome() {
         ],
         &[],
     );
-    let metrics = metrics_address(&server);
+    let metrics = server.metrics_address();
     for (path, status, sent) in CASES {
         let mut client = Client::new(server.connect());
         client.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
@@ -115,10 +99,10 @@ fn the_access_log_post_request_and_metrics_agree_on_every_outcome() {
     ];
     let mut text = String::new();
     let agree = wait_until(TIMEOUT, || {
-        text = http_get_close(metrics, "metrics", "/metrics", TIMEOUT);
+        text = metrics_page(metrics);
         expected
             .iter()
-            .all(|(series, value)| sample(&text, series).as_deref() == Some(*value))
+            .all(|(series, value)| metric(&text, series).as_deref() == Some(*value))
     });
     assert!(agree, "metrics are not {expected:?}:\n{text}");
 }

@@ -113,13 +113,16 @@ pub struct Arbiter {
     preloaders: preloaders::Preloaders,
 }
 
-impl Arbiter {
-    pub fn new(
-        config: Config,
-        listeners: Vec<Listener>,
-        tls: Option<Arc<rustls::ServerConfig>>,
-        hooks: Option<HookRunner>,
-    ) -> Result<Arbiter, ServerError> {
+/// The user, group and supplementary groups workers switch to.
+struct Identity {
+    uid: Option<u32>,
+    gid: Option<u32>,
+    /// `--initgroups`.
+    groups: Option<Vec<u32>>,
+}
+
+impl Identity {
+    fn of_workers(config: &Config) -> Result<Identity, ServerError> {
         let uid = config
             .user
             .as_deref()
@@ -154,24 +157,38 @@ impl Arbiter {
                 )
             }
         };
+        Ok(Identity { uid, gid, groups })
+    }
+}
+
+/// `--metrics-bind`: the counters workers keep, and the listener.
+fn metrics_endpoint(
+    config: &Config,
+) -> Result<(Option<MetricsBoard>, Option<MetricsEndpoint>), ServerError> {
+    let Some(address) = &config.metrics_bind else {
+        return Ok((None, None));
+    };
+    let endpoint = MetricsEndpoint::bind(address)
+        .map_err(|error| ServerError::Setting(format!("--metrics-bind {address}: {error}")))?;
+    if let Ok(bound) = endpoint.local_addr() {
+        log::info(&format!("Metrics and health at: http://{bound}/metrics"));
+    }
+    let board = MetricsBoard::new().map_err(ServerError::Io)?;
+    Ok((Some(board), Some(endpoint)))
+}
+
+impl Arbiter {
+    pub fn new(
+        config: Config,
+        listeners: Vec<Listener>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        hooks: Option<HookRunner>,
+    ) -> Result<Arbiter, ServerError> {
+        let Identity { uid, gid, groups } = Identity::of_workers(&config)?;
         let heartbeats = Heartbeats::new().map_err(ServerError::Io)?;
         let load_board = LoadBoard::new().map_err(ServerError::Io)?;
         let signals = SignalPipe::install(&ARBITER_SIGNALS).map_err(ServerError::Io)?;
-        let (metrics, endpoint) = match &config.metrics_bind {
-            Some(address) => {
-                let endpoint = MetricsEndpoint::bind(address).map_err(|error| {
-                    ServerError::Setting(format!("--metrics-bind {address}: {error}"))
-                })?;
-                if let Ok(bound) = endpoint.local_addr() {
-                    log::info(&format!("Metrics and health at: http://{bound}/metrics"));
-                }
-                (
-                    Some(MetricsBoard::new().map_err(ServerError::Io)?),
-                    Some(endpoint),
-                )
-            }
-            None => (None, None),
-        };
+        let (metrics, endpoint) = metrics_endpoint(&config)?;
         if let Some(host) = &config.statsd_host {
             let client = Statsd::connect(host, &config.statsd_prefix, &config.dogstatsd_tags)
                 .map_err(ServerError::Setting)?;

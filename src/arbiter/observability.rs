@@ -99,6 +99,7 @@ impl Arbiter {
         };
         let mut lifecycle = self.lifecycle.clone();
         let mut workers = Vec::with_capacity(self.workers.len());
+        let now_ms = crate::scoreboard::heartbeat::now_ms();
         for (&pid, worker) in &self.workers {
             let booted = self.heartbeats.booted(worker.slot);
             if booted {
@@ -113,6 +114,7 @@ impl Arbiter {
                 slot: worker.slot,
                 pid,
                 state,
+                stalled: self.load_board.is_stalled(worker.slot, now_ms),
                 resident_bytes: ResidentMemory::of_process(pid).and_then(|m| m.bytes()).ok(),
             });
         }

@@ -6,7 +6,7 @@ use std::ops::Range;
 use super::error::ParseError;
 use super::framing::{self, BodyFraming, FramingFields};
 use super::leniency::{relax_field_lines, rewrites_field_lines};
-use super::rules::{HeadRules, UnderscoreHeaders, Version};
+use super::rules::{HeadRules, Leniency, UnderscoreHeaders, Version};
 use super::syntax::{is_field_value_byte, is_ows, list_elements, trim_ows};
 use super::target::RequestTarget;
 
@@ -207,57 +207,14 @@ pub fn parse_head(
     let method = range_of(method_bytes);
     let target_range = range_of(target_bytes);
 
-    let mut fields = Vec::with_capacity(request.headers.len());
-    let mut framing_fields = FramingFields::default();
-    let mut seen = SeenOnce::default();
-    let mut connection_close = false;
-    let mut connection_keep_alive = false;
-    let mut expect_continue = false;
-    for header in request.headers.iter() {
-        let name = header.name.as_bytes();
-        let value = trim_ows(header.value);
-        if !value.iter().all(|&b| is_field_value_byte(b)) {
-            return Err(ParseError::HeaderValue);
-        }
-        if name.contains(&b'_') {
-            match leniency.underscore_headers {
-                UnderscoreHeaders::Drop => continue,
-                UnderscoreHeaders::Refuse => return Err(ParseError::HeaderName),
-                UnderscoreHeaders::Dangerous => {}
-            }
-        }
-        if name.eq_ignore_ascii_case(b"content-length") {
-            first_time(&mut seen.content_length, "Content-Length")?;
-            framing_fields.content_length = Some(value);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            framing_fields.transfer_encoding.push(value);
-        } else if name.eq_ignore_ascii_case(b"host") {
-            first_time(&mut seen.host, "Host")?;
-        } else if name.eq_ignore_ascii_case(b"content-type") {
-            first_time(&mut seen.content_type, "Content-Type")?;
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in list_elements(value) {
-                connection_close |= token.eq_ignore_ascii_case(b"close");
-                connection_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-            }
-        } else if name.eq_ignore_ascii_case(b"expect") {
-            // RFC 9110 §10.1.1: 100-continue is the only expectation defined.
-            if !value.eq_ignore_ascii_case(b"100-continue") {
-                return Err(ParseError::Expectation);
-            }
-            expect_continue = version == Version::Http11;
-        }
-        fields.push(Field {
-            name: range_of(name),
-            value: range_of(value),
-        });
-    }
-    let framing = framing::request_framing(version, &framing_fields, limits.body)?;
+    let scan = scan_fields(request.headers, version, &leniency, base)?;
+    let framing = framing::request_framing(version, &scan.framing, limits.body)?;
     let keep_alive = match version {
-        Version::Http11 => !connection_close,
-        Version::Http10 => connection_keep_alive && !connection_close,
+        Version::Http11 => !scan.close,
+        Version::Http10 => scan.keep_alive && !scan.close,
     };
-    let expect_continue = expect_continue && framing != BodyFraming::Empty;
+    let expect_continue = scan.expect_continue && framing != BodyFraming::Empty;
+    let fields = scan.fields;
     if leniency.casefold_method {
         raw[method.clone()].make_ascii_uppercase();
     }
@@ -272,6 +229,78 @@ pub fn parse_head(
         keep_alive,
         expect_continue,
     })
+}
+
+/// What the field lines say, besides the fields themselves.
+struct FieldScan<'a> {
+    /// Each field's name and value, as ranges of the head.
+    fields: Vec<Field>,
+    framing: FramingFields<'a>,
+    /// `Connection: close`, `Connection: keep-alive`.
+    close: bool,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+/// Checks the field lines httparse found in the head at address `base`.
+fn scan_fields<'a>(
+    headers: &[httparse::Header<'a>],
+    version: Version,
+    leniency: &Leniency,
+    base: usize,
+) -> Result<FieldScan<'a>, ParseError> {
+    let range_of = |part: &[u8]| {
+        let from = part.as_ptr() as usize - base;
+        from..from + part.len()
+    };
+    let mut scan = FieldScan {
+        fields: Vec::with_capacity(headers.len()),
+        framing: FramingFields::default(),
+        close: false,
+        keep_alive: false,
+        expect_continue: false,
+    };
+    let mut seen = SeenOnce::default();
+    for header in headers {
+        let name = header.name.as_bytes();
+        let value = trim_ows(header.value);
+        if !value.iter().all(|&b| is_field_value_byte(b)) {
+            return Err(ParseError::HeaderValue);
+        }
+        if name.contains(&b'_') {
+            match leniency.underscore_headers {
+                UnderscoreHeaders::Drop => continue,
+                UnderscoreHeaders::Refuse => return Err(ParseError::HeaderName),
+                UnderscoreHeaders::Dangerous => {}
+            }
+        }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            first_time(&mut seen.content_length, "Content-Length")?;
+            scan.framing.content_length = Some(value);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            scan.framing.transfer_encoding.push(value);
+        } else if name.eq_ignore_ascii_case(b"host") {
+            first_time(&mut seen.host, "Host")?;
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            first_time(&mut seen.content_type, "Content-Type")?;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in list_elements(value) {
+                scan.close |= token.eq_ignore_ascii_case(b"close");
+                scan.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            // RFC 9110 §10.1.1: 100-continue is the only expectation defined.
+            if !value.eq_ignore_ascii_case(b"100-continue") {
+                return Err(ParseError::Expectation);
+            }
+            scan.expect_continue = version == Version::Http11;
+        }
+        scan.fields.push(Field {
+            name: range_of(name),
+            value: range_of(value),
+        });
+    }
+    Ok(scan)
 }
 
 /// Fields that may appear once: a second one makes the request ambiguous.

@@ -22,6 +22,9 @@ pub struct WorkerSample {
     pub slot: usize,
     pub pid: i32,
     pub state: WorkerState,
+    /// Every interpreter has been on a request for a while: new clients go
+    /// to its siblings (see `crate::scoreboard::load_board::STALL_MS`).
+    pub stalled: bool,
     /// Resident memory (`/proc/PID/statm`), when it could be read.
     pub resident_bytes: Option<u64>,
 }
@@ -251,6 +254,12 @@ impl Scrape {
         }
         gauge(
             out,
+            "ferrocorn_workers_stalled",
+            "Workers whose every interpreter has been on one request for 25 ms or more: new clients go to the others.",
+            self.workers.iter().filter(|w| w.stalled).count() as u64,
+        )?;
+        gauge(
+            out,
             "ferrocorn_workers_desired",
             "Workers the arbiter keeps (--workers, changed by TTIN and TTOU).",
             self.desired_workers,
@@ -352,6 +361,7 @@ mod tests {
                 slot: 0,
                 pid: 77,
                 state: WorkerState::Serving,
+                stalled: true,
                 resident_bytes: Some(4096),
             }],
             desired_workers: 1,
@@ -380,6 +390,7 @@ mod tests {
             "ferrocorn_worker_exits_total{reason=\"max_requests\"} 1",
             "ferrocorn_worker_boots_total 1",
             "ferrocorn_workers{state=\"serving\"} 1",
+            "ferrocorn_workers_stalled 1",
             "ferrocorn_worker_resident_memory_bytes{worker=\"0\",pid=\"77\"} 4096",
             "ferrocorn_listen_backlog{listener=\"127.0.0.1:8000\"} 2",
             "ferrocorn_requests_rejected_total{status=\"431\"} 0",

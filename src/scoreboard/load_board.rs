@@ -84,6 +84,15 @@ impl LoadBoard {
         self.table.watching[slot].store(0, Ordering::SeqCst);
     }
 
+    /// Whether the worker in `slot` has had every interpreter on a request
+    /// for [`STALL_MS`] or more, as it last published.
+    pub fn is_stalled(&self, slot: usize, now_ms: u64) -> bool {
+        is_stalled(
+            self.table.all_busy_since_ms[slot].load(Ordering::Relaxed),
+            now_ms,
+        )
+    }
+
     /// A handle for the worker in `slot`.
     pub fn worker(&self, slot: usize) -> WorkerLoad {
         WorkerLoad {

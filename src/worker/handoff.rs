@@ -249,32 +249,37 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[test]
-    fn acquire_waits_for_release_when_the_window_is_full() {
-        let flow = Arc::new(FlowControl::default());
+    /// A producer thread queueing 10 bytes behind a full window, once it
+    /// waits (bounded: it must, the window being full).
+    fn waiting_producer(flow: &Arc<FlowControl>) -> std::thread::JoinHandle<bool> {
         assert!(flow.acquire(FlowControl::WINDOW + 1));
         let producer = {
             let flow = flow.clone();
             std::thread::spawn(move || flow.acquire(10))
         };
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(
-            !producer.is_finished(),
-            "must wait while the window is full"
-        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !flow.waiting.load(Ordering::SeqCst) {
+            assert!(!producer.is_finished(), "acquired without waiting");
+            assert!(std::time::Instant::now() < deadline, "never waited");
+            std::thread::yield_now();
+        }
+        producer
+    }
+
+    #[test]
+    fn acquire_waits_for_release_when_the_window_is_full() {
+        let flow = Arc::new(FlowControl::default());
+        let producer = waiting_producer(&flow);
+        assert!(!producer.is_finished());
         flow.release(FlowControl::WINDOW + 1);
         assert!(producer.join().unwrap());
+        assert_eq!(flow.queued.load(Ordering::SeqCst), 10);
     }
 
     #[test]
     fn abort_releases_a_waiting_producer() {
         let flow = Arc::new(FlowControl::default());
-        flow.acquire(FlowControl::WINDOW + 1);
-        let producer = {
-            let flow = flow.clone();
-            std::thread::spawn(move || flow.acquire(10))
-        };
-        std::thread::sleep(Duration::from_millis(20));
+        let producer = waiting_producer(&flow);
         flow.abort();
         assert!(!producer.join().unwrap());
     }

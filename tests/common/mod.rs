@@ -159,6 +159,16 @@ impl Server {
         wait_until(TIMEOUT, || self.log().contains(needle))
     }
 
+    /// The `--metrics-bind` endpoint's address, from the line announcing it.
+    pub fn metrics_address(&self) -> SocketAddr {
+        let log = self.log();
+        log.lines()
+            .find_map(|l| l.split("Metrics and health at: http://").nth(1))
+            .and_then(|rest| rest.strip_suffix("/metrics"))
+            .and_then(|address| address.parse().ok())
+            .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"))
+    }
+
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on our own child's pid has no memory effects.
         unsafe {
@@ -487,6 +497,38 @@ pub fn http_get_close(addr: SocketAddr, host: &str, path: &str, timeout: Duratio
     let mut reply = String::new();
     stream.read_to_string(&mut reply).unwrap();
     reply
+}
+
+/// One `GET /metrics` from the endpoint at `address`: the whole reply, or
+/// empty when it did not answer.
+pub fn metrics_page(address: SocketAddr) -> String {
+    let read = || -> std::io::Result<String> {
+        let mut stream = TcpStream::connect_timeout(&address, TIMEOUT)?;
+        stream.set_read_timeout(Some(TIMEOUT))?;
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text)?;
+        Ok(text)
+    };
+    read().unwrap_or_default()
+}
+
+/// A series' value on a metrics page (`name{labels}` as written there).
+pub fn metric(page: &str, series: &str) -> Option<String> {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(str::to_owned)
+}
+
+/// Waits (bounded) until a worker counts as stalled: every interpreter on a
+/// request long enough that new clients go to its siblings (the server's
+/// `STALL_MS`). Needs `--metrics-bind`.
+pub fn wait_for_a_stalled_worker(server: &Server) {
+    let address = server.metrics_address();
+    let stalled = wait_until(TIMEOUT, || {
+        metric(&metrics_page(address), "ferrocorn_workers_stalled").as_deref() == Some("1")
+    });
+    assert!(stalled, "no worker counted as stalled:\n{}", server.log());
 }
 
 /// Waits (bounded) until the file at `path` contains every one of `needles`.

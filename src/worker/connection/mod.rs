@@ -82,6 +82,51 @@ enum State {
     Closed,
 }
 
+/// Whether the connection reads from its socket now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Edge-triggered readiness not yet used up.
+    Ready,
+    /// The last turn ended on [`READ_BUDGET`] with input perhaps left: the
+    /// loop owes it another turn.
+    OutOfBudget,
+    /// A WouldBlock, or a short read that emptied the socket: the next
+    /// readiness event says when to read again.
+    AwaitingEvent,
+}
+
+/// What the client has said of its sending side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeerInput {
+    Open,
+    /// A readiness event said it shut its side: read on to the end of
+    /// stream even after a short read (no further event will come).
+    HangingUp,
+    /// The end of stream was read.
+    Ended,
+}
+
+/// Whether the connection writes to its socket now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writing {
+    Ready,
+    /// The last write ended on [`WRITE_BUDGET`] with output left: nothing
+    /// more until the loop gives the owed turn.
+    OutOfBudget,
+}
+
+/// What parsing buffered input came to. Lives for one call: boxing the job
+/// would cost an allocation per request for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    /// The state changed: parse on.
+    Again,
+    /// Nothing more to do until more input (or ever).
+    Wait,
+    /// A request is complete.
+    Dispatch(Job),
+}
+
 /// Why the server answers a request itself, and closes.
 enum Rejection {
     /// The request broke HTTP's rules; the error names the rule and status.
@@ -119,16 +164,9 @@ pub struct Connection<S: ConnectionStream = Stream> {
     input: ReadBuffer,
     output: WriteQueue,
     state: State,
-    /// Edge-triggered readiness not yet used up (by a WouldBlock or a short read).
-    may_read: bool,
-    /// The last turn ended on [`READ_BUDGET`] with input perhaps left.
-    out_of_budget: bool,
-    /// The last write ended on [`WRITE_BUDGET`] with output left.
-    out_of_write_budget: bool,
-    /// The last readiness event said the peer shut down its side: read on
-    /// to the end of stream even after a short read.
-    hang_up_signalled: bool,
-    peer_closed: bool,
+    reading: Reading,
+    peer: PeerInput,
+    writing: Writing,
     /// Close after the current response (graceful shutdown).
     close_after_response: bool,
     responses: u64,
@@ -166,11 +204,9 @@ impl<S: ConnectionStream> Connection<S> {
             input: ReadBuffer::default(),
             output: WriteQueue::default(),
             state,
-            may_read: true,
-            out_of_budget: false,
-            out_of_write_budget: false,
-            hang_up_signalled: false,
-            peer_closed: false,
+            reading: Reading::Ready,
+            peer: PeerInput::Open,
+            writing: Writing::Ready,
             close_after_response: false,
             responses: 0,
             last_activity: Instant::now(),
@@ -191,16 +227,19 @@ impl<S: ConnectionStream> Connection<S> {
     /// connection another turn ([`Connection::resume`]) after the others
     /// had theirs, since no new readiness event will come.
     pub fn wants_another_turn(&self) -> bool {
-        (self.out_of_budget || self.out_of_write_budget) && !self.is_closed()
+        (self.reading == Reading::OutOfBudget || self.writing == Writing::OutOfBudget)
+            && !self.is_closed()
     }
 
     /// Another turn for a connection that used up a budget: writes on,
     /// then reads on.
     pub fn resume(&mut self, settings: &ConnectionSettings) -> Option<Job> {
-        if std::mem::take(&mut self.out_of_write_budget) {
+        if self.writing == Writing::OutOfBudget {
+            self.writing = Writing::Ready;
             self.flush();
         }
-        if std::mem::take(&mut self.out_of_budget) {
+        if self.reading == Reading::OutOfBudget {
+            self.reading = Reading::Ready;
             return self.drive(settings);
         }
         None
@@ -210,8 +249,10 @@ impl<S: ConnectionStream> Connection<S> {
     /// side): read and parse what it can. Returns a job when a request is
     /// complete.
     pub fn on_readable(&mut self, read_closed: bool, settings: &ConnectionSettings) -> Option<Job> {
-        self.may_read = true;
-        self.hang_up_signalled |= read_closed;
+        self.reading = Reading::Ready;
+        if read_closed && self.peer == PeerInput::Open {
+            self.peer = PeerInput::HangingUp;
+        }
         self.drive(settings)
     }
 
@@ -350,11 +391,11 @@ impl<S: ConnectionStream> Connection<S> {
                 self.flush();
                 return Some(job);
             }
-            if !self.may_read || !self.wants_input() {
+            if self.reading == Reading::AwaitingEvent || !self.wants_input() {
                 break;
             }
             if budget == 0 {
-                self.out_of_budget = true;
+                self.reading = Reading::OutOfBudget;
                 break;
             }
             match self.read_some() {
@@ -378,8 +419,8 @@ impl<S: ConnectionStream> Connection<S> {
 
     fn wants_input(&self) -> bool {
         match self.state {
-            State::ProxyHeader | State::Head(_) | State::Body { .. } => !self.peer_closed,
-            State::InApp => !self.peer_closed && self.input.unread_len() < MAX_READ_AHEAD,
+            State::ProxyHeader | State::Head(_) | State::Body { .. } => !self.peer_closed(),
+            State::InApp => !self.peer_closed() && self.input.unread_len() < MAX_READ_AHEAD,
             State::Lingering { .. } => true,
             State::Closing | State::Closed => false,
         }
@@ -389,7 +430,7 @@ impl<S: ConnectionStream> Connection<S> {
     fn read_some(&mut self) -> io::Result<usize> {
         let read = match self.input.read_from(&mut self.stream)? {
             ReadOutcome::End => {
-                self.peer_closed = true;
+                self.peer = PeerInput::Ended;
                 0
             }
             ReadOutcome::Data { read, drained } => {
@@ -398,13 +439,13 @@ impl<S: ConnectionStream> Connection<S> {
                 // read that would only return WouldBlock (one syscall per
                 // keep-alive request). Not after a hang-up event, whose end
                 // of stream raises no further event.
-                if drained && !self.hang_up_signalled && self.stream.short_read_drains() {
-                    self.may_read = false;
+                if drained && self.peer != PeerInput::HangingUp && self.stream.short_read_drains() {
+                    self.reading = Reading::AwaitingEvent;
                 }
                 read
             }
             ReadOutcome::Blocked => {
-                self.may_read = false;
+                self.reading = Reading::AwaitingEvent;
                 0
             }
             ReadOutcome::Interrupted => 0,
@@ -424,100 +465,110 @@ impl<S: ConnectionStream> Connection<S> {
     /// Parses buffered input as far as it goes.
     fn advance(&mut self, settings: &ConnectionSettings) -> Option<Job> {
         loop {
-            match &mut self.state {
-                State::ProxyHeader => {
-                    let buffered = self.input.unread();
-                    match proxy_protocol::parse(buffered) {
-                        Ok(ProxyHeader::Incomplete) => {
-                            if self.peer_closed {
-                                return self.reject_parse(ParseError::Incomplete);
-                            }
-                            return None;
-                        }
-                        Ok(ProxyHeader::Absent) => {}
-                        Ok(ProxyHeader::Present { len, source }) => {
-                            if !settings.proxy.protocol_from.trusts(&self.info.remote_addr) {
-                                return self.reject_parse(ParseError::ForbiddenProxy);
-                            }
-                            self.input.consume(len);
-                            if let Some(client) = source {
-                                self.info.remote_addr = client.ip().to_string().into();
-                                self.info.remote_port = client.port().to_string().into();
-                            }
-                        }
-                        Err(error) => return self.reject_parse(error),
-                    }
-                    self.state = State::Head(HeadScanner::default());
-                }
-                State::Head(scanner) => {
-                    let buffered = self.input.unread();
-                    match scanner.scan(buffered, &settings.limits) {
-                        Ok(Some(end)) => {
-                            let (start, lines) = (scanner.start(), scanner.field_lines());
-                            match parse_head(buffered, start, end, lines, &settings.limits) {
-                                Ok(head) => {
-                                    self.input.consume(end);
-                                    if let Some(job) = self.start_request(head, settings) {
-                                        return Some(job);
-                                    }
-                                }
-                                Err(error) => return self.reject_parse(error),
-                            }
-                        }
-                        Ok(None) => {
-                            if self.peer_closed {
-                                if buffered.iter().all(|&b| b == b'\r' || b == b'\n') {
-                                    self.state = State::Closed;
-                                } else {
-                                    return self.reject_parse(ParseError::Incomplete);
-                                }
-                            }
-                            return None;
-                        }
-                        Err(error) => return self.reject_parse(error),
-                    }
-                }
-                State::Body {
-                    decoder, buffer, ..
-                } => {
-                    let progress =
-                        decoder.decode(self.input.unread(), &mut |data| buffer.push(data));
-                    match progress {
-                        Ok(progress) => {
-                            self.input.consume(progress.consumed);
-                            if progress.done {
-                                let State::Body { head, buffer, .. } =
-                                    std::mem::replace(&mut self.state, State::InApp)
-                                else {
-                                    return None;
-                                };
-                                return match buffer.finish() {
-                                    Ok(body) => Some(self.job(*head, body)),
-                                    Err(error) => {
-                                        log::error(&format!(
-                                            "cannot store a request body: {error}"
-                                        ));
-                                        self.reject(Rejection::BodyStorage);
-                                        None
-                                    }
-                                };
-                            }
-                            if self.peer_closed {
-                                return self.reject_parse(ParseError::Incomplete);
-                            }
-                            return None;
-                        }
-                        Err(error) => return self.reject_parse(error),
-                    }
-                }
+            let step = match &self.state {
+                State::ProxyHeader => self.advance_proxy_header(settings),
+                State::Head(_) => self.advance_head(settings),
+                State::Body { .. } => self.advance_body(),
                 State::Lingering { .. } => {
                     self.input.discard();
-                    if self.peer_closed {
+                    if self.peer_closed() {
                         self.state = State::Closed;
                     }
-                    return None;
+                    Step::Wait
                 }
-                State::InApp | State::Closing | State::Closed => return None,
+                State::InApp | State::Closing | State::Closed => Step::Wait,
+            };
+            match step {
+                Step::Again => {}
+                Step::Wait => return None,
+                Step::Dispatch(job) => return Some(job),
+            }
+        }
+    }
+
+    /// The PROXY header, if the connection starts with one.
+    fn advance_proxy_header(&mut self, settings: &ConnectionSettings) -> Step {
+        match proxy_protocol::parse(self.input.unread()) {
+            Ok(ProxyHeader::Incomplete) if self.peer_closed() => {
+                return self.reject_parse(ParseError::Incomplete);
+            }
+            Ok(ProxyHeader::Incomplete) => return Step::Wait,
+            Ok(ProxyHeader::Absent) => {}
+            Ok(ProxyHeader::Present { len, source }) => {
+                if !settings.proxy.protocol_from.trusts(&self.info.remote_addr) {
+                    return self.reject_parse(ParseError::ForbiddenProxy);
+                }
+                self.input.consume(len);
+                if let Some(client) = source {
+                    self.info.remote_addr = client.ip().to_string().into();
+                    self.info.remote_port = client.port().to_string().into();
+                }
+            }
+            Err(error) => return self.reject_parse(error),
+        }
+        self.state = State::Head(HeadScanner::default());
+        Step::Again
+    }
+
+    /// (More of) a request head.
+    fn advance_head(&mut self, settings: &ConnectionSettings) -> Step {
+        let State::Head(scanner) = &mut self.state else {
+            return Step::Wait;
+        };
+        let buffered = self.input.unread();
+        let end = match scanner.scan(buffered, &settings.limits) {
+            Ok(Some(end)) => end,
+            Ok(None) if !self.peer_closed() => return Step::Wait,
+            // The client closed between requests, or after blank lines only.
+            Ok(None) if buffered.iter().all(|&b| b == b'\r' || b == b'\n') => {
+                self.state = State::Closed;
+                return Step::Wait;
+            }
+            Ok(None) => return self.reject_parse(ParseError::Incomplete),
+            Err(error) => return self.reject_parse(error),
+        };
+        let (start, lines) = (scanner.start(), scanner.field_lines());
+        match parse_head(buffered, start, end, lines, &settings.limits) {
+            Ok(head) => {
+                self.input.consume(end);
+                match self.start_request(head, settings) {
+                    Some(job) => Step::Dispatch(job),
+                    None => Step::Again,
+                }
+            }
+            Err(error) => self.reject_parse(error),
+        }
+    }
+
+    /// (More of) a request body.
+    fn advance_body(&mut self) -> Step {
+        let State::Body {
+            decoder, buffer, ..
+        } = &mut self.state
+        else {
+            return Step::Wait;
+        };
+        let progress = match decoder.decode(self.input.unread(), &mut |data| buffer.push(data)) {
+            Ok(progress) => progress,
+            Err(error) => return self.reject_parse(error),
+        };
+        self.input.consume(progress.consumed);
+        if !progress.done {
+            if self.peer_closed() {
+                return self.reject_parse(ParseError::Incomplete);
+            }
+            return Step::Wait;
+        }
+        let State::Body { head, buffer, .. } = std::mem::replace(&mut self.state, State::InApp)
+        else {
+            return Step::Wait;
+        };
+        match buffer.finish() {
+            Ok(body) => Step::Dispatch(self.job(*head, body)),
+            Err(error) => {
+                log::error(&format!("cannot store a request body: {error}"));
+                self.reject(Rejection::BodyStorage);
+                Step::Wait
             }
         }
     }
@@ -540,7 +591,10 @@ impl<S: ConnectionStream> Connection<S> {
         if self.forwarder_trusted {
             match proxy_trust::request_view(&self.info, &head, &settings.proxy) {
                 Ok(view) => self.request_info = view,
-                Err(error) => return self.reject_parse(error),
+                Err(error) => {
+                    self.reject_parse(error);
+                    return None;
+                }
             }
         }
         let Some(decoder) = BodyDecoder::for_framing(head.framing, &settings.limits) else {
@@ -582,13 +636,13 @@ impl<S: ConnectionStream> Connection<S> {
         }
     }
 
-    fn reject_parse(&mut self, error: ParseError) -> Option<Job> {
+    fn reject_parse(&mut self, error: ParseError) -> Step {
         log::debug(&format!(
             "invalid request from {}: {error}",
             self.info.remote_addr
         ));
         self.reject(Rejection::Parse(error));
-        None
+        Step::Wait
     }
 
     /// Answers with an error and closes; nothing after it on the connection is read.
@@ -609,13 +663,13 @@ impl<S: ConnectionStream> Connection<S> {
     /// [`WRITE_BUDGET`] is used up (then the connection wants another turn,
     /// and writes nothing more until [`Connection::resume`]).
     fn flush(&mut self) {
-        if self.out_of_write_budget {
+        if self.writing == Writing::OutOfBudget {
             return;
         }
         let mut written_this_turn = 0;
         loop {
             if written_this_turn >= WRITE_BUDGET && !self.output.is_empty() {
-                self.out_of_write_budget = true;
+                self.writing = Writing::OutOfBudget;
                 return;
             }
             match self.stream.send_pending() {
@@ -650,7 +704,7 @@ impl<S: ConnectionStream> Connection<S> {
             }
         }
         if let State::Closing = self.state {
-            if self.peer_closed {
+            if self.peer_closed() {
                 self.state = State::Closed;
                 return;
             }
@@ -664,6 +718,11 @@ impl<S: ConnectionStream> Connection<S> {
                 Err(_) => self.state = State::Closed,
             }
         }
+    }
+
+    /// The client will send nothing more.
+    fn peer_closed(&self) -> bool {
+        self.peer == PeerInput::Ended
     }
 
     fn count(&self, event: fn(&WorkerMetrics)) {
