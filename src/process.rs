@@ -2,7 +2,7 @@
 //! file, user and group switching, process names.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The exit status of a forked child whose code panicked.
 pub const EXIT_CHILD_PANICKED: i32 = 70;
@@ -117,21 +117,61 @@ pub fn write_pidfile(path: &Path) -> io::Result<()> {
     std::fs::write(path, format!("{}\n", std::process::id()))
 }
 
+/// Why a user or group could not be looked up.
+#[derive(Debug)]
+pub enum AccountError {
+    /// The account database (/etc/passwd, /etc/group) could not be read.
+    Read { database: PathBuf, error: io::Error },
+    /// It has no such entry (`what` names it).
+    Unknown { what: String, database: PathBuf },
+}
+
+impl std::fmt::Display for AccountError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AccountError::Read { database, error } => {
+                write!(f, "cannot read {}: {error}", database.display())
+            }
+            AccountError::Unknown { what, database } => {
+                write!(f, "no {what} in {}", database.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for AccountError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AccountError::Read { error, .. } => Some(error),
+            AccountError::Unknown { .. } => None,
+        }
+    }
+}
+
+fn read_database(database: &Path) -> Result<String, AccountError> {
+    std::fs::read_to_string(database).map_err(|error| AccountError::Read {
+        database: database.to_owned(),
+        error,
+    })
+}
+
 /// A uid or gid from a number or a name in /etc/passwd or /etc/group (read
 /// directly: a static binary cannot load the NSS modules getpwnam needs).
-pub fn resolve_id(value: &str, database: &Path) -> Result<u32, String> {
+pub fn resolve_id(value: &str, database: &Path) -> Result<u32, AccountError> {
     if let Ok(id) = value.parse() {
         return Ok(id);
     }
-    let text = std::fs::read_to_string(database)
-        .map_err(|e| format!("cannot read {}: {e}", database.display()))?;
+    let text = read_database(database)?;
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| {
             let mut fields = line.split(':');
             (fields.next() == Some(value)).then(|| fields.nth(1).and_then(|id| id.parse().ok()))?
         })
-        .ok_or_else(|| format!("no {value:?} in {}", database.display()))
+        .ok_or_else(|| AccountError::Unknown {
+            what: format!("{value:?}"),
+            database: database.to_owned(),
+        })
 }
 
 /// The supplementary groups of `user` for `--initgroups`: every group of
@@ -141,9 +181,8 @@ pub fn supplementary_groups(
     user: &str,
     gid: u32,
     group_database: &Path,
-) -> Result<Vec<u32>, String> {
-    let text = std::fs::read_to_string(group_database)
-        .map_err(|e| format!("cannot read {}: {e}", group_database.display()))?;
+) -> Result<Vec<u32>, AccountError> {
+    let text = read_database(group_database)?;
     let mut groups = vec![gid];
     for line in text.lines().filter(|line| !line.starts_with('#')) {
         let fields: Vec<&str> = line.split(':').collect();
@@ -160,9 +199,8 @@ pub fn supplementary_groups(
 }
 
 /// The name and primary group of `user` (a name or a uid) in `passwd`.
-pub fn user_entry(user: &str, passwd: &Path) -> Result<(String, u32), String> {
-    let text = std::fs::read_to_string(passwd)
-        .map_err(|e| format!("cannot read {}: {e}", passwd.display()))?;
+pub fn user_entry(user: &str, passwd: &Path) -> Result<(String, u32), AccountError> {
+    let text = read_database(passwd)?;
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| {
@@ -170,7 +208,10 @@ pub fn user_entry(user: &str, passwd: &Path) -> Result<(String, u32), String> {
             let (name, uid, gid) = (fields.first()?, fields.get(2)?, fields.get(3)?);
             (*name == user || *uid == user).then(|| Some((name.to_string(), gid.parse().ok()?)))?
         })
-        .ok_or_else(|| format!("no user {user:?} in {}", passwd.display()))
+        .ok_or_else(|| AccountError::Unknown {
+            what: format!("user {user:?}"),
+            database: passwd.to_owned(),
+        })
 }
 
 /// Drops to `gid` and `uid` (group first, while still allowed to), with
@@ -223,16 +264,19 @@ mod tests {
             "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\n",
         )
         .unwrap();
-        assert_eq!(resolve_id("www-data", &passwd), Ok(33));
-        assert_eq!(resolve_id("1000", &passwd), Ok(1000));
+        assert_eq!(resolve_id("www-data", &passwd).ok(), Some(33));
+        assert_eq!(resolve_id("1000", &passwd).ok(), Some(1000));
         assert!(resolve_id("nobody-here", &passwd).is_err());
         let group = dir.join("group");
         std::fs::write(&group, "# comment\nadm:x:4:syslog,www-data\nwww-data:x:33:\nweb:x:500: www-data \nother:x:7:bob\n").unwrap();
         assert_eq!(
-            supplementary_groups("www-data", 33, &group),
-            Ok(vec![4, 33, 500])
+            supplementary_groups("www-data", 33, &group).ok(),
+            Some(vec![4, 33, 500])
         );
-        assert_eq!(user_entry("www-data", &passwd).map(|(_, gid)| gid), Ok(33));
+        assert_eq!(
+            user_entry("www-data", &passwd).ok().map(|(_, gid)| gid),
+            Some(33)
+        );
     }
 
     #[test]

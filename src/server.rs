@@ -102,7 +102,7 @@ fn systemd_sockets() -> Vec<BindAddress> {
 /// (a thread confines itself and ends), so the server refuses to start
 /// rather than run weaker than asked.
 fn check_sandbox(config: &Config) -> Result<(), ServerError> {
-    sandbox::check_settings(config).map_err(ServerError::Setting)?;
+    sandbox::check_settings(config).map_err(ServerError::Sandbox)?;
     if config.sandbox {
         PrivateTmp::remove_stale();
         let working_dir = std::env::current_dir().map_err(ServerError::Io)?;

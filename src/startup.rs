@@ -33,6 +33,12 @@ pub enum ServerError {
     PidFile(std::io::Error),
     /// A setting cannot be applied (the message names it).
     Setting(String),
+    /// `--user`, `--group` or `--initgroups` names an account that cannot be looked up.
+    Account(crate::process::AccountError),
+    /// `--statsd-host` cannot be reached.
+    Statsd(crate::metrics::statsd::StatsdError),
+    /// A sandbox setting cannot be honoured.
+    Sandbox(crate::sandbox::SandboxError),
     /// Another system call failed.
     Io(std::io::Error),
     /// The app could not be loaded.
@@ -61,6 +67,9 @@ impl fmt::Display for ServerError {
             ServerError::Log(error) => write!(f, "cannot open a log file: {error}"),
             ServerError::PidFile(error) => write!(f, "cannot write the pid file: {error}"),
             ServerError::Setting(message) => f.write_str(message),
+            ServerError::Account(error) => write!(f, "{error}"),
+            ServerError::Statsd(error) => write!(f, "{error}"),
+            ServerError::Sandbox(error) => write!(f, "{error}"),
             ServerError::Io(error) => write!(f, "{error}"),
             ServerError::AppLoad(error) => write!(f, "{error}"),
             ServerError::Tls(error) => write!(f, "TLS: {error}"),
@@ -70,7 +79,25 @@ impl fmt::Display for ServerError {
     }
 }
 
-impl std::error::Error for ServerError {}
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServerError::Chdir { error, .. }
+            | ServerError::Bind { error, .. }
+            | ServerError::Log(error)
+            | ServerError::PidFile(error)
+            | ServerError::Io(error) => Some(error),
+            ServerError::AppLoad(error) => Some(error),
+            ServerError::Tls(error) => Some(error),
+            ServerError::Account(error) => Some(error),
+            ServerError::Statsd(error) => Some(error),
+            ServerError::Sandbox(error) => Some(error),
+            ServerError::Setting(_) | ServerError::AppFailedToLoad | ServerError::WorkerBoot => {
+                None
+            }
+        }
+    }
+}
 
 /// Binds each address, logging it as Gunicorn does.
 pub(crate) fn bind_addresses(

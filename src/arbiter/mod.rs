@@ -128,11 +128,11 @@ impl Identity {
             .as_deref()
             .map(|u| process::resolve_id(u, Path::new("/etc/passwd")))
             .transpose()
-            .map_err(ServerError::Setting)?;
+            .map_err(ServerError::Account)?;
         let gid = match (config.group.as_deref(), config.user.as_deref()) {
             (Some(group), _) => Some(
                 process::resolve_id(group, Path::new("/etc/group"))
-                    .map_err(ServerError::Setting)?,
+                    .map_err(ServerError::Account)?,
             ),
             // The user's own primary group, as su and nginx take it; Gunicorn
             // keeps the arbiter's, which is root's when it starts as root.
@@ -149,11 +149,11 @@ impl Identity {
             }
             (true, Some(user)) => {
                 let (name, primary) = process::user_entry(user, Path::new("/etc/passwd"))
-                    .map_err(ServerError::Setting)?;
+                    .map_err(ServerError::Account)?;
                 let gid = gid.unwrap_or(primary);
                 Some(
                     process::supplementary_groups(&name, gid, Path::new("/etc/group"))
-                        .map_err(ServerError::Setting)?,
+                        .map_err(ServerError::Account)?,
                 )
             }
         };
@@ -191,7 +191,7 @@ impl Arbiter {
         let (metrics, endpoint) = metrics_endpoint(&config)?;
         if let Some(host) = &config.statsd_host {
             let client = Statsd::connect(host, &config.statsd_prefix, &config.dogstatsd_tags)
-                .map_err(ServerError::Setting)?;
+                .map_err(ServerError::Statsd)?;
             statsd::install(client);
         }
         Ok(Arbiter {

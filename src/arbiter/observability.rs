@@ -75,7 +75,7 @@ impl Arbiter {
         (self.config.timeout > 0).then(|| self.config.timeout * 1000)
     }
 
-    fn readiness(&self) -> Result<(), String> {
+    fn readiness(&self) -> Result<(), health::Unhealthy> {
         health::readiness(self.stopping, &self.worker_health(), self.target)
     }
 

@@ -90,6 +90,15 @@ impl std::fmt::Display for BundleWriteError {
     }
 }
 
+impl std::error::Error for BundleWriteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BundleWriteError::Read(_, error) | BundleWriteError::Write(_, error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
 /// Writes the bundle to `inputs.output`.
 pub fn write(inputs: &Inputs) -> Result<Summary, BundleWriteError> {
     let mut entries: BTreeMap<String, (Vec<u8>, bool)> = BTreeMap::new();

@@ -42,6 +42,16 @@ impl std::fmt::Display for BundleError {
     }
 }
 
+impl std::error::Error for BundleError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BundleError::Payload(error) => Some(error),
+            BundleError::Unpack(error) => Some(error),
+            BundleError::Manifest(_, error) => Some(error),
+        }
+    }
+}
+
 /// A bundle's unpacked files and settings.
 #[derive(Debug, Clone)]
 pub struct Bundle {

@@ -70,6 +70,15 @@ impl std::fmt::Display for PayloadError {
     }
 }
 
+impl std::error::Error for PayloadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PayloadError::Io(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
 /// Reads the trailer at the end of `file`; `None` if there is none.
 pub fn locate(file: &mut File) -> Result<Option<Located>, PayloadError> {
     let len = file.metadata().map_err(PayloadError::Io)?.len();

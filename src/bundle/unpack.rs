@@ -48,6 +48,15 @@ impl std::fmt::Display for UnpackError {
     }
 }
 
+impl std::error::Error for UnpackError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            UnpackError::Io(_, error) => Some(error),
+            UnpackError::NoDirectory(_) | UnpackError::Archive(_) => None,
+        }
+    }
+}
+
 /// Where bundles may be unpacked, first choice first: FERROCORN_BUNDLE_DIR,
 /// the user's cache directory, then a directory of this user's in /tmp.
 pub fn candidate_roots() -> Vec<PathBuf> {

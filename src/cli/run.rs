@@ -147,7 +147,7 @@ fn prepare(options: Vec<OsString>, defaults: Vec<OsString>) -> Result<Config, St
     // APP_MODULE is the server's and means nothing here.
     words.extend(["--".into(), "ferrocorn-run".into()]);
     let config = sources::load(words, defaults).map_err(|e| e.to_string())?;
-    sandbox::check_settings(&config)?;
+    sandbox::check_settings(&config).map_err(|error| error.to_string())?;
     for pair in &config.raw_env {
         if let Some((key, value)) = pair.split_once('=') {
             // SAFETY: single-threaded: no interpreter or other thread exists
@@ -278,7 +278,9 @@ fn prepare_interpreter(
     modules: &ModulePolicy,
     sandbox: Option<&AppSandbox>,
 ) -> Result<(), PyBaseExceptionRef> {
-    modules.verify(vm).map_err(|m| vm.new_runtime_error(m))?;
+    modules
+        .verify(vm)
+        .map_err(|error| vm.new_runtime_error(error.to_string()))?;
     if let Some(sandbox) = sandbox {
         sandbox.install(vm)?;
     }

@@ -67,7 +67,7 @@ impl SandboxArgs {
         config.allow_subprocess = self.allow_subprocess;
         config.allow_ffi = self.allow_ffi;
         config.deny_module = self.deny_module.clone();
-        sandbox::check_settings(config)
+        sandbox::check_settings(config).map_err(|error| error.to_string())
     }
 }
 

@@ -478,7 +478,14 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Clap(error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// What a `limit_request_line`/`limit_request_field_size` of 0 (Gunicorn's
 /// "no limit") means here: a line must still fit what is buffered for it.

@@ -66,7 +66,14 @@ impl fmt::Display for CallError {
     }
 }
 
-impl std::error::Error for CallError {}
+impl std::error::Error for CallError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CallError::Request(error) => Some(error),
+            CallError::Stopped => None,
+        }
+    }
+}
 
 impl From<RequestError> for CallError {
     fn from(error: RequestError) -> CallError {
@@ -85,7 +92,7 @@ impl App {
             .map_err(|e| LoadError::Setup(format!("cannot find the app's directory: {e}")))?;
         let settings = HostSettings::from_config(config, false, &working_dir);
         let (settings, private_tmp) =
-            library_sandbox(config, settings).map_err(LoadError::Sandbox)?;
+            library_sandbox(config, settings).map_err(|e| LoadError::Sandbox(e.to_string()))?;
         let mut app = App::load_with(config, settings)?;
         app.private_tmp = private_tmp;
         Ok(app)

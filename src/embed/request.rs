@@ -58,7 +58,14 @@ impl fmt::Display for RequestError {
     }
 }
 
-impl std::error::Error for RequestError {}
+impl std::error::Error for RequestError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RequestError::Malformed { error, .. } => Some(error),
+            RequestError::FramingHeader(_) => None,
+        }
+    }
+}
 
 impl Request {
     /// A request with any method; `target` is the path and query, e.g. `/a?b=c`.

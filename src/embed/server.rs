@@ -129,7 +129,7 @@ impl Server {
                 .map_err(ServerError::Io)?;
             let settings = HostSettings::from_config(config, config.workers > 1, &working_dir);
             let (settings, private_tmp) =
-                library_sandbox(config, settings).map_err(ServerError::Setting)?;
+                library_sandbox(config, settings).map_err(ServerError::Sandbox)?;
             handle.private_tmps.extend(private_tmp);
             // On error, dropping `handle` stops the workers already running.
             let listening = Listening {

@@ -20,8 +20,18 @@ pub struct WorkerHealth {
     pub silence_ms: u64,
 }
 
+/// Why a probe fails: the text its answer carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unhealthy(pub String);
+
+impl std::fmt::Display for Unhealthy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Ok, or the reason the server is not live.
-pub fn liveness(workers: &[WorkerHealth], timeout_ms: Option<u64>) -> Result<(), String> {
+pub fn liveness(workers: &[WorkerHealth], timeout_ms: Option<u64>) -> Result<(), Unhealthy> {
     let Some(limit) = timeout_ms else {
         return Ok(());
     };
@@ -32,14 +42,18 @@ pub fn liveness(workers: &[WorkerHealth], timeout_ms: Option<u64>) -> Result<(),
         .collect();
     match stale.is_empty() {
         true => Ok(()),
-        false => Err(stale.join("\n")),
+        false => Err(Unhealthy(stale.join("\n"))),
     }
 }
 
 /// Ok, or the reason the server should get no traffic.
-pub fn readiness(stopping: bool, workers: &[WorkerHealth], desired: usize) -> Result<(), String> {
+pub fn readiness(
+    stopping: bool,
+    workers: &[WorkerHealth],
+    desired: usize,
+) -> Result<(), Unhealthy> {
     if stopping {
-        return Err("stopping".to_owned());
+        return Err(Unhealthy("stopping".to_owned()));
     }
     let ready = workers
         .iter()
@@ -47,7 +61,7 @@ pub fn readiness(stopping: bool, workers: &[WorkerHealth], desired: usize) -> Re
         .count();
     match ready >= desired {
         true => Ok(()),
-        false => Err(format!("{ready} of {desired} workers ready")),
+        false => Err(Unhealthy(format!("{ready} of {desired} workers ready"))),
     }
 }
 
@@ -71,7 +85,7 @@ mod tests {
         silent.silence_ms = 31_000;
         assert_eq!(liveness(&[worker(1)], Some(30_000)), Ok(()));
         let failure = liveness(&[worker(1), silent], Some(30_000)).unwrap_err();
-        assert_eq!(failure, "worker 2 silent for 31000 ms");
+        assert_eq!(failure.to_string(), "worker 2 silent for 31000 ms");
         silent.retiring = true;
         assert_eq!(liveness(&[silent], Some(30_000)), Ok(()), "being replaced");
         silent.retiring = false;
@@ -87,9 +101,12 @@ mod tests {
         assert_eq!(readiness(false, &[worker(1), worker(2)], 2), Ok(()));
         assert_eq!(
             readiness(false, &[old, booting, worker(3)], 2),
-            Err("1 of 2 workers ready".to_owned()),
+            Err(Unhealthy("1 of 2 workers ready".to_owned())),
             "during HUP the old generation does not count"
         );
-        assert_eq!(readiness(true, &[worker(1)], 1), Err("stopping".to_owned()));
+        assert_eq!(
+            readiness(true, &[worker(1)], 1),
+            Err(Unhealthy("stopping".to_owned()))
+        );
     }
 }

@@ -53,11 +53,33 @@ pub fn on_log(level: &str) {
     }
 }
 
+/// Why `--statsd-host` could not be used.
+#[derive(Debug)]
+pub struct StatsdError {
+    pub host: String,
+    pub error: io::Error,
+}
+
+impl std::fmt::Display for StatsdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "--statsd-host {}: {}", self.host, self.error)
+    }
+}
+
+impl std::error::Error for StatsdError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 impl Statsd {
     /// Connects to `host` (`HOST[:PORT]`, or `unix:PATH` for a datagram
     /// socket), as `--statsd-host` takes it.
-    pub fn connect(host: &str, prefix: &str, tags: &str) -> Result<Statsd, String> {
-        let problem = |error: io::Error| format!("--statsd-host {host}: {error}");
+    pub fn connect(host: &str, prefix: &str, tags: &str) -> Result<Statsd, StatsdError> {
+        let problem = |error: io::Error| StatsdError {
+            host: host.to_owned(),
+            error,
+        };
         let socket = if let Some(path) = host.strip_prefix("unix:") {
             let path = path.strip_prefix("//").unwrap_or(path);
             let socket = UnixDatagram::unbound().map_err(problem)?;
@@ -188,8 +210,11 @@ mod tests {
             .err()
             .unwrap();
         assert!(
-            error.starts_with("--statsd-host unix:/nonexistent/statsd.sock: "),
+            error
+                .to_string()
+                .starts_with("--statsd-host unix:/nonexistent/statsd.sock: "),
             "{error}"
         );
+        assert_eq!(error.error.kind(), std::io::ErrorKind::NotFound);
     }
 }

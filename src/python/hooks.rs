@@ -12,7 +12,7 @@ use rustpython_vm::{PyObjectRef, PyResult, VirtualMachine};
 
 use super::interpreter::spawn_interpreter_thread;
 use crate::log;
-use crate::python::app::{exception_message, format_exception, import_module};
+use crate::python::app::{LoadError, exception_message, format_exception, import_module};
 use crate::python::interpreter::new_interpreter;
 
 /// What a hook's `server` object says.
@@ -119,8 +119,8 @@ fn serve_calls(source: &HookSource, calls: Receiver<HookCall>) {
     interpreter.enter(|vm| {
         let hooks = match load_hooks(vm, source) {
             Ok(hooks) => hooks,
-            Err(message) => {
-                log::error(&message);
+            Err(error) => {
+                log::error(&error.to_string());
                 // Answer every call so no caller waits on a broken file.
                 vm.allow_threads(|| {
                     while let Ok(call) = calls.recv() {
@@ -154,7 +154,7 @@ fn serve_calls(source: &HookSource, calls: Receiver<HookCall>) {
 }
 
 /// `ferrocorn.hooks.Hooks(source, write_log, settings)`.
-pub fn load_hooks(vm: &VirtualMachine, source: &HookSource) -> Result<PyObjectRef, String> {
+pub fn load_hooks(vm: &VirtualMachine, source: &HookSource) -> Result<PyObjectRef, LoadError> {
     let built = (|| -> PyResult {
         let class = import_module(vm, "ferrocorn.hooks", "Hooks")?.get_attr("Hooks", vm)?;
         let write_log = vm.new_function("write_log", |level: PyStrRef, message: PyStrRef| {
@@ -183,11 +183,11 @@ pub fn load_hooks(vm: &VirtualMachine, source: &HookSource) -> Result<PyObjectRe
         )
     })();
     built.map_err(|error| {
-        format!(
+        LoadError::Setup(format!(
             "cannot load the hooks of {}:\n{}",
             source.source,
             format_exception(vm, &error)
-        )
+        ))
     })
 }
 

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use rustpython_vm::{PyResult, VirtualMachine};
 
-use super::Policy;
+use super::{Policy, SandboxError};
 use crate::config::Config;
 use crate::python::app::import_module;
 
@@ -45,7 +45,7 @@ const NEEDED_BEFORE_THE_APP: &[&str] = &[
 /// Refuses the first `--deny-module` name that cannot be honoured, saying
 /// why: denying a module also removes its submodules, so a package is
 /// refused when any module of it is needed.
-pub fn check_deniable(names: &[String]) -> Result<(), String> {
+pub fn check_deniable(names: &[String]) -> Result<(), SandboxError> {
     for name in names {
         let needed = NEEDED_BEFORE_THE_APP.iter().find(|needed| {
             **needed == name.as_str()
@@ -54,10 +54,10 @@ pub fn check_deniable(names: &[String]) -> Result<(), String> {
                     .is_some_and(|rest| rest.starts_with('.'))
         });
         if let Some(needed) = needed {
-            return Err(format!(
+            return Err(SandboxError::Refused(format!(
                 "--deny-module {name}: ferrocorn cannot deny it: the interpreter or ferrocorn's own \
                  loader imports {needed} before the app runs"
-            ));
+            )));
         }
     }
     Ok(())
@@ -92,14 +92,14 @@ impl ModulePolicy {
     }
 
     /// That the interpreter really lacks them (never silently weaker).
-    pub fn verify(&self, vm: &VirtualMachine) -> Result<(), String> {
+    pub fn verify(&self, vm: &VirtualMachine) -> Result<(), SandboxError> {
         for (name, _) in &self.denied {
             if vm.state.module_defs.contains_key(name.as_str())
                 || vm.state.frozen.contains_key(name.as_str())
             {
-                return Err(format!(
+                return Err(SandboxError::Setup(format!(
                     "cannot remove the module {name} from the interpreter"
-                ));
+                )));
             }
         }
         Ok(())

@@ -34,6 +34,10 @@ pub enum SandboxError {
     Unsupported(String),
     /// Setting it up failed (the message says where).
     Setup(String),
+    /// A setting asks for what the sandbox cannot do (the message names it).
+    Refused(String),
+    /// The private temporary directory could not be made.
+    PrivateTmp(std::sync::Arc<std::io::Error>),
 }
 
 impl fmt::Display for SandboxError {
@@ -43,11 +47,22 @@ impl fmt::Display for SandboxError {
                 write!(f, "--sandbox cannot be enforced on this system: {what}")
             }
             SandboxError::Setup(what) => write!(f, "cannot set up the sandbox: {what}"),
+            SandboxError::Refused(what) => f.write_str(what),
+            SandboxError::PrivateTmp(error) => {
+                write!(f, "cannot create the private temporary directory: {error}")
+            }
         }
     }
 }
 
-impl std::error::Error for SandboxError {}
+impl std::error::Error for SandboxError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SandboxError::PrivateTmp(error) => Some(error.as_ref()),
+            _ => None,
+        }
+    }
+}
 
 /// Files ordinary Python reads that are no secret: time zones (`zoneinfo`,
 /// `time.localtime`), MIME types (`mimetypes`), the user and group names
@@ -291,7 +306,7 @@ pub fn deny_new_processes(config: &Config) -> Result<(), SandboxError> {
 
 /// Refuses settings that ask for a sandbox feature without `--sandbox`, or
 /// name paths that do not exist: one line naming the setting.
-pub fn check_settings(config: &Config) -> Result<(), String> {
+pub fn check_settings(config: &Config) -> Result<(), SandboxError> {
     interpreter::check_deniable(&config.deny_module)?;
     if !config.sandbox {
         let given = [
@@ -303,9 +318,9 @@ pub fn check_settings(config: &Config) -> Result<(), String> {
             ("--allow-ffi", config.allow_ffi),
         ];
         if let Some((flag, _)) = given.iter().find(|(_, set)| *set) {
-            return Err(format!(
+            return Err(SandboxError::Refused(format!(
                 "{flag} opens a hole in the sandbox, but --sandbox is not on: add --sandbox (sandbox = True)"
-            ));
+            )));
         }
         return Ok(());
     }
@@ -315,7 +330,10 @@ pub fn check_settings(config: &Config) -> Result<(), String> {
     ] {
         for path in paths {
             if let Err(error) = std::fs::metadata(path) {
-                return Err(format!("{flag} {}: {error}", path.display()));
+                return Err(SandboxError::Refused(format!(
+                    "{flag} {}: {error}",
+                    path.display()
+                )));
             }
         }
     }
@@ -347,14 +365,16 @@ mod tests {
 
     #[test]
     fn holes_without_the_sandbox_are_refused() {
-        let error = check_settings(&config(&["--allow-read", "/"])).unwrap_err();
+        let error = check_settings(&config(&["--allow-read", "/"]))
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("--allow-read") && error.contains("--sandbox"),
             "{error}"
         );
         assert!(check_settings(&config(&["--sandbox", "--allow-read", "/"])).is_ok());
         let missing = check_settings(&config(&["--sandbox", "--allow-write", "/no/such/dir"]));
-        assert!(missing.unwrap_err().contains("/no/such/dir"));
+        assert!(missing.unwrap_err().to_string().contains("/no/such/dir"));
     }
 
     #[test]
@@ -367,7 +387,9 @@ mod tests {
             "encodings",
             "ferrocorn",
         ] {
-            let error = check_settings(&config(&["--deny-module", name])).unwrap_err();
+            let error = check_settings(&config(&["--deny-module", name]))
+                .unwrap_err()
+                .to_string();
             assert!(
                 error.starts_with(&format!("--deny-module {name}: ")),
                 "{error}"
@@ -382,11 +404,8 @@ mod tests {
             "socket",
             "ferrocorn.check",
         ] {
-            assert_eq!(
-                check_settings(&config(&["--deny-module", name])),
-                Ok(()),
-                "{name}"
-            );
+            let checked = check_settings(&config(&["--deny-module", name]));
+            assert!(checked.is_ok(), "{name}: {checked:?}");
         }
     }
 

@@ -128,7 +128,14 @@ impl fmt::Display for TlsError {
     }
 }
 
-impl std::error::Error for TlsError {}
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TlsError::Read(_, error) => Some(error),
+            _ => None,
+        }
+    }
+}
 
 /// The rustls configuration for `settings`, its files read and checked now.
 /// `warn` receives what deserves a log line but not a refusal (suites of

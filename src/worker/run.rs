@@ -73,6 +73,15 @@ impl fmt::Display for WorkerError {
     }
 }
 
+impl std::error::Error for WorkerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WorkerError::EventLoop(error) => Some(error),
+            WorkerError::AppLoad(error) => Some(error),
+        }
+    }
+}
+
 /// A worker with its app loaded, ready to run its loop.
 pub struct BootedWorker {
     event_loop: EventLoop,

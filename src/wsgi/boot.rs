@@ -271,7 +271,10 @@ pub fn boot(
     };
     let interpreter = new_interpreter(&settings.sys_path, options);
     let host = interpreter.enter(|vm| {
-        settings.modules.verify(vm).map_err(LoadError::Sandbox)?;
+        settings
+            .modules
+            .verify(vm)
+            .map_err(|error| LoadError::Sandbox(error.to_string()))?;
         if let Some(sandbox) = &settings.app_sandbox {
             sandbox.install(vm).map_err(|e| {
                 LoadError::Sandbox(format!(

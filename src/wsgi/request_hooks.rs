@@ -31,7 +31,7 @@ impl RequestHooks {
         source: &HookSource,
         age: u64,
     ) -> Result<RequestHooks, LoadError> {
-        let hooks = load_hooks(vm, source).map_err(LoadError::Setup)?;
+        let hooks = load_hooks(vm, source)?;
         let built = (|| -> PyResult<RequestHooks> {
             let defines = |name: &str| -> PyResult<bool> {
                 hooks
