@@ -105,4 +105,9 @@ fn the_access_log_post_request_and_metrics_agree_on_every_outcome() {
             .all(|(series, value)| metric(&text, series).as_deref() == Some(*value))
     });
     assert!(agree, "metrics are not {expected:?}:\n{text}");
+    // /spin and /cut-timeout each ran on the CPU until --request-timeout (1 s).
+    let cpu: f64 = metric(&text, "ferrocorn_request_cpu_seconds_total")
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no request CPU time in\n{text}"));
+    assert!((0.5..30.0).contains(&cpu), "request CPU {cpu} s");
 }

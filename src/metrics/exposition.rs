@@ -160,6 +160,16 @@ fn encode_requests(totals: &Totals, out: &mut DescriptorEncoder) -> Encoded {
                 .encode(family.encode_family(&[("kind", *kind)])?)?;
         }
     }
+    {
+        let seconds = Unit::Seconds;
+        let cpu = ConstCounter::new(totals.request_cpu().as_secs_f64());
+        cpu.encode(out.encode_descriptor(
+            "ferrocorn_request_cpu",
+            "CPU time interpreter threads spent on the app's requests (hooks included).",
+            Some(&seconds),
+            MetricType::Counter,
+        )?)?;
+    }
     gauge(
         out,
         "ferrocorn_requests_in_flight",
@@ -350,6 +360,7 @@ mod tests {
         let worker = board.worker(0);
         worker.answered("POST", 201, std::time::Duration::from_millis(3));
         worker.failed("timeout");
+        worker.spent_cpu(std::time::Duration::from_millis(250));
         worker.sent(42);
         let mut lifecycle = Lifecycle::default();
         lifecycle.booted();
@@ -395,6 +406,7 @@ mod tests {
             "ferrocorn_listen_backlog{listener=\"127.0.0.1:8000\"} 2",
             "ferrocorn_requests_rejected_total{status=\"431\"} 0",
             "ferrocorn_request_failures_total{kind=\"timeout\"} 1",
+            "ferrocorn_request_cpu_seconds_total 0.25",
             "ferrocorn_request_failures_total{kind=\"panic\"} 0",
             "ferrocorn_ready 1",
         ] {

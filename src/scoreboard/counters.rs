@@ -47,8 +47,9 @@ mod word {
     pub const DURATION_BUCKETS: usize = REQUESTS + METHODS.len() * STATUS_CLASSES.len();
     pub const DURATION_SUM_US: usize = DURATION_BUCKETS + DURATION_BOUNDS_US.len() + 1;
     pub const FAILURES: usize = DURATION_SUM_US + 1;
+    pub const CPU_US: usize = FAILURES + FAILURE_KINDS.len();
     /// One past the last counter.
-    pub const COUNTERS: usize = FAILURES + FAILURE_KINDS.len();
+    pub const COUNTERS: usize = CPU_US + 1;
     // Live values: the event loop's, then (a line of its own) the threads'.
     pub const DISPATCHED: usize = COUNTERS.div_ceil(8) * 8;
     pub const CONNECTIONS_OPEN: usize = DISPATCHED + 1;
@@ -123,6 +124,11 @@ impl Totals {
 
     pub fn duration_sum(&self) -> Duration {
         Duration::from_micros(self.words[word::DURATION_SUM_US])
+    }
+
+    /// CPU time interpreter threads spent on requests.
+    pub fn request_cpu(&self) -> Duration {
+        Duration::from_micros(self.words[word::CPU_US])
     }
 
     /// The app's requests that failed with `FAILURE_KINDS[index]`.
@@ -278,6 +284,14 @@ impl WorkerMetrics {
         self.add(word::DURATION_SUM_US, micros);
         // Last: a scrape that sees the request finished sees it counted.
         self.slot.words[word::FINISHED].fetch_add(1, Ordering::Release);
+    }
+
+    /// An interpreter thread spent `used` of CPU time on a request.
+    pub fn spent_cpu(&self, used: Duration) {
+        self.add(
+            word::CPU_US,
+            u64::try_from(used.as_micros()).unwrap_or(u64::MAX),
+        );
     }
 
     /// One of the app's requests failed, for a reason in [`FAILURE_KINDS`].

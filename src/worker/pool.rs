@@ -198,6 +198,7 @@ fn serve_job(
         if let Some(failure) = outcome.failure() {
             metrics.failed(failure.label());
         }
+        metrics.spent_cpu(outcome.cpu);
         metrics.answered(head.method(), status, elapsed);
     }
     if let Some(client) = statsd {

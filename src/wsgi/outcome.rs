@@ -74,7 +74,10 @@ pub struct RequestOutcome {
     /// a fallback.
     pub headers: Vec<(String, Vec<u8>)>,
     pub body_bytes: u64,
+    /// From the app's call to the response's end.
     pub duration: Duration,
+    /// CPU time the interpreter thread spent on it (hooks included).
+    pub cpu: Duration,
     pub delivery: Delivery,
 }
 
@@ -88,6 +91,7 @@ impl RequestOutcome {
             headers: Vec::new(),
             body_bytes: 0,
             duration,
+            cpu: Duration::ZERO,
             delivery: Delivery::Fallback(FailureKind::Panic),
         }
     }
