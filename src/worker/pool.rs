@@ -13,6 +13,7 @@ use super::handoff::{Job, JobQueue, ReplyQueue};
 use super::output::ResponseOutput;
 use crate::http::response::ResponseContext;
 use crate::metrics::statsd;
+use crate::process::thread_cpu_time;
 use crate::python::app::LoadError;
 use crate::sandbox::memory::ResidentMemory;
 use crate::scoreboard::counters::{SelfRetirement, WorkerMetrics};
@@ -186,6 +187,8 @@ fn serve_job(
         serving_thread.clone(),
         context,
     );
+    // A system call each way: read only when the metrics keep it.
+    let cpu_at_start = shared.metrics.is_some().then(thread_cpu_time);
     let outcome = host.serve(vm, &head, body, &info, Box::new(output));
     serving_thread.end(seq);
     let statsd = statsd::client();
@@ -198,7 +201,9 @@ fn serve_job(
         if let Some(failure) = outcome.failure() {
             metrics.failed(failure.label());
         }
-        metrics.spent_cpu(outcome.cpu);
+        if let Some(start) = cpu_at_start {
+            metrics.spent_cpu(thread_cpu_time().saturating_sub(start));
+        }
         metrics.answered(head.method(), status, elapsed);
     }
     if let Some(client) = statsd {

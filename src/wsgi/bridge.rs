@@ -2,7 +2,7 @@
 //! and streams the response to the event loop.
 
 use std::panic::AssertUnwindSafe;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rustpython_vm::builtins::{PyBaseExceptionRef, PyBytes, PyList, PyTuple};
 use rustpython_vm::class::PyClassImpl;
@@ -23,7 +23,6 @@ use crate::http::date::UtcTime;
 use crate::http::head::RequestHead;
 use crate::log;
 use crate::net::peer::ConnectionInfo;
-use crate::process::thread_cpu_time;
 use crate::python::app::{format_exception, import_module};
 use crate::python::interrupt::is_request_timeout;
 
@@ -94,7 +93,6 @@ impl WsgiHost {
         output: Box<dyn ResponseSink>,
     ) -> RequestOutcome {
         let started = Instant::now();
-        let cpu_at_start = thread_cpu_time();
         start_response::begin(ResponseInProgress {
             headers: None,
             output,
@@ -133,10 +131,7 @@ impl WsgiHost {
         if let (Some(hooks), Some((request, environ))) = (&self.request_hooks, &hooked) {
             hooks.post_request(vm, request, environ, &outcome);
         }
-        RequestOutcome {
-            cpu: thread_cpu_time().saturating_sub(cpu_at_start),
-            ..outcome
-        }
+        outcome
     }
 
     fn log_access(&self, head: &RequestHead, info: &ConnectionInfo, outcome: &RequestOutcome) {
@@ -333,7 +328,6 @@ fn deliver(
         headers,
         body_bytes: output.body_sent(),
         duration: started.elapsed(),
-        cpu: Duration::ZERO,
         delivery,
     }
 }

@@ -76,8 +76,6 @@ pub struct RequestOutcome {
     pub body_bytes: u64,
     /// From the app's call to the response's end.
     pub duration: Duration,
-    /// CPU time the interpreter thread spent on it (hooks included).
-    pub cpu: Duration,
     pub delivery: Delivery,
 }
 
@@ -91,7 +89,6 @@ impl RequestOutcome {
             headers: Vec::new(),
             body_bytes: 0,
             duration,
-            cpu: Duration::ZERO,
             delivery: Delivery::Fallback(FailureKind::Panic),
         }
     }
