@@ -598,6 +598,7 @@ impl EventLoop {
     }
 
     /// Takes clients again once the reason to pause (or to yield) is gone.
+    /// Called once per turn of the loop, never from `accept`'s own paths.
     fn reconsider_intake(&mut self) {
         let now = Instant::now();
         let resume = match self.intake {
@@ -607,6 +608,11 @@ impl EventLoop {
         };
         if resume {
             self.set_intake(Intake::Open);
+            // Clients waiting in the backlog are taken in this turn, not
+            // after another poll: a newcomer waits no longer than it must.
+            for index in 0..self.listeners.len() {
+                self.accept(index);
+            }
         }
     }
 
