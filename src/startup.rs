@@ -46,12 +46,13 @@ pub enum ServerError {
     /// TLS could not be set up (a certificate file, the key, a setting).
     Tls(crate::tls::TlsError),
     /// The app failed to load in a worker or in the preloading process:
-    /// its module is not there or its code raised (the traceback is already
-    /// on stderr, written by that process).
+    /// APP_MODULE names no usable callable (the line is already on stderr,
+    /// written by that process). Gunicorn's `APP_LOAD_ERROR`, exit status 4.
     AppFailedToLoad,
-    /// A worker or the preloading process failed to boot for another reason
-    /// (its own error is already on stderr), or workers kept dying before
-    /// booting.
+    /// A worker or the preloading process failed to boot: the app's module
+    /// could not be imported or raised (its traceback is already on
+    /// stderr), ferrocorn's own setup failed, or workers kept dying before
+    /// booting. Gunicorn's `WORKER_BOOT_ERROR`, exit status 3.
     WorkerBoot,
 }
 

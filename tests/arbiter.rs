@@ -179,11 +179,11 @@ fn a_client_that_has_sent_nothing_is_not_taken_until_it_sends() {
         let response = client.response(false).expect("answered once it sent");
         assert_eq!(response.status, 200);
     }
-    assert_eq!(
-        common::server_side_connections(addr),
-        16,
-        "each is taken once it has sent, and kept alive"
-    );
+    // /proc/net/tcp is read in chunks: a read racing other tests' sockets
+    // can miss a line, so one read that finds all 16 settles it.
+    wait_for("each taken once it has sent, and kept alive", || {
+        common::server_side_connections(addr) == 16
+    });
 }
 
 /// On a fresh `-w 2` server: one request that takes a second, and beside it
@@ -631,7 +631,7 @@ fn processes_in_group(pgid: u32) -> usize {
 #[test]
 fn workers_dying_before_they_boot_are_retried_with_growing_delays_then_the_arbiter_stops() {
     let (status, log) = common::run_to_exit(&common::apps_dir(), &["dies_at_import:application"]);
-    assert_eq!(status.code(), Some(1), "{log}");
+    assert_eq!(status.code(), Some(3), "WORKER_BOOT_ERROR: {log}");
     assert_eq!(log.matches("Booting worker with pid").count(), 5, "{log}");
     for (n, delay) in [(1, 250), (2, 500), (3, 1000), (4, 2000)] {
         assert!(
@@ -674,7 +674,7 @@ fn an_app_that_cannot_load_with_stderr_closed_does_not_fork_in_a_loop() {
         assert!(Instant::now() < deadline, "still running: a fork loop?");
         std::thread::sleep(Duration::from_millis(10));
     };
-    assert_eq!(status.code(), Some(1));
+    assert_eq!(status.code(), Some(3), "WORKER_BOOT_ERROR");
     assert!(
         most <= 3,
         "at most the arbiter and a worker (and its fork) at once: {most}"

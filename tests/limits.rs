@@ -145,6 +145,6 @@ fn a_memory_limit_below_what_the_app_needs_is_refused_at_boot() {
         &apps_dir(),
         &["--max-worker-memory", "1", "limits:application"],
     );
-    assert_eq!(status.code(), Some(1), "{log}");
+    assert_eq!(status.code(), Some(3), "WORKER_BOOT_ERROR: {log}");
     assert!(log.contains("--max-worker-memory"), "{log}");
 }

@@ -27,7 +27,11 @@ fn error_line(output: &str) -> &str {
 #[test]
 fn a_missing_module_is_named_in_one_line() {
     let (status, output) = run_to_exit(&apps_dir(), &["no_such_module:app"]);
-    assert!(!status.success());
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "Gunicorn's WORKER_BOOT_ERROR for an import error: {output}"
+    );
     let line = error_line(&output);
     assert!(line.contains("cannot import 'no_such_module'"), "{line}");
     assert!(
@@ -39,7 +43,11 @@ fn a_missing_module_is_named_in_one_line() {
 #[test]
 fn a_missing_attribute_is_named() {
     let (status, output) = run_to_exit(&apps_dir(), &["factory:nope"]);
-    assert!(!status.success());
+    assert_eq!(
+        status.code(),
+        Some(4),
+        "Gunicorn's APP_LOAD_ERROR: {output}"
+    );
     assert!(
         error_line(&output).contains("module 'factory' has no attribute 'nope'"),
         "{output}"
@@ -49,7 +57,11 @@ fn a_missing_attribute_is_named() {
 #[test]
 fn a_non_callable_app_is_refused() {
     let (status, output) = run_to_exit(&apps_dir(), &["-w", "3", "factory:not_callable"]);
-    assert!(!status.success());
+    assert_eq!(
+        status.code(),
+        Some(4),
+        "Gunicorn's APP_LOAD_ERROR: {output}"
+    );
     assert!(
         error_line(&output).contains("factory:not_callable is not callable (it is a str)"),
         "{output}"
@@ -59,7 +71,11 @@ fn a_non_callable_app_is_refused() {
 #[test]
 fn a_syntax_error_shows_the_traceback_and_a_summary() {
     let (status, output) = run_to_exit(&apps_dir(), &["broken_syntax:application"]);
-    assert!(!status.success());
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "Gunicorn's WORKER_BOOT_ERROR: {output}"
+    );
     assert!(error_line(&output).contains("SyntaxError"), "{output}");
     assert!(
         output.contains("broken_syntax.py"),
@@ -70,7 +86,11 @@ fn a_syntax_error_shows_the_traceback_and_a_summary() {
 #[test]
 fn an_import_error_inside_the_app_shows_its_traceback() {
     let (status, output) = run_to_exit(&apps_dir(), &["broken_import:application"]);
-    assert!(!status.success());
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "Gunicorn's WORKER_BOOT_ERROR: {output}"
+    );
     assert!(output.contains("Traceback"), "{output}");
     let line = error_line(&output);
     assert!(
@@ -82,7 +102,7 @@ fn an_import_error_inside_the_app_shows_its_traceback() {
 #[test]
 fn a_c_extension_without_fallback_is_named_with_the_reason() {
     let (status, output) = run_to_exit(&apps_dir(), &["uses_cext:application"]);
-    assert!(!status.success());
+    assert_eq!(status.code(), Some(3), "an import error: {output}");
     let line = error_line(&output);
     assert!(line.contains("needs module 'cext_pkg.fast'"), "{line}");
     assert!(
@@ -99,7 +119,7 @@ fn a_c_extension_without_fallback_is_named_with_the_reason() {
 #[test]
 fn a_missing_standard_module_is_named_with_the_reason() {
     let (status, output) = run_to_exit(&apps_dir(), &["needs_tkinter:application"]);
-    assert!(!status.success());
+    assert_eq!(status.code(), Some(3), "an import error: {output}");
     let line = error_line(&output);
     assert!(
         line.contains("needs module '_tkinter'") && line.contains("part of the standard library"),
@@ -361,4 +381,38 @@ fn sigterm_lets_a_request_in_flight_finish() {
     assert!(signalled.elapsed() < Duration::from_secs(10));
     // New connections are refused once it stopped.
     assert!(std::net::TcpStream::connect(server.addr()).is_err());
+}
+
+#[test]
+fn a_preloaded_app_that_cannot_load_exits_with_gunicorn_s_statuses_too() {
+    let (status, output) = run_to_exit(&apps_dir(), &["--preload", "factory:nope"]);
+    assert_eq!(status.code(), Some(4), "APP_LOAD_ERROR: {output}");
+    let (status, output) = run_to_exit(&apps_dir(), &["--preload", "broken_import:application"]);
+    assert_eq!(status.code(), Some(3), "WORKER_BOOT_ERROR: {output}");
+}
+
+#[test]
+fn help_prints_the_help_instead_of_importing_a_module_named_help() {
+    let output = Command::new(BIN).arg("help").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(
+        stdout.contains("Usage: ferrocorn [OPTIONS] [APP_MODULE]"),
+        "{stdout}"
+    );
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("cannot import"));
+    for sub in ["call", "run", "bundle", "healthcheck"] {
+        let output = Command::new(BIN).args(["help", sub]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{sub}: {output:?}");
+        assert!(
+            stdout
+                .to_lowercase()
+                .contains(&format!("usage: ferrocorn {sub}")),
+            "{sub}: {stdout}"
+        );
+    }
+    let output = Command::new(BIN).args(["help", "serve"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no subcommand 'serve'"));
 }

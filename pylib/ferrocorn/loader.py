@@ -18,6 +18,11 @@ class AppLoadError(Exception):
     """APP_MODULE does not name a usable WSGI callable."""
 
 
+class ModuleImportError(AppLoadError):
+    """APP_MODULE's module, or a module it needs, cannot be imported here.
+    Gunicorn exits 3 for import failures and 4 for the rest of AppLoadError."""
+
+
 def _split(spec):
     module_name, sep, expression = spec.partition(":")
     if not module_name or (sep and not expression):
@@ -33,7 +38,7 @@ def _import(module_name):
         if isinstance(error, ModuleNotFoundError) and (
             module_name == missing or module_name.startswith(missing + ".")
         ):
-            raise AppLoadError(
+            raise ModuleImportError(
                 "cannot import %r: no module named %r on sys.path %r"
                 % (module_name, missing, sys.path)
             ) from None
@@ -41,7 +46,7 @@ def _import(module_name):
         for candidate in _candidates(error):
             reason = _runtime_limit(candidate, importer)
             if reason:
-                raise AppLoadError(
+                raise ModuleImportError(
                     "importing %r needs module %r, %s (imported from %s:%d)"
                     % (module_name, candidate, reason, importer[0], importer[1])
                 ) from None

@@ -318,7 +318,9 @@ impl Arbiter {
                 .max();
             if let Some(previous) = previous {
                 let what = match code {
-                    Some(EXIT_APP_LOAD_ERROR) => "the new code failed to load".to_owned(),
+                    Some(code @ (EXIT_APP_LOAD_ERROR | EXIT_BOOT_ERROR)) => {
+                        format!("the new code failed to load (exit status {code})")
+                    }
                     _ => format!("its preloading process (pid:{pid}) {how}"),
                 };
                 log::error(&format!(

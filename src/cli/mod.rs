@@ -5,6 +5,7 @@
 mod bundle;
 mod call;
 mod healthcheck;
+mod help;
 mod run;
 mod sandbox_args;
 
@@ -18,11 +19,20 @@ use crate::log;
 use crate::python::app::LoadError;
 use crate::server::serve;
 use crate::startup::ServerError;
+use crate::worker::run::{EXIT_APP_LOAD_ERROR, EXIT_BOOT_ERROR};
 
 /// Runs the command with this process's arguments; returns its exit status.
 pub fn run_command() -> ExitCode {
     std::panic::set_hook(Box::new(|info| log::critical(&format!("panic: {info}"))));
-    let words: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let mut words: Vec<OsString> = std::env::args_os().skip(1).collect();
+    match help::as_help_request(&words) {
+        Some(Ok(help_words)) => words = help_words,
+        Some(Err(line)) => {
+            log::to_stderr(&format!("ferrocorn: error: {line}"));
+            return ExitCode::from(2);
+        }
+        None => {}
+    }
     let first = words.first().map(|w| w.to_string_lossy().into_owned());
     if first.as_deref() == Some("bundle") {
         return bundle::run(words.into_iter().skip(1).collect());
@@ -80,8 +90,10 @@ pub fn run_command() -> ExitCode {
     }
     match serve(&config) {
         Ok(()) => ExitCode::SUCCESS,
-        // The failing process already printed its error.
-        Err(ServerError::AppFailedToLoad | ServerError::WorkerBoot) => ExitCode::FAILURE,
+        // The failing process already printed its error; the status is
+        // Gunicorn's, which supervisors and scripts test for.
+        Err(ServerError::AppFailedToLoad) => ExitCode::from(EXIT_APP_LOAD_ERROR as u8),
+        Err(ServerError::WorkerBoot) => ExitCode::from(EXIT_BOOT_ERROR as u8),
         Err(error) => {
             report(&error);
             ExitCode::FAILURE

@@ -25,7 +25,7 @@ use crate::net::listener::BindAddress;
     version,
     about,
     max_term_width = 100,
-    after_help = "To run one request through the app in-process instead of serving:\n  ferrocorn call APP_MODULE PATH_AND_QUERY [OPTIONS]\n  ferrocorn call --help\nTo run Python code (tests, management commands, scripts) as python would:\n  ferrocorn run [OPTIONS] (-c CODE | -m MODULE | SCRIPT | -) [ARGS]...\n  ferrocorn run --help\nTo write one executable holding the app, its wheels and these settings:\n  ferrocorn bundle -o OUTPUT [--exclude PATTERN]... [OPTIONS] APP_MODULE\n  ferrocorn bundle --help\nTo ask a running server whether it is live or ready (container health checks):\n  ferrocorn healthcheck [--metrics-bind ADDRESS] [--ready]"
+    after_help = "ferrocorn help [SUBCOMMAND] prints this, or the subcommand's help.\nTo run one request through the app in-process instead of serving:\n  ferrocorn call APP_MODULE PATH_AND_QUERY [OPTIONS]\n  ferrocorn call --help\nTo run Python code (tests, management commands, scripts) as python would:\n  ferrocorn run [OPTIONS] (-c CODE | -m MODULE | SCRIPT | -) [ARGS]...\n  ferrocorn run --help\nTo write one executable holding the app, its wheels and these settings:\n  ferrocorn bundle -o OUTPUT [--exclude PATTERN]... [OPTIONS] APP_MODULE\n  ferrocorn bundle --help\nTo ask a running server whether it is live or ready (container health checks):\n  ferrocorn healthcheck [--metrics-bind ADDRESS] [--ready]"
 )]
 pub struct Config {
     /// The WSGI app: MODULE, MODULE:NAME or MODULE:FACTORY(ARGS).

@@ -10,6 +10,10 @@ use rustpython_vm::{AsObject, PyObjectRef, VirtualMachine};
 pub enum LoadError {
     /// APP_MODULE does not name a usable callable (one line says why).
     Spec(String),
+    /// APP_MODULE's module, or a module it needs, is not importable here:
+    /// not on sys.path, or a C extension or standard module RustPython
+    /// lacks (one line says which).
+    Import(String),
     /// An interpreter thread could not be started, or died while booting.
     Thread(String),
     /// The sandbox could not be applied to the interpreter (the line names
@@ -35,6 +39,7 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LoadError::Spec(message)
+            | LoadError::Import(message)
             | LoadError::Thread(message)
             | LoadError::Sandbox(message)
             | LoadError::NativeModules(message)
@@ -66,11 +71,16 @@ pub fn load_app(vm: &VirtualMachine, spec: &str) -> Result<PyObjectRef, LoadErro
     match load.call((vm.ctx.new_str(spec),), vm) {
         Ok(app) => Ok(app),
         Err(exception) => {
-            let is_spec_error = loader
-                .get_attr("AppLoadError", vm)
-                .is_ok_and(|class| exception.class().fast_issubclass(&class));
-            if is_spec_error {
-                Err(LoadError::Spec(exception_message(vm, &exception)))
+            let is = |name: &'static str| {
+                loader
+                    .get_attr(name, vm)
+                    .is_ok_and(|class| exception.class().fast_issubclass(&class))
+            };
+            let message = || exception_message(vm, &exception);
+            if is("ModuleImportError") {
+                Err(LoadError::Import(message()))
+            } else if is("AppLoadError") {
+                Err(LoadError::Spec(message()))
             } else {
                 Err(python_error(vm, spec, &exception))
             }

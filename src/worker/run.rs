@@ -676,13 +676,17 @@ impl WorkerHooks {
     }
 }
 
-/// How a process that could not boot its interpreter exits: with
-/// [`EXIT_APP_LOAD_ERROR`] when the app is at fault (its module, its code),
-/// else with [`EXIT_BOOT_ERROR`] (a thread, the sandbox, ferrocorn's own setup).
+/// How a process that could not boot its interpreter exits, as Gunicorn's
+/// workers do: [`EXIT_APP_LOAD_ERROR`] when APP_MODULE names no usable
+/// callable in a module that imported (Gunicorn's `AppImportError`), else
+/// [`EXIT_BOOT_ERROR`]: the module not importable, the app's code raising
+/// while imported, or ferrocorn's own setup (a thread, the sandbox).
 pub fn load_error_exit_code(error: &LoadError) -> i32 {
     match error {
-        LoadError::Spec(_) | LoadError::Python { .. } => EXIT_APP_LOAD_ERROR,
-        LoadError::Thread(_)
+        LoadError::Spec(_) => EXIT_APP_LOAD_ERROR,
+        LoadError::Import(_)
+        | LoadError::Python { .. }
+        | LoadError::Thread(_)
         | LoadError::Sandbox(_)
         | LoadError::NativeModules(_)
         | LoadError::Setup(_) => EXIT_BOOT_ERROR,
