@@ -147,6 +147,12 @@ impl EmptyRoot {
         EmptyRoot { dir }
     }
 
+    /// Takes /proc away, as a bare chroot or a minimal runtime leaves it.
+    fn unmount_proc(&self) {
+        run_ok("umount", &[&self.dir.join("proc").display().to_string()]);
+        assert!(!self.dir.join("proc/self").exists());
+    }
+
     /// `env -i chroot ROOT /bundle ARGS`.
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new("/usr/sbin/chroot");
@@ -338,6 +344,38 @@ fn without_random_devices_the_bundle_still_starts() {
         "{}",
         stderr(&called)
     );
+}
+
+#[test]
+fn without_proc_the_bundle_finds_its_payload_and_serves() {
+    let project = flask_project("bundle-noproc");
+    let output = project.join("server");
+    assert!(bundle(&project, &output, &[]).status.success());
+    let root = EmptyRoot::new("bundle-noproc-root", &output, true);
+    root.unmount_proc();
+    let called = root.output(&["call", "/data"]);
+    assert_eq!(
+        String::from_utf8_lossy(&called.stdout),
+        "tea 3|tea 3|True",
+        "{}",
+        stderr(&called)
+    );
+    let server = Server::spawn({
+        let mut command = root.command(&["-b", "127.0.0.1:0"]);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    });
+    assert!(
+        common::wait_until(TIMEOUT, || server.log().contains("Booted worker")),
+        "{}",
+        server.log()
+    );
+    let index = get(server.addr(), "/");
+    assert_eq!(index.status, 200, "{}", index.text());
+    assert!(index.text().contains("<h1>Hello from the bundle</h1>"));
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 mod bytecode;
 pub mod create;
+mod own_path;
 pub mod payload;
 mod unpack;
 
@@ -138,9 +139,7 @@ impl Bundle {
 /// bundle whose payload is missing, cut short or damaged, or that cannot
 /// be unpacked.
 pub fn open_self() -> Result<Option<Bundle>, BundleError> {
-    let exe = Path::new("/proc/self/exe");
-    let opened = File::open(exe).or_else(|_| std::env::current_exe().and_then(File::open));
-    let mut file = match opened {
+    let mut file = match own_path::open_own_executable() {
         Ok(file) => file,
         // Without /proc and with no path to ourselves: a plain binary
         // serves; a bundle says why it cannot.
@@ -186,8 +185,7 @@ pub fn open_self() -> Result<Option<Bundle>, BundleError> {
 /// The executable without any payload of its own: what a new bundle is
 /// built from, whether this process is a plain ferrocorn or a bundle.
 pub fn own_executable() -> std::io::Result<Vec<u8>> {
-    let mut file =
-        File::open("/proc/self/exe").or_else(|_| File::open(std::env::current_exe()?))?;
+    let mut file = own_path::open_own_executable()?;
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut file, &mut bytes)?;
     if let Ok(Some(located)) = payload::locate(&mut file) {
