@@ -199,3 +199,69 @@ fn has_data(stream: &mut TcpStream) -> bool {
     stream.set_nonblocking(false).unwrap();
     ready
 }
+
+/// 30 clients send a request while the only interpreter is busy, then
+/// reset their connections (a load balancer's timeout, a client's retry):
+/// the app runs none of them, `/metrics` counts them, and the server serves on.
+#[test]
+fn requests_whose_client_reset_while_queued_do_not_reach_the_app() {
+    let dir = scratch_dir("abandoned");
+    let ran = dir.join("ran");
+    let server = Server::start(&[
+        "-w",
+        "1",
+        "--threads",
+        "1",
+        "--metrics-bind",
+        "127.0.0.1:0",
+        "probe:application",
+    ]);
+    let metrics = server.metrics_address();
+    let count = |series: &str| {
+        common::metric(&common::metrics_page(metrics), series)
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or(-1.0)
+    };
+    let times_run = || {
+        std::fs::read_to_string(&ran)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let request = format!(
+        "GET /sleep-counted?1&{} HTTP/1.1\r\nHost: t\r\n\r\n",
+        ran.display()
+    );
+    let mut running = Client::new(server.connect());
+    running.send(request.as_bytes());
+    common::wait_for("the first request to run", || times_run() == 1);
+    let queued: Vec<TcpStream> = (0..30)
+        .map(|_| {
+            let mut stream = server.connect();
+            stream.write_all(request.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    common::wait_for("30 requests queued behind the running one", || {
+        count("ferrocorn_requests_in_flight") == 31.0
+    });
+    for stream in queued {
+        socket2::SockRef::from(&stream)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(stream);
+    }
+    assert_eq!(
+        running
+            .response(false)
+            .expect("the running one answered")
+            .status,
+        200
+    );
+    common::wait_for("the reset requests counted as abandoned", || {
+        count("ferrocorn_requests_abandoned_total") == 30.0
+    });
+    assert_eq!(times_run(), 1, "the app ran only the request it had taken");
+    assert_eq!(count("ferrocorn_requests_in_flight"), 0.0);
+    assert_eq!(server.get("/pid").status, 200, "the worker serves on");
+}

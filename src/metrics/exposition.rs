@@ -225,6 +225,13 @@ fn encode_connections(totals: &Totals, out: &mut DescriptorEncoder) -> Encoded {
         "TLS handshakes that failed or timed out.",
         None,
         totals.tls_handshake_failures(),
+    )?;
+    counter(
+        out,
+        "ferrocorn_requests_abandoned",
+        "Requests never run: their connection was gone (reset by the client, or closed by a timeout) before an interpreter took them.",
+        None,
+        totals.abandoned(),
     )
 }
 

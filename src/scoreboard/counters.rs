@@ -48,8 +48,9 @@ mod word {
     pub const DURATION_SUM_US: usize = DURATION_BUCKETS + DURATION_BOUNDS_US.len() + 1;
     pub const FAILURES: usize = DURATION_SUM_US + 1;
     pub const CPU_US: usize = FAILURES + FAILURE_KINDS.len();
+    pub const ABANDONED: usize = CPU_US + 1;
     /// One past the last counter.
-    pub const COUNTERS: usize = CPU_US + 1;
+    pub const COUNTERS: usize = ABANDONED + 1;
     // Live values: the event loop's, then (a line of its own) the threads'.
     pub const DISPATCHED: usize = COUNTERS.div_ceil(8) * 8;
     pub const CONNECTIONS_OPEN: usize = DISPATCHED + 1;
@@ -159,6 +160,10 @@ impl Totals {
 
     pub fn tls_handshake_failures(&self) -> u64 {
         self.words[word::TLS_HANDSHAKE_FAILURES]
+    }
+
+    pub fn abandoned(&self) -> u64 {
+        self.words[word::ABANDONED]
     }
 
     fn add_counters(&mut self, slot: &Slot) {
@@ -329,6 +334,13 @@ impl WorkerMetrics {
 
     pub fn tls_handshake_failed(&self) {
         self.add(word::TLS_HANDSHAKE_FAILURES, 1);
+    }
+
+    /// A queued request was dropped unrun: its connection was gone. It is
+    /// no longer in flight.
+    pub fn abandoned(&self) {
+        self.add(word::ABANDONED, 1);
+        self.slot.words[word::FINISHED].fetch_add(1, Ordering::Release);
     }
 
     pub fn set_connections_open(&self, open: usize) {

@@ -12,6 +12,7 @@ use super::deadline::Interrupters;
 use super::handoff::{Job, JobQueue, ReplyQueue};
 use super::output::ResponseOutput;
 use crate::http::response::ResponseContext;
+use crate::log;
 use crate::metrics::statsd;
 use crate::process::thread_cpu_time;
 use crate::python::app::LoadError;
@@ -123,11 +124,30 @@ pub fn serve_jobs(
         if shared.jobs.take_wake_request() {
             shared.replies.wake();
         }
+        // Nobody waits for a request whose connection is gone (a client
+        // reset, a timeout): it is not handed to the app. A request the app
+        // has already taken is not interrupted by this.
+        if job.flow.is_aborted() {
+            drop_abandoned(&job, shared);
+            continue;
+        }
         serve_job(host, vm, job, shared, &this_thread);
         if let Some(memory) = &shared.memory {
             check_memory(memory, shared);
         }
     }
+}
+
+fn drop_abandoned(job: &Job, shared: &PoolShared) {
+    if let Some(metrics) = &shared.metrics {
+        metrics.abandoned();
+    }
+    log::debug(&format!(
+        "not running {} {} from {}: its connection closed while it waited",
+        job.head.method(),
+        String::from_utf8_lossy(job.head.target_bytes()),
+        job.info.remote_addr
+    ));
 }
 
 /// After a request: above `--max-worker-memory`, the worker retires.

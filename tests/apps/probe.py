@@ -109,6 +109,13 @@ def application(environ, start_response):
             started.write("started")
         time.sleep(float(seconds))
         return text(start_response, "slept")
+    if path == "/sleep-counted":
+        # ?SECONDS&PATH: appends a line to PATH each time the app runs it.
+        seconds, counter = environ["QUERY_STRING"].split("&", 1)
+        with open(counter, "a") as ran:
+            ran.write("ran\n")
+        time.sleep(float(seconds))
+        return text(start_response, "slept")
     if path == "/too-long":
         start_response("200 OK", [("Content-Length", "5")])
         return [b"0123456789"]
