@@ -745,3 +745,62 @@ fn a_worker_out_of_file_descriptors_stays_idle_and_serves_again_once_they_free_u
         one_request(server.addr()).is_ok()
     });
 }
+
+/// An app whose import never returns (a database that does not answer at
+/// import time): each worker is aborted after `--timeout` as a boot
+/// failure, replaced after the growing delay, and the fifth stops the server
+/// with Gunicorn's WORKER_BOOT_ERROR, instead of a restart every `--timeout`
+/// forever.
+#[test]
+fn a_worker_whose_import_hangs_is_a_boot_failure_that_backs_off_then_stops() {
+    let dir = scratch_dir("hanging-import");
+    std::fs::write(dir.join("hangs.py"), "import time\ntime.sleep(3600)\n").unwrap();
+    let log_path = dir.join("stderr.log");
+    let mut child = std::process::Command::new(common::BIN)
+        .current_dir(&dir)
+        .args(["-b", "127.0.0.1:0", "--timeout", "1", "hangs:application"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    // Five boots of about two seconds each and 3.75 s of delays between them.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "still restarting after 90 s:\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(status.code(), Some(3), "WORKER_BOOT_ERROR: {log}");
+    assert_eq!(
+        log.matches("did not finish booting in 1 s (--timeout)")
+            .count(),
+        5,
+        "{log}"
+    );
+    assert!(
+        !log.contains("WORKER TIMEOUT"),
+        "not a request's timeout: {log}"
+    );
+    for (n, delay) in [(1, 250), (2, 500), (3, 1000), (4, 2000)] {
+        assert!(
+            log.contains(&format!(
+                "before it booted ({n} of 5 in a row); starting another in {delay} ms"
+            )),
+            "{log}"
+        );
+    }
+    assert!(
+        log.contains("Reason: Worker failed to boot 5 times in a row"),
+        "{log}"
+    );
+}

@@ -414,7 +414,8 @@ impl Arbiter {
                         who: "worker",
                     });
                 }
-                if worker.retiring.is_none() {
+                let timed_out = worker.stop_cause == Some(ExitReason::BootFailure);
+                if worker.retiring.is_none() || timed_out {
                     if let Some(halt) = self.boot_failed(pid, status) {
                         return Some(halt);
                     }
@@ -533,6 +534,14 @@ impl Arbiter {
             self.boot_failures = 0;
         }
         for pid in plan.abort {
+            if plan.boot_timeouts.contains(&pid) {
+                log::error(&format!(
+                    "Worker (pid:{pid}) did not finish booting in {} s (--timeout): aborting it",
+                    self.config.timeout
+                ));
+                self.stop(pid, now, ExitReason::BootFailure, libc::SIGABRT);
+                continue;
+            }
             // As Gunicorn: SIGABRT first (the worker's loop runs the
             // worker_abort hook and exits), SIGKILL if it is still there.
             log::critical(&format!("WORKER TIMEOUT (pid:{pid})"));

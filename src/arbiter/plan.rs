@@ -75,6 +75,9 @@ pub struct Plan {
     pub retire: Vec<(libc::pid_t, ExitReason)>,
     /// Silent past `--timeout`: SIGABRT (they count as retiring from now).
     pub abort: Vec<libc::pid_t>,
+    /// Those of `abort` that never finished booting: a boot failure (the
+    /// backoff and the stop rule apply), not a timeout of a serving worker.
+    pub boot_timeouts: Vec<libc::pid_t>,
     /// Aborted past [`ABORT_GRACE`], or retiring past the graceful timeout
     /// and [`KILL_GRACE`].
     pub kill: Vec<libc::pid_t>,
@@ -89,6 +92,12 @@ pub fn plan(snapshot: &Snapshot, now: Instant) -> Plan {
         abort: silent(snapshot),
         ..Plan::default()
     };
+    plan.boot_timeouts = snapshot
+        .workers
+        .iter()
+        .filter(|w| !w.booted && plan.abort.contains(&w.pid))
+        .map(|w| w.pid)
+        .collect();
     let mut current: Vec<&WorkerView> = snapshot
         .workers
         .iter()
@@ -98,7 +107,15 @@ pub fn plan(snapshot: &Snapshot, now: Instant) -> Plan {
     current.sort_by_key(|w| w.started);
     let booted = current.iter().filter(|w| w.booted).count();
     plan.booted = booted > 0;
-    let starting = current.len() + snapshot.pending_forks;
+    // A worker aborted before it booted still counts until it is reaped:
+    // its replacement waits for the boot failure's backoff.
+    let failing_boot = snapshot
+        .workers
+        .iter()
+        .filter(|w| w.generation == snapshot.generation && !w.booted)
+        .filter(|w| w.aborted.is_some() || plan.boot_timeouts.contains(&w.pid))
+        .count();
+    let starting = current.len() + snapshot.pending_forks + failing_boot;
     let backoff_over = snapshot.next_spawn.is_none_or(|at| now >= at);
     plan.start_preloader = backoff_over && snapshot.preload == Some(PreloadState::Missing);
     let may_spawn = backoff_over && snapshot.preload.is_none_or(|p| p == PreloadState::Ready);
@@ -113,7 +130,7 @@ pub fn plan(snapshot: &Snapshot, now: Instant) -> Plan {
         // broken app then fails once, with one error, not N times. A
         // preloaded app has loaded already.
         plan.spawn = if booted == 0 && snapshot.preload.is_none() {
-            usize::from(current.is_empty())
+            usize::from(current.len() + failing_boot == 0)
         } else {
             snapshot.target - starting
         };

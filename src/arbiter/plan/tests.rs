@@ -145,6 +145,42 @@ fn a_silent_worker_is_aborted_then_killed_and_replaced_at_once() {
 }
 
 #[test]
+fn a_worker_that_does_not_finish_booting_is_a_boot_failure_replaced_after_the_backoff() {
+    let now = Instant::now();
+    let hanging = WorkerView {
+        booted: false,
+        silence: secs(31),
+        ..serving(10, now, secs(31))
+    };
+    let serving_one = serving(11, now, secs(60));
+    let first = plan(&snapshot(&[hanging, serving_one], 2), now);
+    assert_eq!(first.abort, vec![10]);
+    assert_eq!(first.boot_timeouts, vec![10], "{first:?}");
+    assert_eq!(
+        first.spawn, 0,
+        "no replacement before it is reaped: {first:?}"
+    );
+    let aborted = WorkerView {
+        aborted: Some(now),
+        retiring: Some(now),
+        ..hanging
+    };
+    let waiting = plan(&snapshot(&[aborted, serving_one], 2), now + secs(1));
+    assert_eq!(waiting.spawn, 0, "{waiting:?}");
+    assert!(waiting.boot_timeouts.is_empty() && waiting.abort.is_empty());
+    // Alone, it still holds back the generation's first worker.
+    assert_eq!(plan(&snapshot(&[aborted], 2), now + secs(1)).spawn, 0);
+    // A silent serving worker is a timeout, not a boot failure.
+    let silent = WorkerView {
+        silence: secs(31),
+        ..serving_one
+    };
+    let timeout = plan(&snapshot(&[silent], 1), now);
+    assert_eq!(timeout.abort, vec![11]);
+    assert!(timeout.boot_timeouts.is_empty());
+}
+
+#[test]
 fn silence_is_not_checked_with_timeout_zero_nor_for_retiring_workers() {
     let now = Instant::now();
     let silent = WorkerView {
