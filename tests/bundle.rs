@@ -160,6 +160,16 @@ impl EmptyRoot {
         command
     }
 
+    /// The bundle serving on a free loopback port, once a worker has booted.
+    fn serve(&self) -> Server {
+        let mut command = self.command(&["-b", "127.0.0.1:0"]);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        Server::spawn(command)
+    }
+
     fn output(&self, args: &[&str]) -> Output {
         self.command(args)
             .stdin(Stdio::null())
@@ -219,14 +229,7 @@ fn a_bundled_flask_app_serves_every_route_from_an_empty_root_with_an_empty_envir
     );
 
     let root = EmptyRoot::new("bundle-root", &output, true);
-    let server = Server::spawn({
-        let mut command = root.command(&["-b", "127.0.0.1:0"]);
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        command
-    });
+    let server = root.serve();
     assert!(
         common::wait_until(TIMEOUT, || server.log().matches("Booted worker").count()
             == 2),
@@ -330,13 +333,8 @@ fn a_bundled_flask_app_serves_every_route_from_an_empty_root_with_an_empty_envir
     );
 }
 
-#[test]
-fn without_random_devices_the_bundle_still_starts() {
-    let project = flask_project("bundle-norandom");
-    let output = project.join("server");
-    assert!(bundle(&project, &output, &[]).status.success());
-    let root = EmptyRoot::new("bundle-norandom-root", &output, false);
-    assert!(!root.dir.join("dev/urandom").exists());
+/// `ferrocorn call /data` in the root reads the package's data both ways.
+fn assert_package_data_is_served(root: &EmptyRoot) {
     let called = root.output(&["call", "/data"]);
     assert_eq!(
         String::from_utf8_lossy(&called.stdout),
@@ -347,32 +345,25 @@ fn without_random_devices_the_bundle_still_starts() {
 }
 
 #[test]
+fn without_random_devices_the_bundle_still_starts() {
+    let project = flask_project("bundle-norandom");
+    let output = project.join("server");
+    assert!(bundle(&project, &output, &[]).status.success());
+    let root = EmptyRoot::new("bundle-norandom-root", &output, false);
+    assert!(!root.dir.join("dev/urandom").exists());
+    assert_package_data_is_served(&root);
+}
+
+#[test]
 fn without_proc_the_bundle_finds_its_payload_and_serves() {
     let project = flask_project("bundle-noproc");
     let output = project.join("server");
     assert!(bundle(&project, &output, &[]).status.success());
     let root = EmptyRoot::new("bundle-noproc-root", &output, true);
     root.unmount_proc();
-    let called = root.output(&["call", "/data"]);
-    assert_eq!(
-        String::from_utf8_lossy(&called.stdout),
-        "tea 3|tea 3|True",
-        "{}",
-        stderr(&called)
-    );
-    let server = Server::spawn({
-        let mut command = root.command(&["-b", "127.0.0.1:0"]);
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        command
-    });
-    assert!(
-        common::wait_until(TIMEOUT, || server.log().contains("Booted worker")),
-        "{}",
-        server.log()
-    );
+    assert_package_data_is_served(&root);
+    // Server::spawn returns once a worker has booted.
+    let server = root.serve();
     let index = get(server.addr(), "/");
     assert_eq!(index.status, 200, "{}", index.text());
     assert!(index.text().contains("<h1>Hello from the bundle</h1>"));
