@@ -906,7 +906,7 @@ fn preloading_imports_the_app_inside_the_sandbox() {
             "reads_at_import:application",
         ],
     );
-    assert_eq!(status.code(), Some(1), "{log}");
+    assert_eq!(status.code(), Some(3), "WORKER_BOOT_ERROR: {log}");
     assert!(
         log.contains("PermissionError"),
         "the import ran confined: {log}"
