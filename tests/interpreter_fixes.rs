@@ -154,6 +154,20 @@ print(bool(re.match(r"3\.14\.\d+((a|b|rc)\d+)? ", sys.version)))
 }
 
 #[test]
+fn sys_version_names_the_rustpython_release_not_the_repository_it_was_built_in() {
+    // The build once asked git, so each of our commits (and a dirty tree)
+    // was a new sys.version and rebuilt the interpreter crate.
+    let out = python(
+        r#"
+import platform, sys
+print(sys.version.splitlines()[0])
+print(platform.python_build()[0])
+"#,
+    );
+    assert_eq!(out, "3.14.0a0 (tags/v0.6.0:b2626c5)\ntags/v0.6.0:b2626c5\n");
+}
+
+#[test]
 fn a_comment_after_a_keyword_argument_is_not_read_as_a_for_clause() {
     // docutils 0.23's __init__.py: `release=True  # True for official
     // releases` before the call's closing parenthesis.

@@ -3,12 +3,16 @@
     reason = "build scripts cannot use rustpython-host_env"
 )]
 
-use jiff::{Timestamp, Zoned, tz::TimeZone};
-use std::{
-    env, io,
-    process::Command,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{env, io, process::Command};
+
+// ferrocorn: the build names the RustPython release this copy is (0.6.0,
+// commit b2626c56), not the git repository it happens to be built in. Asking
+// git made every commit of the embedding repository (and a dirty tree) a new
+// `sys.version`, so this crate rebuilt after each of them, and pointed
+// `rerun-if-changed` at a file outside the crate, so the script ran on every
+// build.
+const RELEASE_COMMIT: &str = "b2626c5";
+const RELEASE_TAG: &str = "tags/v0.6.0";
 
 fn main() {
     let frozen_libs = if cfg!(feature = "freeze-stdlib") {
@@ -20,22 +24,14 @@ fn main() {
         let display = entry.display();
         println!("cargo:rerun-if-changed={display}");
     }
-    println!("cargo:rerun-if-changed=../../Lib/importlib/_bootstrap.py");
+    println!("cargo:rerun-if-changed=build.rs");
 
     // = 3.14.0alpha
     python_version(3, 14, 0, "alpha", 0);
 
-    println!("cargo:rustc-env=RUSTPYTHON_GIT_HASH={}", git_hash());
-    println!(
-        "cargo:rustc-env=RUSTPYTHON_GIT_TIMESTAMP={}",
-        git_timestamp()
-    );
-    println!("cargo:rustc-env=RUSTPYTHON_GIT_TAG={}", git_tag());
-    println!("cargo:rustc-env=RUSTPYTHON_GIT_BRANCH={}", git_branch());
-    println!(
-        "cargo:rustc-env=RUSTPYTHON_GIT_IDENTIFIER={}",
-        git_identifier()
-    );
+    println!("cargo:rustc-env=RUSTPYTHON_GIT_HASH={RELEASE_COMMIT}");
+    println!("cargo:rustc-env=RUSTPYTHON_GIT_TAG={RELEASE_TAG}");
+    println!("cargo:rustc-env=RUSTPYTHON_GIT_IDENTIFIER={RELEASE_TAG}");
     println!("cargo:rustc-env=RUSTPYTHON_BUILD_INFO={}", get_build_info());
     println!("cargo:rustc-env=RUSTC_VERSION={}", rustc_version());
 
@@ -52,84 +48,9 @@ fn main() {
     );
 }
 
-fn git_hash() -> String {
-    git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|_| "0000000".into())
-}
-
-fn git_timestamp() -> String {
-    git(&["log", "-1", "--format=%ct"]).unwrap_or_else(|_| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs()
-            .to_string()
-    })
-}
-
-fn git_tag() -> String {
-    git(&["describe", "--all", "--always", "--dirty"])
-        .unwrap_or_else(|_| "heads/unknown-branch".into())
-}
-
-fn git_branch() -> String {
-    git(&["name-rev", "--name-only", "HEAD"]).unwrap_or_else(|_| "unknown-branch".into())
-}
-
-fn git(args: &[&str]) -> io::Result<String> {
-    command("git", args)
-}
-
 #[must_use]
 fn get_build_info() -> String {
-    // See: https://reproducible-builds.org/docs/timestamps/
-    let revision = git_hash();
-    let separator = if revision.is_empty() { "" } else { ":" };
-    let identifier = git_identifier();
-
-    format!(
-        "{id}{sep}{revision}, {date:.20}, {time:.9}",
-        id = if identifier.is_empty() {
-            "default"
-        } else {
-            &identifier
-        },
-        sep = separator,
-        revision = revision,
-        date = get_git_date(),
-        time = get_git_time(),
-    )
-}
-
-fn git_identifier() -> String {
-    let tag = git_tag();
-    if tag.is_empty() || tag.eq_ignore_ascii_case("undefined") {
-        git_branch()
-    } else {
-        tag
-    }
-}
-
-fn get_git_timestamp_raw() -> Option<Timestamp> {
-    let git_timestamp = git_timestamp().parse::<i64>().ok()?;
-    Timestamp::from_second(git_timestamp).ok()
-}
-
-fn get_git_timestamp_datetime() -> Zoned {
-    get_git_timestamp_raw().map_or_else(Zoned::now, |timestamp| {
-        Zoned::new(timestamp, TimeZone::system())
-    })
-}
-
-#[must_use]
-fn get_git_date() -> String {
-    let datetime = get_git_timestamp_datetime();
-    datetime.strftime("%b %e %Y").to_string()
-}
-
-#[must_use]
-fn get_git_time() -> String {
-    let datetime = get_git_timestamp_datetime();
-    datetime.strftime("%H:%M:%S").to_string()
+    format!("{RELEASE_TAG}:{RELEASE_COMMIT}")
 }
 
 fn rustc_version() -> String {
