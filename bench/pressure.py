@@ -19,6 +19,10 @@ Two measurements, both on 127.0.0.1 and bounded in count and time:
    `Connection: close` request every 20 ms while the flood arrives, then 100
    more once it is established; printed: median, p99 and longest wait, and
    any request not answered within 5 s.
+3. Trickled uploads beyond the limit: the same, with connections that each
+   send a `POST` head announcing `Content-Length: 1000000` and then one body
+   byte per second (slowloris on bodies), reopened when the server closes
+   them (shed for new clients, or cut by `--min-request-rate`).
 """
 
 import argparse
@@ -35,6 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as bench  # noqa: E402  (free_port, wait_serving, worker_pids, memory_mb, build)
 
 HALF_HEAD = b"GET /slow HTTP/1.1\r\nHost: bench\r\n"
+UPLOAD_HEAD = b"POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Length: 1000000\r\n\r\nx"
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
 
 
@@ -128,14 +133,18 @@ def measure_memory(binary, count):
     print("  worker RSS: %.1f MB empty, %.1f MB with all %d" % (base[0] / 1024, after_slow[0] / 1024, 2 * count))
 
 
-def flood(port, count, seconds):
+def flood(port, count, seconds, kind):
     """Attacker role (its own process, so its work does not delay the normal
-    client's measurements): keeps `count` half-head connections open for
-    `seconds`, reopening those the server closes."""
+    client's measurements): keeps `count` slow connections open for
+    `seconds`, reopening those the server closes. `kind` "heads": each sent
+    half a request head; "uploads": each trickles a body a byte a second."""
     allow_descriptors(count + 256)
     selector = selectors.DefaultSelector()
     live = 0
     reopened = 0
+    first_bytes = UPLOAD_HEAD if kind == "uploads" else HALF_HEAD
+    trickling = set()
+    next_trickle = time.monotonic() + 1
 
     def open_one():
         nonlocal live
@@ -150,13 +159,21 @@ def flood(port, count, seconds):
     print("flood: %d connecting" % count, flush=True)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        for key, events in selector.select(timeout=0.5):
+        if kind == "uploads" and time.monotonic() >= next_trickle:
+            next_trickle += 1
+            for sock in list(trickling):
+                try:
+                    sock.send(b"x")
+                except OSError:
+                    pass  # its close is seen as readable below
+        for key, events in selector.select(timeout=0.2):
             sock = key.fileobj
             closed = False
             if events & selectors.EVENT_WRITE:
                 try:
-                    sock.send(HALF_HEAD)
+                    sock.send(first_bytes)
                     selector.modify(sock, selectors.EVENT_READ)
+                    trickling.add(sock)
                 except OSError:
                     closed = True
             else:
@@ -165,6 +182,7 @@ def flood(port, count, seconds):
                 except OSError:
                     closed = True
             if closed:
+                trickling.discard(sock)
                 selector.unregister(sock)
                 sock.close()
                 live -= 1
@@ -196,13 +214,30 @@ def summary(label, waits):
         label, len(waits), answered[len(answered) // 2], p99, answered[-1], lost))
 
 
-def measure_flood(binary, slow, seconds):
+def server_counters(log):
+    """What the server counted, from its `/metrics` (address in its log)."""
+    log.seek(0)
+    text = log.read().decode(errors="replace")
+    marker = "Metrics and health at: http://"
+    if marker not in text:
+        return "server counters: no metrics address in the log"
+    url = "http://" + text.split(marker, 1)[1].split()[0]
+    import urllib.request
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        page = reply.read().decode()
+    wanted = ("ferrocorn_connections_shed_total", "ferrocorn_uploads_shed_total",
+              "ferrocorn_requests_below_min_rate_total")
+    values = [line for line in page.splitlines() if line.split(" ")[0] in wanted]
+    return "server counters: " + ", ".join(values)
+
+
+def measure_flood(binary, slow, seconds, kind):
     port = bench.free_port()
-    process, log = start_server(binary, port, ["-w", "2"])
+    process, log = start_server(binary, port, ["-w", "2", "--metrics-bind", "127.0.0.1:0"])
     count = 2000 + slow
     attacker = subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), "--role", "flood", "--port", str(port),
-         "--count", str(count), "--seconds", str(seconds)],
+         "--count", str(count), "--seconds", str(seconds), "--kind", kind],
         stdout=subprocess.PIPE, text=True)
     try:
         attacker.stdout.readline()  # "flood: N connecting"
@@ -215,19 +250,23 @@ def measure_flood(binary, slow, seconds):
                 time.sleep(0.02)
             for _ in range(100):
                 after.append(timed_request(port))
-        print("a normal client, %d slow connections (%d beyond the limit of 2 x 1000):" % (count, slow))
+        what = "trickled uploads" if kind == "uploads" else "half-head connections"
+        print("a normal client, %d %s (%d beyond the limit of 2 x 1000):" % (count, what, slow))
         summary("while the flood connects", during)
         summary("once it is established", after)
         attacker.wait(timeout=seconds + 60)
         print("  " + attacker.stdout.read().strip())
+        print("  " + server_counters(log))
     finally:
         if attacker.poll() is None:
             attacker.kill()
         bench.stop_session(process, timeout=30)
     log.seek(0)
-    shed_lines = [l for l in log.read().decode(errors="replace").splitlines() if "connection limit" in l]
-    print("  server log: %d lines about the connection limit%s" % (
-        len(shed_lines), (", last: " + shed_lines[-1].split("] ")[-1]) if shed_lines else ""))
+    lines = log.read().decode(errors="replace").splitlines()
+    for topic in ("connection limit", "min-request-rate"):
+        about = [l for l in lines if topic in l]
+        print("  server log: %d lines about the %s%s" % (
+            len(about), topic, (", last: " + about[-1].split("] ")[-1]) if about else ""))
 
 
 def main():
@@ -239,14 +278,20 @@ def main():
     parser.add_argument("--role", choices=["flood"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--kind", choices=["heads", "uploads"], default="heads", help=argparse.SUPPRESS)
+    parser.add_argument("--only", choices=["memory", "heads", "uploads"],
+                        help="run one measurement (default: all three)")
     args = parser.parse_args()
     if args.role == "flood":
-        flood(args.port, args.count, args.seconds)
+        flood(args.port, args.count, args.seconds, args.kind)
         return
     binary = args.binary or bench.build("release")
     allow_descriptors(2 * args.idle + 256)
-    measure_memory(binary, args.idle)
-    measure_flood(binary, args.slow, args.seconds)
+    if args.only in (None, "memory"):
+        measure_memory(binary, args.idle)
+    for kind in ("heads", "uploads"):
+        if args.only in (None, kind):
+            measure_flood(binary, args.slow, args.seconds, kind)
 
 
 if __name__ == "__main__":

@@ -265,3 +265,111 @@ fn requests_whose_client_reset_while_queued_do_not_reach_the_app() {
     assert_eq!(count("ferrocorn_requests_in_flight"), 0.0);
     assert_eq!(server.get("/pid").status, 200, "the worker serves on");
 }
+
+/// A POST announcing a large body of which it sends `sent` bytes so far.
+fn trickled_upload(addr: SocketAddr, sent: usize) -> TcpStream {
+    let head = "POST /input HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n";
+    partial_head(addr, format!("{head}{}", "x".repeat(sent)).as_bytes())
+}
+
+#[test]
+fn trickled_uploads_far_beyond_the_limit_do_not_lock_out_a_normal_client() {
+    const SLOW: usize = 2_000;
+    allow_descriptors(SLOW as u64 + 512);
+    let server = Server::start(&[
+        "-w",
+        "2",
+        "--worker-connections",
+        "100",
+        "--metrics-bind",
+        "127.0.0.1:0",
+        "probe",
+    ]);
+    // Ten times what the two workers may hold, each a body in progress.
+    let mut slow: Vec<TcpStream> = (0..SLOW)
+        .map(|_| trickled_upload(server.addr(), 1))
+        .collect();
+    let mut answered = 0;
+    for round in 0..30 {
+        // A byte more for every upload now and then: they trickle on.
+        if round % 10 == 0 {
+            for stream in &mut slow {
+                stream.set_nonblocking(true).unwrap();
+                let _ = stream.write(b"x");
+                stream.set_nonblocking(false).unwrap();
+            }
+        }
+        match normal_request(server.addr()) {
+            Ok(_) => answered += 1,
+            Err(error) => panic!(
+                "a normal client was locked out by trickled uploads: {error}\n{}",
+                server.log()
+            ),
+        }
+    }
+    assert_eq!(answered, 30);
+    assert!(
+        server.wait_for_log("At the connection limit (100, --worker-connections): closed"),
+        "{}",
+        server.log()
+    );
+    let page = common::metrics_page(server.metrics_address());
+    let shed: u64 = common::metric(&page, "ferrocorn_uploads_shed_total")
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no ferrocorn_uploads_shed_total:\n{page}"));
+    assert!(shed > 0, "{page}");
+    drop(slow);
+}
+
+#[test]
+fn a_request_arriving_below_the_minimum_rate_gets_408_and_is_counted() {
+    let server = Server::start(&[
+        "--min-request-rate",
+        "1000",
+        "--min-request-rate-grace",
+        "1",
+        "--metrics-bind",
+        "127.0.0.1:0",
+        "probe",
+    ]);
+    let mut slow = Client::new(trickled_upload(server.addr(), 10));
+    // An upload well above the rate, on its own connection, is served.
+    let mut fast = Client::new(server.connect());
+    let body = "y".repeat(200_000);
+    fast.send(
+        format!(
+            "POST /input HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let response = fast.response(false).expect("the fast upload's response");
+    assert_eq!(response.status, 200);
+    assert!(
+        response.text().contains("\"length\": 200000"),
+        "{}",
+        response.text()
+    );
+    let cut = slow.response(false).expect("an answer to the slow upload");
+    assert_eq!(cut.status, 408);
+    assert!(cut.text().contains("minimum rate"), "{}", cut.text());
+    assert!(slow.is_closed_by_server());
+    assert!(
+        server.wait_for_log(
+            "Cut 1 request(s) with 408: they arrived slower than --min-request-rate (1000 bytes/s"
+        ),
+        "{}",
+        server.log()
+    );
+    let page = common::metrics_page(server.metrics_address());
+    assert_eq!(
+        common::metric(&page, "ferrocorn_requests_below_min_rate_total").as_deref(),
+        Some("1"),
+        "{page}"
+    );
+    assert_eq!(
+        common::metric(&page, "ferrocorn_requests_rejected_total{status=\"408\"}").as_deref(),
+        Some("1"),
+        "{page}"
+    );
+}

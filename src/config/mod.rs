@@ -69,6 +69,20 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub read_timeout: u64,
 
+    /// Bytes per second a request (head and body) must average from its
+    /// first byte, once the grace is over, or it gets 408 (Kestrel's
+    /// MinRequestBodyDataRate); 0 disables.
+    #[arg(long = "min-request-rate", default_value_t = 240, value_name = "BYTES")]
+    pub min_request_rate: u64,
+
+    /// Seconds from a request's first byte before --min-request-rate applies.
+    #[arg(
+        long = "min-request-rate-grace",
+        default_value_t = 5,
+        value_name = "SECONDS"
+    )]
+    pub min_request_rate_grace: u64,
+
     /// Seconds a worker may go without progress (a request running longer
     /// counts) before the arbiter kills and replaces it; 0 disables.
     #[arg(short = 't', long, default_value_t = 30, value_name = "SECONDS")]

@@ -201,9 +201,23 @@ fn encode_connections(totals: &Totals, out: &mut DescriptorEncoder) -> Encoded {
     counter(
         out,
         "ferrocorn_connections_shed",
-        "Idle or barely started connections closed to make room at --worker-connections.",
+        "Connections closed to make room at --worker-connections: idle ones, partial heads, then the slowest uploads.",
         None,
         totals.shed(),
+    )?;
+    counter(
+        out,
+        "ferrocorn_uploads_shed",
+        "Of the connections shed, those whose request body was still arriving (answered 408).",
+        None,
+        totals.uploads_shed(),
+    )?;
+    counter(
+        out,
+        "ferrocorn_requests_below_min_rate",
+        "Requests answered 408 for arriving slower than --min-request-rate.",
+        None,
+        totals.below_min_rate(),
     )?;
     counter(
         out,

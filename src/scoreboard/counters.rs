@@ -42,8 +42,10 @@ mod word {
     pub const BYTES_RECEIVED: usize = SHED + 1;
     pub const BYTES_SENT: usize = BYTES_RECEIVED + 1;
     pub const TLS_HANDSHAKE_FAILURES: usize = BYTES_SENT + 1;
+    pub const BELOW_MIN_RATE: usize = TLS_HANDSHAKE_FAILURES + 1;
+    pub const UPLOADS_SHED: usize = BELOW_MIN_RATE + 1;
     // Written by interpreter threads, from the next cache line on.
-    pub const REQUESTS: usize = (TLS_HANDSHAKE_FAILURES + 1).div_ceil(8) * 8;
+    pub const REQUESTS: usize = (UPLOADS_SHED + 1).div_ceil(8) * 8;
     pub const DURATION_BUCKETS: usize = REQUESTS + METHODS.len() * STATUS_CLASSES.len();
     pub const DURATION_SUM_US: usize = DURATION_BUCKETS + DURATION_BOUNDS_US.len() + 1;
     pub const FAILURES: usize = DURATION_SUM_US + 1;
@@ -164,6 +166,14 @@ impl Totals {
 
     pub fn abandoned(&self) -> u64 {
         self.words[word::ABANDONED]
+    }
+
+    pub fn below_min_rate(&self) -> u64 {
+        self.words[word::BELOW_MIN_RATE]
+    }
+
+    pub fn uploads_shed(&self) -> u64 {
+        self.words[word::UPLOADS_SHED]
     }
 
     fn add_counters(&mut self, slot: &Slot) {
@@ -330,6 +340,16 @@ impl WorkerMetrics {
 
     pub fn sent(&self, bytes: usize) {
         self.add(word::BYTES_SENT, bytes as u64);
+    }
+
+    /// A request was cut for arriving slower than `--min-request-rate`.
+    pub fn below_min_rate(&self) {
+        self.add(word::BELOW_MIN_RATE, 1);
+    }
+
+    /// A connection was shed while its request body was arriving.
+    pub fn upload_shed(&self) {
+        self.add(word::UPLOADS_SHED, 1);
     }
 
     pub fn tls_handshake_failed(&self) {

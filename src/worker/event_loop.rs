@@ -19,7 +19,8 @@ use super::connection::{Connection, ConnectionSettings};
 use super::handoff::{ConnectionId, JobQueue, Reply, ReplyQueue};
 use super::queue_room::QueueRoom;
 use super::reload::FileWatcher;
-use super::shedding::{self, Choice, ShedReport};
+use super::shedding::{self, Choice};
+use super::tally::Tally;
 use crate::log;
 use crate::net::listener::{Listener, Stream};
 use crate::net::peer::ConnectionInfo;
@@ -114,7 +115,10 @@ pub struct EventLoop {
     stopping: Option<Instant>,
     next_generation: u64,
     responses: u64,
-    shed_report: ShedReport,
+    /// Connections shed, for the log.
+    shed_tally: Tally,
+    /// Requests cut for arriving below `--min-request-rate`, for the log.
+    slow_tally: Tally,
     /// Connections to read from again before the loop waits for events.
     owed_turns: Vec<OwedTurn>,
     queue_room: QueueRoom,
@@ -150,7 +154,7 @@ impl Facts for LoopFacts<'_> {
         let costs = self
             .connections
             .iter()
-            .map(|(slot, connection)| (slot, connection.shedding_cost()));
+            .map(|(slot, connection)| (slot, connection.shedding_cost(now)));
         shedding::choose(costs, now)
     }
 
@@ -223,7 +227,8 @@ impl EventLoop {
             stopping: None,
             next_generation: 0,
             responses: 0,
-            shed_report: ShedReport::default(),
+            shed_tally: Tally::default(),
+            slow_tally: Tally::default(),
             owed_turns: Vec::new(),
             queue_room: QueueRoom::new(),
         };
@@ -562,8 +567,11 @@ impl EventLoop {
         // have used up its write budget.
         let mut to_settle = Vec::new();
         let mut idle = 0;
+        let mut too_slow = 0;
         for (slot, connection) in self.connections.iter_mut() {
-            connection.check_timeouts(now, &self.options.settings);
+            if connection.check_timeouts(now, &self.options.settings) {
+                too_slow += 1;
+            }
             if connection.is_closed() || connection.wants_another_turn() {
                 to_settle.push(slot);
             } else if connection.is_idle() {
@@ -572,6 +580,17 @@ impl EventLoop {
         }
         if let Some(metrics) = self.metrics() {
             metrics.set_connections_idle(idle);
+        }
+        let rate = self.options.settings.min_rate;
+        for _ in 0..too_slow {
+            if let Some(cut) = self.slow_tally.record(now) {
+                log::warning(&format!(
+                    "Cut {cut} request(s) with 408: they arrived slower than --min-request-rate \
+                     ({} bytes/s on average after {} s)",
+                    rate.bytes_per_second,
+                    rate.grace.as_secs()
+                ));
+            }
         }
         for slot in to_settle {
             self.settle(slot);
@@ -639,11 +658,12 @@ impl EventLoop {
         if let Some(metrics) = self.metrics() {
             metrics.shed();
         }
-        if let Some(line) = self
-            .shed_report
-            .record(Instant::now(), self.options.max_connections)
-        {
-            log::warning(&line);
+        if let Some(shed) = self.shed_tally.record(Instant::now()) {
+            log::warning(&format!(
+                "At the connection limit ({}, --worker-connections): closed {shed} idle or slow \
+                 connection(s) to take new clients",
+                self.options.max_connections
+            ));
         }
         self.remove_if_closed(slot);
     }

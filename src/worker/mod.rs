@@ -14,3 +14,4 @@ pub mod queue_room;
 pub mod reload;
 pub mod run;
 pub mod shedding;
+pub mod tally;

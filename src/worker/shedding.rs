@@ -1,7 +1,8 @@
 //! Making room at `--worker-connections`: when a worker holds as many
 //! connections as it may and another client waits, the connection whose loss
 //! costs least is closed for it (idle keep-alive ones first, then the partial
-//! request heads with the fewest bytes), as nginx reuses idle keep-alive
+//! request heads with the fewest bytes, then the slowest uploads), as nginx
+//! reuses idle keep-alive
 //! connections at `worker_connections`. Waiting in the listen backlog instead
 //! let slow or idle clients lock out every new one.
 
@@ -19,13 +20,23 @@ pub enum SheddingCost {
     /// A request head (or PROXY header) not yet complete: `received` bytes
     /// of it would be lost.
     PartialHead { received: usize, since: Instant },
+    /// A request body still arriving, at `bytes_per_second` on average since
+    /// the request's first byte: the slowest goes first. Without this, 3,000
+    /// clients trickling a byte a second into `Content-Length: 1000000`
+    /// bodies locked every other client out.
+    Upload {
+        bytes_per_second: u64,
+        since: Instant,
+    },
 }
 
 impl SheddingCost {
     /// Since when the connection has waited in this state.
     pub fn since(&self) -> Instant {
         match *self {
-            SheddingCost::Idle { since } | SheddingCost::PartialHead { since, .. } => since,
+            SheddingCost::Idle { since }
+            | SheddingCost::PartialHead { since, .. }
+            | SheddingCost::Upload { since, .. } => since,
         }
     }
 }
@@ -33,9 +44,6 @@ impl SheddingCost {
 /// How long a connection has to wait in its state before it may be shed: a
 /// client just accepted (or just answered) gets the time to send its request.
 pub const GRACE: Duration = Duration::from_millis(100);
-
-/// How often a summary of the connections shed is logged at most.
-const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// What to do for a new client when the worker is at its limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,34 +76,6 @@ pub fn choose(
         (Some((_, slot)), _) => Choice::Shed(slot),
         (None, Some(at)) => Choice::RetryAt(at),
         (None, None) => Choice::Nothing,
-    }
-}
-
-/// Counts connections shed, for a log line at most every [`REPORT_EVERY`].
-#[derive(Debug, Default)]
-pub struct ShedReport {
-    shed: u64,
-    last_report: Option<Instant>,
-}
-
-impl ShedReport {
-    /// Records one connection shed; returns a line to log when one is due.
-    pub fn record(&mut self, now: Instant, limit: usize) -> Option<String> {
-        self.shed += 1;
-        if self
-            .last_report
-            .is_some_and(|last| now.saturating_duration_since(last) < REPORT_EVERY)
-        {
-            return None;
-        }
-        let line = format!(
-            "At the connection limit ({limit}, --worker-connections): closed {} idle or slow \
-             connection(s) to take new clients",
-            self.shed
-        );
-        self.shed = 0;
-        self.last_report = Some(now);
-        Some(line)
     }
 }
 
@@ -138,6 +118,22 @@ mod tests {
     }
 
     #[test]
+    fn uploads_go_after_partial_heads_the_slowest_first() {
+        let now = Instant::now() + Duration::from_secs(10);
+        let at = now - Duration::from_secs(1);
+        let upload = |bytes_per_second| {
+            Some(SheddingCost::Upload {
+                bytes_per_second,
+                since: at - Duration::from_secs(2),
+            })
+        };
+        let connections = [(1, upload(90_000)), (2, upload(1)), (3, upload(240))];
+        assert_eq!(choose(connections.into_iter(), now), Choice::Shed(2));
+        let with_head = [(1, upload(1)), (2, partial(4000, at))];
+        assert_eq!(choose(with_head.into_iter(), now), Choice::Shed(2));
+    }
+
+    #[test]
     fn connections_within_their_grace_are_kept_and_the_retry_is_when_it_ends() {
         let now = Instant::now() + Duration::from_secs(10);
         let fresh = now - GRACE / 2;
@@ -156,16 +152,5 @@ mod tests {
             choose(connections.into_iter(), Instant::now()),
             Choice::Nothing
         );
-    }
-
-    #[test]
-    fn the_report_sums_what_was_shed_between_lines() {
-        let start = Instant::now();
-        let mut report = ShedReport::default();
-        assert!(report.record(start, 10).is_some_and(|l| l.contains(" 1 ")));
-        assert_eq!(report.record(start + Duration::from_secs(1), 10), None);
-        assert_eq!(report.record(start + Duration::from_secs(2), 10), None);
-        let line = report.record(start + REPORT_EVERY + Duration::from_secs(1), 10);
-        assert!(line.is_some_and(|l| l.contains("closed 3 ")), "1 + 2 more");
     }
 }

@@ -7,12 +7,14 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod arrival;
 mod io_buffers;
 mod proxy_trust;
 mod settings;
 #[cfg(test)]
 mod tests;
 
+pub use arrival::MinRate;
 pub use settings::ConnectionSettings;
 #[cfg(test)]
 use settings::ProxySettings;
@@ -29,6 +31,7 @@ use crate::log;
 use crate::net::listener::{ConnectionStream, Stream};
 use crate::net::peer::ConnectionInfo;
 use crate::scoreboard::counters::WorkerMetrics;
+use arrival::Arrival;
 use io_buffers::{ReadBuffer, ReadOutcome, WriteQueue};
 
 /// Input buffered ahead (pipelined requests) while a request is with the app.
@@ -133,6 +136,10 @@ enum Rejection {
     Parse(ParseError),
     /// The client stalled longer than `--read-timeout` while sending.
     ReadTimeout,
+    /// The request arrived slower than `--min-request-rate`.
+    BelowMinRate,
+    /// The body was still arriving when its connection was shed for a new client.
+    Shed,
     /// The body could not be stored (a full disk for a spilled body).
     BodyStorage,
 }
@@ -141,7 +148,7 @@ impl Rejection {
     fn status(&self) -> u16 {
         match self {
             Rejection::Parse(error) => error.status(),
-            Rejection::ReadTimeout => 408,
+            Rejection::ReadTimeout | Rejection::BelowMinRate | Rejection::Shed => 408,
             Rejection::BodyStorage => 500,
         }
     }
@@ -150,6 +157,13 @@ impl Rejection {
         match self {
             Rejection::Parse(error) => error.to_string(),
             Rejection::ReadTimeout => "timed out waiting for the request".to_owned(),
+            Rejection::BelowMinRate => {
+                "the request arrived slower than the server's minimum rate".to_owned()
+            }
+            Rejection::Shed => {
+                "the server needed this connection for another client while the request arrived too slowly"
+                    .to_owned()
+            }
             Rejection::BodyStorage => "the server could not store the request body".to_owned(),
         }
     }
@@ -178,6 +192,8 @@ pub struct Connection<S: ConnectionStream = Stream> {
     forwarder_trusted: bool,
     /// The connection's addresses as the request being received sees them.
     request_info: Option<ConnectionInfo>,
+    /// How the request being received arrives, from its first byte.
+    arrival: Option<Arrival>,
     metrics: Option<WorkerMetrics>,
 }
 
@@ -196,6 +212,7 @@ impl<S: ConnectionStream> Connection<S> {
         Connection {
             forwarder_trusted: settings.proxy.forwarded_from.trusts(&info.remote_addr),
             request_info: None,
+            arrival: None,
             metrics: settings.metrics,
             stream,
             id,
@@ -284,6 +301,8 @@ impl<S: ConnectionStream> Connection<S> {
                 self.state = State::Head(HeadScanner::default());
                 self.last_activity = Instant::now();
                 self.waiting_since = self.last_activity;
+                self.arrival = (!self.input.is_empty())
+                    .then(|| Arrival::start(self.last_activity, self.input.unread_len()));
                 job = self.drive(settings);
             } else {
                 self.state = State::Closing;
@@ -312,11 +331,12 @@ impl<S: ConnectionStream> Connection<S> {
         self.state = State::Closed;
     }
 
-    /// What closing this connection now would cost its client, if it may be
-    /// shed to make room for a new one: only a connection waiting for a
-    /// request (or draining after an error response), never one with a
-    /// request or a response in progress.
-    pub fn shedding_cost(&self) -> Option<SheddingCost> {
+    /// What closing this connection at `now` would cost its client, if it
+    /// may be shed to make room for a new one: a connection waiting for a
+    /// request (or draining after an error response), or one whose request
+    /// is still arriving; never one whose request is with the app or whose
+    /// response is going out.
+    pub fn shedding_cost(&self, now: Instant) -> Option<SheddingCost> {
         if !self.output.is_empty() {
             return None;
         }
@@ -329,25 +349,58 @@ impl<S: ConnectionStream> Connection<S> {
                 received: self.input.unread_len(),
                 since: self.waiting_since,
             }),
-            State::Body { .. } | State::InApp | State::Closing | State::Closed => None,
+            State::Body { .. } => {
+                let arrival = self
+                    .arrival
+                    .unwrap_or_else(|| Arrival::start(self.waiting_since, 0));
+                Some(SheddingCost::Upload {
+                    bytes_per_second: arrival.bytes_per_second(now),
+                    since: arrival.since(),
+                })
+            }
+            State::InApp | State::Closing | State::Closed => None,
         }
     }
 
     /// Closes the connection to make room for a new client (see
-    /// [`Connection::shedding_cost`]).
+    /// [`Connection::shedding_cost`]). A request still arriving is answered
+    /// 408 first, as far as the socket takes it at once.
     pub fn shed(&mut self) {
         log::debug(&format!(
             "closing a connection from {} to make room for a new client",
             self.info.remote_addr
         ));
+        if let State::Body { .. } = self.state {
+            self.count(WorkerMetrics::upload_shed);
+            self.reject(Rejection::Shed);
+        }
         self.state = State::Closed;
     }
 
-    /// Applies the timeouts; called about once a second.
-    pub fn check_timeouts(&mut self, now: Instant, settings: &ConnectionSettings) {
+    /// Applies the timeouts and the minimum rate; called about once a
+    /// second. Returns whether a request was cut for arriving slower than
+    /// `--min-request-rate`.
+    pub fn check_timeouts(&mut self, now: Instant, settings: &ConnectionSettings) -> bool {
         let quiet = now.saturating_duration_since(self.last_activity);
         if self.is_idle() {
             self.input.release_memory();
+        }
+        let arriving = matches!(
+            self.state,
+            State::ProxyHeader | State::Head(_) | State::Body { .. }
+        );
+        if arriving
+            && self
+                .arrival
+                .is_some_and(|arrival| settings.min_rate.falls_short(&arrival, now))
+        {
+            log::debug(&format!(
+                "a request from {} arrived slower than --min-request-rate",
+                self.info.remote_addr
+            ));
+            self.count(WorkerMetrics::below_min_rate);
+            self.reject(Rejection::BelowMinRate);
+            return true;
         }
         match self.state {
             State::Head(_) if self.is_idle() => {
@@ -382,6 +435,7 @@ impl<S: ConnectionStream> Connection<S> {
             }
             _ => {}
         }
+        false
     }
 
     fn drive(&mut self, settings: &ConnectionSettings) -> Option<Job> {
@@ -455,8 +509,13 @@ impl<S: ConnectionStream> Connection<S> {
         }
         if read > 0 {
             self.last_activity = Instant::now();
-            if let State::Lingering { .. } = self.state {
-                self.input.discard();
+            match self.state {
+                State::Lingering { .. } => self.input.discard(),
+                State::ProxyHeader | State::Head(_) | State::Body { .. } => self
+                    .arrival
+                    .get_or_insert_with(|| Arrival::start(self.last_activity, 0))
+                    .add(read),
+                State::InApp | State::Closing | State::Closed => {}
             }
         }
         Ok(read)
@@ -622,6 +681,7 @@ impl<S: ConnectionStream> Connection<S> {
     }
 
     fn job(&mut self, head: RequestHead, body: RequestBody) -> Job {
+        self.arrival = None;
         self.count(WorkerMetrics::dispatched);
         Job {
             received: Instant::now(),

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::MinRate;
 use crate::config::Config;
 use crate::http::forwarded::{AddressList, SchemeHeaders};
 use crate::http::rules::HeadRules;
@@ -16,6 +17,8 @@ pub struct ConnectionSettings {
     pub keep_alive: Duration,
     /// Time a client may stall while sending a request, or while we wait to write.
     pub read_timeout: Duration,
+    /// `--min-request-rate`: the least a request must average while it arrives.
+    pub min_rate: MinRate,
     /// Bodies larger than this go to a temporary file.
     pub spill_at: usize,
     pub proxy: Arc<ProxySettings>,
@@ -43,6 +46,10 @@ impl ConnectionSettings {
             limits: config.head_limits(),
             keep_alive: Duration::from_secs(config.keep_alive),
             read_timeout: Duration::from_secs(config.read_timeout),
+            min_rate: MinRate {
+                bytes_per_second: config.min_request_rate,
+                grace: Duration::from_secs(config.min_request_rate_grace),
+            },
             spill_at: config.body_spill_size.min(usize::MAX as u64) as usize,
             proxy: Arc::new(ProxySettings {
                 protocol: config.proxy_protocol,

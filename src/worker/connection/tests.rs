@@ -6,13 +6,14 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Connection, ConnectionSettings, ProxySettings, READ_BUDGET, WRITE_BUDGET};
+use super::{Connection, ConnectionSettings, MinRate, ProxySettings, READ_BUDGET, WRITE_BUDGET};
 use crate::http::body::RequestBody;
 use crate::http::rules::{HeadRules, Leniency};
 use crate::net::listener::ConnectionStream;
 use crate::net::peer::ConnectionInfo;
 use crate::tls::TlsFacts;
 use crate::worker::handoff::{ConnectionId, Job, ResponseEnd};
+use crate::worker::shedding::SheddingCost;
 
 /// One step of the client's side, as the next `read` sees it.
 enum Step {
@@ -97,6 +98,10 @@ fn settings() -> ConnectionSettings {
         },
         keep_alive: Duration::from_secs(2),
         read_timeout: Duration::from_secs(30),
+        min_rate: MinRate {
+            bytes_per_second: 240,
+            grace: Duration::from_secs(5),
+        },
         spill_at: 1 << 20,
         proxy: Arc::new(ProxySettings {
             protocol: false,
@@ -200,22 +205,91 @@ fn a_client_closing_between_requests_gets_nothing() {
 
 #[test]
 fn a_client_stalling_in_its_head_past_the_read_timeout_gets_408() {
+    let no_min_rate = ConnectionSettings {
+        min_rate: MinRate {
+            bytes_per_second: 0,
+            grace: Duration::ZERO,
+        },
+        ..settings()
+    };
     let mut connection = connection(vec![bytes("GET / HTTP/1.1\r\nHost:"), Step::Pause]);
-    assert!(connection.on_readable(false, &settings()).is_none());
+    assert!(connection.on_readable(false, &no_min_rate).is_none());
     let soon = Instant::now() + Duration::from_secs(5);
-    connection.check_timeouts(soon, &settings());
+    assert!(!connection.check_timeouts(soon, &no_min_rate));
     assert!(
         connection.stream.written.is_empty(),
         "408 before the timeout"
     );
     let later = Instant::now() + settings().read_timeout + Duration::from_secs(1);
-    connection.check_timeouts(later, &settings());
+    assert!(!connection.check_timeouts(later, &no_min_rate));
     let answer = written(&connection);
     assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
     assert!(
         answer.contains("timed out waiting for the request"),
         "{answer}"
     );
+}
+
+#[test]
+fn a_body_trickling_below_the_minimum_rate_gets_408_once_the_grace_is_over() {
+    let head = "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000\r\n\r\nx";
+    let mut connection = connection(vec![bytes(head), Step::Pause]);
+    assert!(connection.on_readable(false, &settings()).is_none());
+    let start = Instant::now();
+    assert!(!connection.check_timeouts(start + Duration::from_secs(4), &settings()));
+    assert!(connection.stream.written.is_empty(), "408 within the grace");
+    // 69 bytes in 6 s: far below 240 bytes/s.
+    assert!(connection.check_timeouts(start + Duration::from_secs(6), &settings()));
+    let answer = written(&connection);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(
+        answer.contains("slower than the server's minimum rate"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn a_body_arriving_at_the_minimum_rate_is_not_cut() {
+    let head = "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000\r\n\r\n";
+    let mut connection = connection(vec![bytes(head), bytes(&"x".repeat(2_500)), Step::Pause]);
+    assert!(connection.on_readable(false, &settings()).is_none());
+    // 2,563 bytes: the average stays above 240 bytes/s for 10 s.
+    let start = Instant::now();
+    assert!(!connection.check_timeouts(start + Duration::from_secs(10), &settings()));
+    assert!(connection.stream.written.is_empty());
+    assert!(!connection.is_closed());
+}
+
+#[test]
+fn a_keep_alive_connection_idle_between_requests_owes_no_rate() {
+    let mut connection = connection(vec![bytes("GET / HTTP/1.1\r\nHost: h\r\n\r\n")]);
+    connection.on_readable(false, &settings()).expect("a job");
+    let response = b"HTTP/1.1 204 No Content\r\n\r\n".to_vec();
+    connection.on_reply(response, Some(ResponseEnd::KeepAlive), &settings());
+    let long_keep_alive = ConnectionSettings {
+        keep_alive: Duration::from_secs(60),
+        ..settings()
+    };
+    assert!(!connection.check_timeouts(Instant::now() + Duration::from_secs(30), &long_keep_alive));
+    assert!(!connection.is_closed());
+}
+
+#[test]
+fn a_body_in_progress_may_be_shed_at_its_rate_and_is_answered_408() {
+    let head = "POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000\r\n\r\n";
+    let mut connection = connection(vec![bytes(head), Step::Pause]);
+    assert!(connection.on_readable(false, &settings()).is_none());
+    let later = Instant::now() + Duration::from_secs(2);
+    match connection.shedding_cost(later) {
+        Some(SheddingCost::Upload {
+            bytes_per_second, ..
+        }) => assert!((25..=32).contains(&bytes_per_second), "{bytes_per_second}"),
+        other => panic!("an upload in progress costs {other:?}"),
+    }
+    connection.shed();
+    assert!(connection.is_closed());
+    let answer = written(&connection);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
 }
 
 #[test]
