@@ -736,3 +736,114 @@ fn a_client_resumes_its_tls_session_on_any_worker() {
         "{visits:?}"
     );
 }
+
+/// A TLS connection whose socket first carries `preamble` in the clear, as
+/// HAProxy's `send-proxy` (or an AWS NLB passing TLS through) sends it.
+fn connect_after(
+    addr: SocketAddr,
+    config: &Arc<ClientConfig>,
+    preamble: &[u8],
+) -> io::Result<TlsClient> {
+    let mut socket = TcpStream::connect(addr)?;
+    socket.set_read_timeout(Some(TIMEOUT))?;
+    socket.write_all(preamble)?;
+    let name = ServerName::try_from("localhost").unwrap();
+    let connection = ClientConnection::new(config.clone(), name).map_err(io::Error::other)?;
+    let mut stream = StreamOwned::new(connection, socket);
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock)?;
+    }
+    Ok(Client::new(stream))
+}
+
+/// PROXY protocol v2 for a TCP4 client `source:port` (HAProxy's spec, 2.2).
+fn proxy_v2(source: [u8; 4], port: u16) -> Vec<u8> {
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    header.extend_from_slice(&[0x21, 0x11, 0, 12]);
+    header.extend_from_slice(&source);
+    header.extend_from_slice(&[127, 0, 0, 1]);
+    header.extend_from_slice(&port.to_be_bytes());
+    header.extend_from_slice(&443u16.to_be_bytes());
+    header
+}
+
+#[test]
+fn a_proxy_header_before_the_tls_handshake_names_the_client_v1_and_v2() {
+    let pki = Pki::new("tls-proxy");
+    let server = start(
+        &pki,
+        &["--proxy-protocol", "--proxy-allow-from", "127.0.0.1"],
+    );
+    let config = pki.client_config(None);
+    let cases: [(&str, Vec<u8>, &str, &str); 3] = [
+        (
+            "v1",
+            b"PROXY TCP4 203.0.113.7 127.0.0.1 51000 443\r\n".to_vec(),
+            "203.0.113.7",
+            "51000",
+        ),
+        (
+            "v2",
+            proxy_v2([198, 51, 100, 9], 4321),
+            "198.51.100.9",
+            "4321",
+        ),
+        ("no header", Vec::new(), "127.0.0.1", ""),
+    ];
+    for (what, preamble, address, port) in cases {
+        let mut client = connect_after(server.addr(), &config, &preamble)
+            .unwrap_or_else(|e| panic!("{what}: handshake failed: {e}\n{}", server.log()));
+        assert_eq!(environ_value(&mut client, "REMOTE_ADDR"), address, "{what}");
+        if !port.is_empty() {
+            assert_eq!(environ_value(&mut client, "REMOTE_PORT"), port, "{what}");
+        }
+        assert_eq!(
+            environ_value(&mut client, "wsgi.url_scheme"),
+            "https",
+            "{what}"
+        );
+    }
+
+    // curl's own PROXY v1 line (--haproxy-protocol) before its handshake.
+    let curl = Command::new("curl")
+        .args(["-sS", "--haproxy-protocol", "--cacert", &pki.path("ca.pem")])
+        .args(["--max-time", "20"])
+        .arg(format!(
+            "https://localhost:{}/key?wsgi.url_scheme",
+            server.addr().port()
+        ))
+        .output()
+        .expect("curl");
+    assert!(
+        curl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "https");
+
+    // A malformed header before the handshake: the connection is closed,
+    // and the server goes on.
+    let refused = connect_after(server.addr(), &config, b"PROXY TCP4 nonsense\r\n");
+    assert!(refused.is_err(), "a malformed PROXY header was taken");
+    let mut client = connect_after(server.addr(), &config, &proxy_v2([10, 0, 0, 1], 1)).unwrap();
+    assert_eq!(environ_value(&mut client, "REMOTE_ADDR"), "10.0.0.1");
+}
+
+#[test]
+fn a_proxy_header_before_tls_from_a_peer_not_allowed_is_refused() {
+    let pki = Pki::new("tls-proxy-refused");
+    let server = start(
+        &pki,
+        &["--proxy-protocol", "--proxy-allow-from", "10.9.9.9"],
+    );
+    let mut client = connect_after(
+        server.addr(),
+        &pki.client_config(None),
+        &proxy_v2([203, 0, 113, 7], 4000),
+    )
+    .expect("the handshake completes; the refusal comes over TLS");
+    client.send(b"GET /key?REMOTE_ADDR HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let response = client.response(false).expect("a refusal");
+    assert_eq!(response.status, 403, "{}", response.text());
+    assert!(!response.text().contains("203.0.113.7"));
+}

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use super::peer::ConnectionInfo;
+use crate::http::proxy_protocol::ProxyHeader;
 use crate::tls::{TlsFacts, TlsStream};
 
 /// One `--bind` value.
@@ -355,6 +356,12 @@ pub trait ConnectionStream: Read + Write {
 
     /// The TLS connection's facts, once its handshake is done.
     fn tls_facts(&self) -> Option<TlsFacts>;
+
+    /// The PROXY header read before a TLS handshake; `None` where a PROXY
+    /// header, if any, is the start of the bytes read.
+    fn proxy_preamble(&self) -> Option<ProxyHeader> {
+        None
+    }
 }
 
 impl ConnectionStream for Stream {
@@ -394,14 +401,31 @@ impl ConnectionStream for Stream {
             Stream::Tcp(_) | Stream::Unix(_) => None,
         }
     }
+
+    fn proxy_preamble(&self) -> Option<ProxyHeader> {
+        match self {
+            Stream::Tls(s) => s.proxy_preamble(),
+            Stream::Tcp(_) | Stream::Unix(_) => None,
+        }
+    }
 }
 
 impl Stream {
     /// Over TLS with `config` if a TCP stream (unix sockets stay plain, as
     /// in Gunicorn).
-    pub fn with_tls(self, config: &Arc<rustls::ServerConfig>) -> Result<Stream, rustls::Error> {
+    /// TLS over a TCP stream; `proxy_preamble`: a PROXY header may come
+    /// before the handshake.
+    pub fn with_tls(
+        self,
+        config: &Arc<rustls::ServerConfig>,
+        proxy_preamble: bool,
+    ) -> Result<Stream, rustls::Error> {
         match self {
-            Stream::Tcp(s) => Ok(Stream::Tls(Box::new(TlsStream::new(s, config.clone())?))),
+            Stream::Tcp(s) => Ok(Stream::Tls(Box::new(TlsStream::new(
+                s,
+                config.clone(),
+                proxy_preamble,
+            )?))),
             other => Ok(other),
         }
     }

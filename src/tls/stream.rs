@@ -1,13 +1,17 @@
 //! A TLS connection over a non-blocking socket, driven by the event loop:
 //! reads and writes never block, the handshake advances as bytes arrive,
 //! and records rustls could not write yet wait for the socket's next
-//! writable event ([`TlsStream::send_pending`]).
+//! writable event ([`TlsStream::send_pending`]). With `--proxy-protocol`,
+//! the PROXY header a load balancer sends in the clear before the handshake
+//! (HAProxy's `send-proxy`, an AWS NLB passing TLS through) is read first.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::sync::Arc;
 
 use mio::net::TcpStream;
 use rustls::{ServerConfig, ServerConnection};
+
+use crate::http::proxy_protocol::{self, ProxyHeader};
 
 /// What the app learns of a TLS connection (mod_ssl's environ names).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,9 +27,24 @@ pub struct TlsFacts {
 /// The answer to plain HTTP sent to a TLS port (as nginx gives one).
 const PLAINTEXT_REFUSAL: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 38\r\nConnection: close\r\n\r\nThis port speaks HTTPS, not plain HTTP\n";
 
+/// The most bytes a PROXY header may take: version 2's 16-byte start and
+/// its largest length field.
+const MAX_PREAMBLE: usize = 16 + u16::MAX as usize;
+
+/// The PROXY header that may come before the handshake.
+enum Preamble {
+    /// None is expected: the connection starts with the handshake.
+    Off,
+    /// Bytes read so far, not yet a whole header (or a handshake).
+    Reading(Vec<u8>),
+    /// What it held.
+    Read(ProxyHeader),
+}
+
 pub struct TlsStream {
     socket: TcpStream,
     session: ServerConnection,
+    preamble: Preamble,
     /// The first byte the client sent: a letter means plain HTTP (a TLS
     /// record starts with its content type, 0x16 for a handshake).
     first_byte: Option<u8>,
@@ -33,10 +52,20 @@ pub struct TlsStream {
 }
 
 impl TlsStream {
-    pub fn new(socket: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStream, rustls::Error> {
+    /// `proxy_preamble`: a PROXY header may come before the handshake.
+    pub fn new(
+        socket: TcpStream,
+        config: Arc<ServerConfig>,
+        proxy_preamble: bool,
+    ) -> Result<TlsStream, rustls::Error> {
         Ok(TlsStream {
             socket,
             session: ServerConnection::new(config)?,
+            preamble: if proxy_preamble {
+                Preamble::Reading(Vec::new())
+            } else {
+                Preamble::Off
+            },
             first_byte: None,
             close_notify_sent: false,
         })
@@ -48,6 +77,16 @@ impl TlsStream {
 
     pub fn is_handshaking(&self) -> bool {
         self.session.is_handshaking()
+    }
+
+    /// The PROXY header read before the handshake: `None` when none was
+    /// expected, `Incomplete` until it (or the handshake) has begun.
+    pub fn proxy_preamble(&self) -> Option<ProxyHeader> {
+        match &self.preamble {
+            Preamble::Off => None,
+            Preamble::Reading(_) => Some(ProxyHeader::Incomplete),
+            Preamble::Read(header) => Some(*header),
+        }
     }
 
     /// The negotiated protocol and suite, and the client's certificate;
@@ -108,11 +147,15 @@ impl TlsStream {
 
     /// Reads what the socket has into rustls; `Ok(false)` at its end.
     fn receive(&mut self) -> io::Result<bool> {
-        let mut source = FirstByte {
-            socket: &mut self.socket,
-            first_byte: &mut self.first_byte,
+        let read = if let Preamble::Reading(_) = self.preamble {
+            self.receive_preamble()?
+        } else {
+            let mut source = FirstByte {
+                socket: &mut self.socket,
+                first_byte: &mut self.first_byte,
+            };
+            self.session.read_tls(&mut source)?
         };
-        let read = self.session.read_tls(&mut source)?;
         if let Err(error) = self.session.process_new_packets() {
             // rustls queued an alert saying why; plain HTTP gets an answer
             // it can show instead.
@@ -182,6 +225,56 @@ impl Write for TlsStream {
 
     fn flush(&mut self) -> io::Result<()> {
         self.send_pending().map(drop)
+    }
+}
+
+impl TlsStream {
+    /// Reads toward the PROXY header; once it is whole (or the bytes are
+    /// plainly no PROXY header), what follows it goes to rustls. Returns
+    /// the bytes read from the socket (0 at its end).
+    fn receive_preamble(&mut self) -> io::Result<usize> {
+        let Preamble::Reading(buffer) = &mut self.preamble else {
+            return Ok(0);
+        };
+        let mut chunk = [0u8; 4096];
+        let read = self.socket.read(&mut chunk)?;
+        if read == 0 && buffer.is_empty() {
+            return Ok(0);
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+        let header = match proxy_protocol::parse(buffer) {
+            Ok(ProxyHeader::Incomplete) if read > 0 && buffer.len() <= MAX_PREAMBLE => {
+                return Ok(read);
+            }
+            Ok(ProxyHeader::Incomplete) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the connection ended inside its PROXY header",
+                ));
+            }
+            Ok(header) => header,
+            Err(error) => return Err(io::Error::new(io::ErrorKind::InvalidData, error)),
+        };
+        let taken = match header {
+            ProxyHeader::Present { len, .. } => len,
+            ProxyHeader::Absent | ProxyHeader::Incomplete => 0,
+        };
+        let rest = buffer.split_off(taken);
+        self.preamble = Preamble::Read(header);
+        self.first_byte = rest.first().copied();
+        let mut rest = &rest[..];
+        while !rest.is_empty() {
+            if self.session.read_tls(&mut rest)? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "rustls took none of the bytes after the PROXY header",
+                ));
+            }
+            if let Err(error) = self.session.process_new_packets() {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+            }
+        }
+        Ok(read)
     }
 }
 

@@ -448,7 +448,7 @@ impl EventLoop {
     /// Starts serving an accepted client, after shedding `shed` for it.
     fn take(&mut self, stream: Stream, mut info: ConnectionInfo, shed: Option<usize>) {
         let mut stream = match &self.options.tls {
-            Some(config) => match stream.with_tls(config) {
+            Some(config) => match stream.with_tls(config, self.options.settings.proxy.protocol) {
                 Ok(stream) => stream,
                 Err(error) => {
                     log::error(&format!("cannot start TLS on a connection: {error}"));

@@ -545,9 +545,15 @@ impl<S: ConnectionStream> Connection<S> {
         }
     }
 
-    /// The PROXY header, if the connection starts with one.
+    /// The PROXY header, if the connection starts with one (in its bytes,
+    /// or before its TLS handshake).
     fn advance_proxy_header(&mut self, settings: &ConnectionSettings) -> Step {
-        match proxy_protocol::parse(self.input.unread()) {
+        let before_tls = self.stream.proxy_preamble();
+        let parsed = match before_tls {
+            Some(header) => Ok(header),
+            None => proxy_protocol::parse(self.input.unread()),
+        };
+        match parsed {
             Ok(ProxyHeader::Incomplete) if self.peer_closed() => {
                 return self.reject_parse(ParseError::Incomplete);
             }
@@ -557,7 +563,9 @@ impl<S: ConnectionStream> Connection<S> {
                 if !settings.proxy.protocol_from.trusts(&self.info.remote_addr) {
                     return self.reject_parse(ParseError::ForbiddenProxy);
                 }
-                self.input.consume(len);
+                if before_tls.is_none() {
+                    self.input.consume(len);
+                }
                 if let Some(client) = source {
                     self.info.remote_addr = client.ip().to_string().into();
                     self.info.remote_port = client.port().to_string().into();
