@@ -3,10 +3,12 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::load::{Load, booted_pids, one_request};
-use common::{Client, Server, scratch_dir, wait_for, wait_for_file};
+use common::{Client, Server, TIMEOUT, scratch_dir, wait_for, wait_for_file};
 
 #[test]
 fn workers_are_separate_processes() {
@@ -743,7 +745,8 @@ fn a_worker_out_of_file_descriptors_stays_idle_and_serves_again_once_they_free_u
 /// import time): each worker is aborted after `--timeout` as a boot
 /// failure, replaced after the growing delay, and the fifth stops the server
 /// with Gunicorn's WORKER_BOOT_ERROR, instead of a restart every `--timeout`
-/// forever.
+/// forever. Each abort prints the import's Python stack; meanwhile `/readyz`
+/// says the server is not ready.
 #[test]
 fn a_worker_whose_import_hangs_is_a_boot_failure_that_backs_off_then_stops() {
     let dir = scratch_dir("hanging-import");
@@ -751,17 +754,42 @@ fn a_worker_whose_import_hangs_is_a_boot_failure_that_backs_off_then_stops() {
     let log_path = dir.join("stderr.log");
     let mut child = std::process::Command::new(common::BIN)
         .current_dir(&dir)
-        .args(["-b", "127.0.0.1:0", "--timeout", "1", "hangs:application"])
+        .args(["-b", "127.0.0.1:0", "--timeout", "1"])
+        .args(["--metrics-bind", "127.0.0.1:0", "hangs:application"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
+    let readyz = || -> Option<String> {
+        let log = std::fs::read_to_string(&log_path).ok()?;
+        let address: std::net::SocketAddr = log
+            .split("Metrics and health at: http://")
+            .nth(1)?
+            .split("/metrics")
+            .next()?
+            .parse()
+            .ok()?;
+        let mut stream = TcpStream::connect_timeout(&address, TIMEOUT).ok()?;
+        stream.set_read_timeout(Some(TIMEOUT)).ok()?;
+        stream
+            .write_all(b"GET /readyz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).ok()?;
+        Some(reply)
+    };
+    let mut readiness = Vec::new();
     // Five boots of about two seconds each and 3.75 s of delays between them.
     let deadline = Instant::now() + Duration::from_secs(90);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
+        }
+        if readiness.len() < 20
+            && let Some(reply) = readyz()
+        {
+            readiness.push(reply);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -784,11 +812,21 @@ fn a_worker_whose_import_hangs_is_a_boot_failure_that_backs_off_then_stops() {
         !log.contains("WORKER TIMEOUT"),
         "not a request's timeout: {log}"
     );
+    // Where the import waits, from the thread that imports.
+    assert!(
+        log.contains("hangs.py\", line 2 in <module>"),
+        "no Python stack of the hanging import: {log}"
+    );
     assert_backed_off(&log);
     assert!(
         log.contains("Reason: Worker failed to boot 5 times in a row"),
         "{log}"
     );
+    assert!(!readiness.is_empty(), "/readyz never answered: {log}");
+    for reply in &readiness {
+        assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+        assert!(reply.contains("0 of 1 workers ready"), "{reply}");
+    }
 }
 
 /// Each of the first four boot failures in a row was followed by a delay

@@ -18,6 +18,7 @@ use crate::config::hooks::WORKER_HOOKS;
 use crate::log;
 use crate::net::listener::Listener;
 use crate::python::app::LoadError;
+use crate::python::boot_stack;
 use crate::python::hooks::{HookArg, HookRunner, HookSource, ServerFacts, WorkerFacts, call_hook};
 use crate::python::interpreter::INTERPRETER_STACK;
 use crate::sandbox::memory::{ResidentMemory, data_in_use, set_data_ceiling};
@@ -506,10 +507,11 @@ fn boot_child(
     start: InterpreterStart,
 ) -> Result<(BootedWorker, Finish), i32> {
     let Prepared {
-        settings,
+        mut settings,
         hook_source,
         memory,
     } = prepared;
+    settings.dump_stack_on_abort = true;
     let hooks = WorkerHooks::start(hook_source, config, &spec);
     hooks.call("post_fork", true);
     let slot = spec.slot;
@@ -525,7 +527,10 @@ fn boot_child(
         stop_source: StopSource::Signals,
         memory: memory.clone(),
     };
-    let worker = boot(config, boot_spec, start).map_err(|error| match error {
+    boot_stack::block_on_this_thread();
+    let booted = boot(config, boot_spec, start);
+    boot_stack::unblock_on_this_thread();
+    let worker = booted.map_err(|error| match error {
         WorkerError::AppLoad(error) => {
             report_load_error(&error);
             load_error_exit_code(&error)

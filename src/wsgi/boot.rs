@@ -19,6 +19,7 @@ use crate::access_log::AccessFormat;
 use crate::config::Config;
 use crate::config::hooks::REQUEST_HOOKS;
 use crate::python::app::{LoadError, describe, import_module, load_app};
+use crate::python::boot_stack;
 use crate::python::hooks::HookSource;
 use crate::python::interpreter::{InterpreterOptions, new_interpreter, spawn_interpreter_thread};
 use crate::python::native::NativeModule;
@@ -54,6 +55,9 @@ pub struct HostSettings {
     pub confine_threads: Option<Arc<Policy>>,
     /// Interpreters take interrupts (`--request-timeout`).
     pub interruptible: bool,
+    /// A worker process: SIGABRT during the import dumps its Python stack
+    /// (see `crate::python::boot_stack`).
+    pub dump_stack_on_abort: bool,
 }
 
 impl HostSettings {
@@ -91,6 +95,7 @@ impl HostSettings {
             app_sandbox: None,
             confine_threads: None,
             interruptible: config.request_timeout > 0.0,
+            dump_stack_on_abort: false,
         }
     }
 
@@ -302,7 +307,16 @@ pub fn boot(
                     describe(vm, &e)
                 ))
             })?,
-            None => load_app(vm, &settings.app_spec)?,
+            None => {
+                if settings.dump_stack_on_abort {
+                    boot_stack::arm(vm);
+                }
+                let loaded = load_app(vm, &settings.app_spec);
+                if settings.dump_stack_on_abort {
+                    boot_stack::disarm(vm);
+                }
+                loaded?
+            }
         };
         freeze_imported_objects(vm);
         let app = if settings.check_wsgi {
