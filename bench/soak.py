@@ -10,7 +10,11 @@ JSON route, 1 MB responses and uploads) on 127.0.0.1, Flask from PyPI in a
 throw-away venv. Load, all bounded by the duration: four wrk processes
 (hello and Flask with 8 keep-alive connections each, 1 MB GET and 1 MB POST
 with 2 each), slow clients (every second, 10 that send their request head in
-three parts over about a second), and a new client every 100 ms whose wait
+three parts over about a second), trickled uploads (every second one more
+`POST` announcing `Content-Length: 1000000` and sending a byte a second,
+about 5 at a time: each must be answered 408 by `--min-request-rate`),
+clients that send a request and reset their connection at once (10 a
+second: the server must drop them and serve on), and a new client every 100 ms whose wait
 for its first response is recorded (at real-time priority when run as root,
 see bench/run.py's measuring_client_priority). Every `--interval` seconds the next of
 HUP (new workers, the old retire), TTIN, TTOU, and SIGKILL of one worker.
@@ -27,6 +31,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -120,6 +125,58 @@ def slow_clients(port, stop, record, started_at):
             thread.join()
 
 
+def trickled_uploads(port, stop, record, started_at):
+    """One new upload a second, each sending a byte a second until the
+    server answers (408 from --min-request-rate after its 5 s grace)."""
+    head = b"POST / HTTP/1.1\r\nHost: soak\r\nContent-Length: 1000000\r\n\r\n"
+
+    def one():
+        started = time.monotonic()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+                client.sendall(head)
+                client.setblocking(False)
+                answer = b""
+                for _ in range(30):
+                    try:
+                        answer = client.recv(64)
+                        break
+                    except BlockingIOError:
+                        client.sendall(b"x")
+                        time.sleep(1)
+            ok = answer.startswith(b"HTTP/1.1 408")
+            reason = "" if ok else "answered %r" % answer[:20]
+        except OSError as error:
+            ok, reason = False, str(error)
+        record.outcome("trickled upload", ok, started, "%s at %.0f s" % (reason, started - started_at))
+
+    threads = []
+    while not stop.wait(1.0):
+        threads = [thread for thread in threads if thread.is_alive()]
+        thread = threading.Thread(target=one)
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join()
+
+
+def resetting_clients(port, stop, record, started_at):
+    """Clients that send a request and reset at once (a load balancer's
+    timeout): counted as sent; the server must drop them and serve on."""
+    request = b"GET /flask HTTP/1.1\r\nHost: soak\r\n\r\n"
+    linger = struct.pack("ii", 1, 0)
+    while not stop.wait(0.1):
+        started = time.monotonic()
+        try:
+            client = socket.create_connection(("127.0.0.1", port), timeout=5)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            client.sendall(request)
+            client.close()
+            record.outcome("reset client", True, started)
+        except OSError as error:
+            record.outcome("reset client", False, started, "%s at %.0f s" % (error, started - started_at))
+
+
 def rss_kib(pid):
     try:
         with open("/proc/%d/status" % pid) as status:
@@ -180,7 +237,7 @@ def soak(server, port, seconds, interval, log_path, signals):
         for name, (path, connections, extra) in LOADS.items()
     }
     probes = [threading.Thread(target=target, args=(port, stop, record, started_at))
-              for target in (newcomers, slow_clients)]
+              for target in (newcomers, slow_clients, trickled_uploads, resetting_clients)]
     for probe in probes:
         probe.start()
     samples = {}  # pid -> [(time, RSS KiB)], once a second
