@@ -20,8 +20,8 @@ see bench/run.py's measuring_client_priority). Every `--interval` seconds the ne
 HUP (new workers, the old retire), TTIN, TTOU, and SIGKILL of one worker.
 
 Printed: requests served and failed by kind (wrk counts its own errors; a
-failure of a probing client is attributed to a SIGKILL when within 2 s after
-one), the longest wait of a new client, and worker RSS at start and end with
+failure of a probing client is attributed to a SIGKILL that came while it
+lasted, or within 2 s of it), the longest wait of a new client, and worker RSS at start and end with
 the growth per 100,000 requests of the longest-lived worker. Not a test:
 README quotes a 10-minute run.
 """
@@ -65,12 +65,15 @@ class Record:
         self.failures = []  # (kind, seconds since start, reason)
 
     def outcome(self, kind, ok, started, reason=""):
+        """A probe's exchange from `started` until now: a failure counts as
+        a SIGKILL's when one came while it lasted, or within 2 s of it."""
+        ended = time.monotonic()
         with self.lock:
             entry = self.counts.setdefault(kind, [0, 0, 0])
             if ok:
                 entry[0] += 1
                 return
-            near_kill = any(0 <= started - at <= 2.0 or 0 <= at - started <= 2.0 for at in self.kills)
+            near_kill = any(started - 2.0 <= at <= ended + 2.0 for at in self.kills)
             entry[1 if near_kill else 2] += 1
             if not near_kill:
                 self.failures.append((kind, reason))

@@ -561,6 +561,17 @@ impl<S: ConnectionStream> Connection<S> {
             Ok(ProxyHeader::Absent) => {}
             Ok(ProxyHeader::Present { len, source }) => {
                 if !settings.proxy.protocol_from.trusts(&self.info.remote_addr) {
+                    if before_tls.is_some() {
+                        // No protocol to answer in yet: close, as for a
+                        // malformed header before the handshake.
+                        log::debug(&format!(
+                            "a PROXY header before TLS from {}, not in --proxy-allow-from",
+                            self.info.remote_addr
+                        ));
+                        self.count(WorkerMetrics::tls_handshake_failed);
+                        self.abandon();
+                        return Step::Wait;
+                    }
                     return self.reject_parse(ParseError::ForbiddenProxy);
                 }
                 if before_tls.is_none() {
