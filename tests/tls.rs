@@ -813,6 +813,18 @@ fn a_proxy_header_before_the_tls_handshake_names_the_client_v1_and_v2() {
     );
     assert_eq!(String::from_utf8_lossy(&curl.stdout), "https");
 
+    // Plain HTTP after the header gets the same refusal as without one.
+    let mut plain = server.connect();
+    plain
+        .write_all(
+            b"PROXY TCP4 203.0.113.7 127.0.0.1 51000 443\r\nGET / HTTP/1.1\r\nHost: l\r\n\r\n",
+        )
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.contains("speaks HTTPS, not plain HTTP"), "{answer}");
+
     // A malformed header before the handshake: the connection is closed,
     // and the server goes on.
     let refused = connect_after(server.addr(), &config, b"PROXY TCP4 nonsense\r\n");

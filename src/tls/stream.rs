@@ -230,8 +230,10 @@ impl Write for TlsStream {
 
 impl TlsStream {
     /// Reads toward the PROXY header; once it is whole (or the bytes are
-    /// plainly no PROXY header), what follows it goes to rustls. Returns
-    /// the bytes read from the socket (0 at its end).
+    /// plainly no PROXY header), what follows it goes to rustls, to be
+    /// processed as any bytes read ([`TlsStream::receive`]: plain HTTP
+    /// still gets its refusal). Returns the bytes read from the socket (0 at
+    /// its end).
     fn receive_preamble(&mut self) -> io::Result<usize> {
         let Preamble::Reading(buffer) = &mut self.preamble else {
             return Ok(0);
@@ -262,6 +264,8 @@ impl TlsStream {
         let rest = buffer.split_off(taken);
         self.preamble = Preamble::Read(header);
         self.first_byte = rest.first().copied();
+        // At most one read's worth (4 KiB): rustls takes a whole record
+        // (16 KiB) before it needs processing.
         let mut rest = &rest[..];
         while !rest.is_empty() {
             if self.session.read_tls(&mut rest)? == 0 {
@@ -269,9 +273,6 @@ impl TlsStream {
                     io::ErrorKind::InvalidData,
                     "rustls took none of the bytes after the PROXY header",
                 ));
-            }
-            if let Err(error) = self.session.process_new_packets() {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, error));
             }
         }
         Ok(read)
